@@ -1,0 +1,194 @@
+// Package abi defines version 1 of the contract between the 12fa host and
+// step plugins: the import namespace, the host-function names and their Wasm
+// signatures, the JSON documents that cross the boundary, the status codes
+// and the size limits.
+//
+// It imports only the standard library and holds no logic beyond encoding.
+// Changing anything here is a protocol change: bump Version, keep the old
+// namespace working or refuse it by name, and add a "Why" entry to
+// RATIONALE.md.
+//
+// # Calling convention
+//
+// Steps use Extism's kernel ("extism:host/env") for input, output and
+// memory. 12fa's own host functions live in the import module Namespace.
+// Every document argument and result is an Extism memory offset (i64) of a
+// UTF-8 block allocated with the kernel's alloc; the host reads its length
+// from the kernel. The functions are:
+//
+//	ctx_get(key i64) -> i64             offset of the JSON value, 0 if unset
+//	ctx_set(key i64, value i64) -> i32  Status; value is a JSON document
+//	log(level i32, message i64) -> i32  Status; message is plain text
+//
+// A call that breaks the contract (an offset outside memory, a key that is
+// empty or too long, a value that is not JSON or too large) fails the step
+// with an error naming the function; it never returns a status the guest
+// could ignore.
+//
+// The step function itself is an Extism export (default "run") taking no
+// arguments and returning i32: 0 for success, with the output set through
+// the kernel's output_set; non-zero for failure, with an error document
+// (ErrorDoc as JSON, or plain text) set through error_set.
+package abi
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Version is the ABI version this package describes.
+const Version = 1
+
+// NamespacePrefix is the start of every 12fa import module name; the version
+// number follows it.
+const NamespacePrefix = "12fa:v"
+
+// Namespace is the Wasm import module that holds the host functions of
+// Version.
+const Namespace = "12fa:v1"
+
+// Host function names in Namespace.
+const (
+	FuncCtxGet = "ctx_get"
+	FuncCtxSet = "ctx_set"
+	FuncLog    = "log"
+)
+
+// DefaultFunction is the export called when a step names none.
+const DefaultFunction = "run"
+
+// NamespaceVersion reports the ABI version a Wasm import module name asks
+// for. ok is false when module is not a 12fa namespace at all.
+func NamespaceVersion(module string) (version int, ok bool) {
+	rest, found := strings.CutPrefix(module, NamespacePrefix)
+	if !found {
+		return 0, false
+	}
+	v, err := strconv.Atoi(rest)
+	if err != nil || v < 0 {
+		return -1, true
+	}
+	return v, true
+}
+
+// Status is what a host function that can fail in an expected way returns.
+type Status uint32
+
+// Statuses. StatusOK is zero so that a guest can test for success with a
+// single comparison.
+const (
+	// StatusOK: the call did what was asked.
+	StatusOK Status = iota
+	// StatusInvalidArgument: the arguments were well-formed but not acceptable.
+	StatusInvalidArgument
+	// StatusNotFound: the thing asked for does not exist.
+	StatusNotFound
+	// StatusDenied: the step is not allowed to do this.
+	StatusDenied
+	// StatusLimited: a per-attempt limit was reached; the call was dropped.
+	StatusLimited
+	// StatusInternal: the host failed; the guest did nothing wrong.
+	StatusInternal
+)
+
+var statusNames = [...]string{"ok", "invalid_argument", "not_found", "denied", "limited", "internal"}
+
+// String returns the status's wire name.
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return "status(" + strconv.FormatUint(uint64(s), 10) + ")"
+}
+
+// LogLevel is the level argument of FuncLog.
+type LogLevel int32
+
+// Log levels, in increasing severity.
+const (
+	LogTrace LogLevel = iota
+	LogDebug
+	LogInfo
+	LogWarn
+	LogError
+)
+
+var logLevelNames = [...]string{"trace", "debug", "info", "warn", "error"}
+
+// String returns the level's name.
+func (l LogLevel) String() string {
+	if l >= 0 && int(l) < len(logLevelNames) {
+		return logLevelNames[l]
+	}
+	return "level(" + strconv.Itoa(int(l)) + ")"
+}
+
+// Valid reports whether l is one of the defined levels.
+func (l LogLevel) Valid() bool { return l >= LogTrace && l <= LogError }
+
+// Size limits. The host enforces them; guests may rely on them.
+const (
+	// MaxKeyBytes bounds a context key.
+	MaxKeyBytes = 256
+	// MaxValueBytes bounds one context value.
+	MaxValueBytes = 1 << 20
+	// MaxContextBytes bounds the sum of a run's context values.
+	MaxContextBytes = 16 << 20
+	// MaxLogLineBytes bounds one log message; longer ones are truncated.
+	MaxLogLineBytes = 4 << 10
+	// MaxLogLines bounds the log lines kept per attempt; later ones are
+	// dropped and FuncLog returns StatusLimited.
+	MaxLogLines = 1000
+	// MaxLogBytes bounds the log bytes kept per attempt.
+	MaxLogBytes = 256 << 10
+	// MaxStderrBytes bounds the guest stderr (and stdout) kept per attempt.
+	MaxStderrBytes = 64 << 10
+	// DefaultMaxOutputBytes is the default bound on a step's output.
+	DefaultMaxOutputBytes = 4 << 20
+	// MaxErrorBytes bounds the error document a step returns.
+	MaxErrorBytes = 64 << 10
+)
+
+// Envelope is the input document a step receives.
+type Envelope struct {
+	Workflow string `json:"workflow"`
+	RunID    string `json:"run_id"`
+	Step     string `json:"step"`
+	Attempt  int    `json:"attempt"`
+	// Input is the step's input from the manifest (null when none).
+	Input json.RawMessage `json:"input"`
+	// Outputs holds the output of every completed earlier step, by step id.
+	Outputs map[string]json.RawMessage `json:"outputs"`
+}
+
+// ErrorDoc is the error a step may return through the kernel's error_set,
+// encoded as JSON. Plain text is accepted too and read as Message.
+type ErrorDoc struct {
+	// Code is a short machine-readable class chosen by the plugin.
+	Code string `json:"code,omitempty"`
+	// Message says what went wrong.
+	Message string `json:"message"`
+	// Retryable tells whether running the step again could succeed. Nil
+	// leaves the decision to the step's policy.
+	Retryable *bool `json:"retryable,omitempty"`
+}
+
+// ParseErrorDoc reads an error set by a guest: an ErrorDoc as JSON, or plain
+// text taken as the message.
+func ParseErrorDoc(b []byte) ErrorDoc {
+	var d ErrorDoc
+	if len(b) > 0 && b[0] == '{' && json.Unmarshal(b, &d) == nil && d.Message != "" {
+		return d
+	}
+	return ErrorDoc{Message: string(b)}
+}
+
+// Error formats the document as a one-line error text.
+func (d ErrorDoc) Error() string {
+	if d.Code == "" {
+		return d.Message
+	}
+	return fmt.Sprintf("%s: %s", d.Code, d.Message)
+}

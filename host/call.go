@@ -1,0 +1,342 @@
+package host
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	extism "github.com/extism/go-sdk"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/12fa/12fa/abi"
+)
+
+// ContextReader gives a call read access to its run's workflow context.
+type ContextReader interface {
+	// Get returns the JSON value under key, if any.
+	Get(key string) (json.RawMessage, bool)
+}
+
+// LogLine is one line a guest logged, or one line of its stderr or stdout.
+type LogLine struct {
+	Time    time.Time    `json:"time"`
+	Level   abi.LogLevel `json:"-"`
+	Source  string       `json:"source"` // "log", "stderr" or "stdout"
+	Message string       `json:"message"`
+}
+
+// Request describes one call.
+type Request struct {
+	// Function is the export to call; abi.DefaultFunction when empty.
+	Function string
+	// Input is the input document (the envelope).
+	Input []byte
+	// Config is readable by the guest through Extism's config_get.
+	Config map[string]string
+	// Timeout bounds the call's wall-clock time. Required.
+	Timeout time.Duration
+	// MaxOutputBytes bounds the output; abi.DefaultMaxOutputBytes when 0.
+	MaxOutputBytes int
+	// Context is the run's workflow context, for ctx_get. May be nil.
+	Context ContextReader
+	// Mounts grants directories to the guest.
+	Mounts []Mount
+	// OnLog, when set, sees each log line as the guest writes it.
+	OnLog func(LogLine)
+}
+
+// Result is what a call produced. On failure it still holds the logs and
+// captured stderr, so that a plugin author can see what happened.
+type Result struct {
+	Output []byte
+	// ContextWrites holds the ctx_set calls of the attempt, last write wins;
+	// a JSON null deletes the key.
+	ContextWrites map[string]json.RawMessage
+	Logs          []LogLine
+	// LogsDropped counts log lines over the per-attempt limits.
+	LogsDropped int
+	Duration    time.Duration
+}
+
+type attemptKey struct{}
+
+// attempt is the state of one call, reachable from host functions through
+// the call's context.
+type attempt struct {
+	req *Request
+
+	mu          sync.Mutex
+	writes      map[string]json.RawMessage
+	writeBytes  int
+	logs        []LogLine
+	logBytes    int
+	logsDropped int
+	violation   *CallError
+	mem         memTracker
+}
+
+// Call runs one function of the plugin in a fresh instance.
+func (p *Plugin) Call(ctx context.Context, req Request) (*Result, error) {
+	if req.Function == "" {
+		req.Function = abi.DefaultFunction
+	}
+	if req.MaxOutputBytes <= 0 {
+		req.MaxOutputBytes = abi.DefaultMaxOutputBytes
+	}
+	if req.Timeout <= 0 {
+		return nil, errors.New("host: call without a timeout")
+	}
+	if !p.Exports[req.Function] {
+		return nil, callErr(ErrNoFunction, "plugin exports no function %q of type () -> i32", req.Function)
+	}
+	a := &attempt{req: &req, writes: make(map[string]json.RawMessage)}
+	stderr := &boundedBuffer{max: abi.MaxStderrBytes}
+	stdout := &boundedBuffer{max: abi.MaxStderrBytes}
+
+	mc := wazero.NewModuleConfig().
+		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader).
+		WithStderr(stderr).WithStdout(stdout)
+	if len(req.Mounts) > 0 {
+		fsc, closeFS, err := mountConfig(req.Mounts)
+		if err != nil {
+			return nil, err
+		}
+		defer closeFS()
+		mc = mc.WithFSConfig(fsc)
+	}
+
+	start := time.Now()
+	callCtx, cancel := context.WithTimeout(ctx, req.Timeout)
+	defer cancel()
+	callCtx = experimental.WithMemoryAllocator(callCtx, &a.mem)
+	callCtx = context.WithValue(callCtx, attemptKey{}, a)
+
+	res := &Result{}
+	finish := func(err error) (*Result, error) {
+		res.Duration = time.Since(start)
+		a.mu.Lock()
+		res.ContextWrites, res.LogsDropped = a.writes, a.logsDropped
+		a.mu.Unlock()
+		for _, b := range []struct {
+			name string
+			buf  *boundedBuffer
+		}{{"stderr", stderr}, {"stdout", stdout}} {
+			a.addOutputLines(b.name, b.buf)
+		}
+		a.mu.Lock()
+		res.Logs = a.logs
+		a.mu.Unlock()
+		return res, err
+	}
+
+	inst, err := p.compiled.Instance(callCtx, extism.PluginInstanceConfig{ModuleConfig: mc})
+	if err != nil {
+		if cerr := a.classify(ctx, callCtx, err, stderr, req.Timeout); cerr.Cause != ErrTrap {
+			return finish(cerr)
+		}
+		return finish(callErr(ErrInstantiate, "%s", firstLine(err.Error())))
+	}
+	// An instance is never reused: it is closed after this call whatever
+	// happened in it.
+	defer inst.Close(context.Background())
+	inst.Config = req.Config
+
+	rc, out, err := inst.CallWithContext(callCtx, req.Function, req.Input)
+	if err != nil {
+		// An error the guest set with error_set comes back as a plain error
+		// with its text; anything else is a trap or an exit.
+		if msg := inst.GetErrorWithContext(callCtx); msg != "" && msg == err.Error() && a.violation == nil {
+			return finish(guestErr(msg))
+		}
+		return finish(a.classify(ctx, callCtx, err, stderr, req.Timeout))
+	}
+	if a.violation != nil {
+		return finish(a.violation)
+	}
+	if rc != 0 {
+		return finish(guestErr(fmt.Sprintf("function %s returned %d without an error message", req.Function, rc)))
+	}
+	if len(out) > req.MaxOutputBytes {
+		return finish(callErr(ErrOutputTooLarge, "%d bytes, the limit is %d", len(out), req.MaxOutputBytes))
+	}
+	res.Output = out
+	return finish(nil)
+}
+
+func guestErr(msg string) *CallError {
+	if len(msg) > abi.MaxErrorBytes {
+		msg = msg[:abi.MaxErrorBytes]
+	}
+	doc := abi.ParseErrorDoc([]byte(msg))
+	return &CallError{Cause: ErrPluginFailed, Detail: doc.Error(), Guest: &doc}
+}
+
+// classify turns the error of a failed instantiation or call into a
+// *CallError with a named cause.
+func (a *attempt) classify(parent, callCtx context.Context, err error, stderr *boundedBuffer, timeout time.Duration) *CallError {
+	if a.violation != nil {
+		return a.violation
+	}
+	if parent.Err() != nil {
+		return callErr(ErrCanceled, "%v", parent.Err())
+	}
+	if errors.Is(callCtx.Err(), context.DeadlineExceeded) {
+		return callErr(ErrTimeout, "the call ran longer than %s and was stopped", timeout)
+	}
+	detail := firstLine(err.Error())
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		detail = fmt.Sprintf("guest exited with code %d", exit.ExitCode())
+	}
+	if hint := panicLine(stderr.String()); hint != "" {
+		detail += " (" + hint + ")"
+	}
+	if a.mem.atCap() {
+		return callErr(ErrMemoryLimit, "a linear memory reached its cap of %d pages: %s", a.mem.maxPages(), detail)
+	}
+	return callErr(ErrTrap, "%s", detail)
+}
+
+// panicLine finds the line of a guest's stderr that says why it died.
+func panicLine(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		l = strings.TrimSpace(l)
+		for _, p := range []string{"panic: ", "fatal error: ", "thread 'main' panicked", "memory allocation of"} {
+			if strings.HasPrefix(l, p) {
+				if len(l) > 200 {
+					l = l[:200] + "…"
+				}
+				return l
+			}
+		}
+	}
+	return ""
+}
+
+// addOutputLines moves captured stderr or stdout into the attempt's log.
+func (a *attempt) addOutputLines(source string, b *boundedBuffer) {
+	s := b.String()
+	if s == "" {
+		return
+	}
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		a.addLog(LogLine{Time: time.Now(), Level: abi.LogInfo, Source: source, Message: l})
+	}
+	if b.dropped > 0 {
+		a.addLog(LogLine{Time: time.Now(), Level: abi.LogWarn, Source: source,
+			Message: fmt.Sprintf("[%d more bytes of %s dropped]", b.dropped, source)})
+	}
+}
+
+// addLog keeps a line within the per-attempt limits and reports whether it
+// was kept.
+func (a *attempt) addLog(l LogLine) bool {
+	if len(l.Message) > abi.MaxLogLineBytes {
+		l.Message = l.Message[:abi.MaxLogLineBytes] + "…"
+	}
+	a.mu.Lock()
+	if len(a.logs) >= abi.MaxLogLines || a.logBytes+len(l.Message) > abi.MaxLogBytes {
+		a.logsDropped++
+		a.mu.Unlock()
+		return false
+	}
+	a.logs = append(a.logs, l)
+	a.logBytes += len(l.Message)
+	a.mu.Unlock()
+	if a.req.OnLog != nil {
+		a.req.OnLog(l)
+	}
+	return true
+}
+
+// boundedBuffer keeps the first max bytes written to it and counts the rest.
+type boundedBuffer struct {
+	mu      sync.Mutex
+	max     int
+	buf     []byte
+	dropped int
+}
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	room := b.max - len(b.buf)
+	if room > len(p) {
+		room = len(p)
+	}
+	if room > 0 {
+		b.buf = append(b.buf, p[:room]...)
+	}
+	b.dropped += len(p) - max(room, 0)
+	return len(p), nil
+}
+
+func (b *boundedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}
+
+// memTracker is a wazero memory allocator that notes when a linear memory
+// grows to its maximum, so that a trap that follows can be named a memory
+// limit.
+type memTracker struct {
+	mu  sync.Mutex
+	hit bool
+	max uint64
+}
+
+func (t *memTracker) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
+	return &trackedMemory{t: t, max: maxBytes, buf: make([]byte, 0, capacity)}
+}
+
+func (t *memTracker) atCap() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.hit
+}
+
+func (t *memTracker) maxPages() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.max / PageSize
+}
+
+type trackedMemory struct {
+	t     *memTracker
+	max   uint64
+	buf   []byte
+	grown bool
+}
+
+func (m *trackedMemory) Reallocate(size uint64) []byte {
+	if size > m.max {
+		return nil
+	}
+	if m.grown && size == m.max {
+		m.t.mu.Lock()
+		m.t.hit, m.t.max = true, m.max
+		m.t.mu.Unlock()
+	}
+	m.grown = true
+	if size <= uint64(cap(m.buf)) {
+		m.buf = m.buf[:size]
+		return m.buf
+	}
+	// Grow by at least a quarter to keep repeated small grows cheap, never
+	// past the maximum.
+	c := max(size, min(uint64(cap(m.buf))+uint64(cap(m.buf))/4, m.max))
+	nb := make([]byte, size, c)
+	copy(nb, m.buf)
+	m.buf = nb
+	return m.buf
+}
+
+func (m *trackedMemory) Free() { m.buf = nil }

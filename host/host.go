@@ -1,0 +1,186 @@
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+
+	extism "github.com/extism/go-sdk"
+	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/12fa/12fa/abi"
+)
+
+// PageSize is the size of a Wasm memory page.
+const PageSize = 64 << 10
+
+// Config configures a Host.
+type Config struct {
+	// CacheDir holds compiled modules between processes. Empty keeps them in
+	// memory only.
+	CacheDir string
+}
+
+// Host compiles plugins and makes instances of them. It is safe for
+// concurrent use.
+type Host struct {
+	cfg   Config
+	log   hclog.Logger
+	cache wazero.CompilationCache
+	probe wazero.Runtime
+
+	mu       sync.Mutex
+	compiled map[compileKey]*Plugin
+	closed   bool
+}
+
+type compileKey struct {
+	sha      string
+	maxPages uint32
+}
+
+// New returns a Host.
+func New(ctx context.Context, cfg Config, log hclog.Logger) (*Host, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	var cache wazero.CompilationCache
+	if cfg.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("host: open compile cache %s: %w", cfg.CacheDir, err)
+		}
+		cache = c
+	} else {
+		cache = wazero.NewCompilationCache()
+	}
+	h := &Host{cfg: cfg, log: log, cache: cache, compiled: make(map[compileKey]*Plugin)}
+	h.probe = wazero.NewRuntimeWithConfig(ctx, h.runtimeConfig())
+	return h, nil
+}
+
+// runtimeConfig is the one wazero configuration every runtime of the host
+// uses, so that the compile cache entries of the probe and of the plugins
+// are the same.
+func (h *Host) runtimeConfig() wazero.RuntimeConfig {
+	return wazero.NewRuntimeConfig().WithCompilationCache(h.cache).WithCloseOnContextDone(true)
+}
+
+// Close releases every compiled plugin and the cache handle.
+func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil
+	}
+	h.closed = true
+	var errs []error
+	for _, p := range h.compiled {
+		errs = append(errs, p.compiled.Close(ctx))
+	}
+	errs = append(errs, h.probe.Close(ctx), h.cache.Close(ctx))
+	return errors.Join(errs...)
+}
+
+// Limits are the resource bounds a compiled plugin carries.
+type Limits struct {
+	// MaxPages caps each linear memory of an instance, in 64 KiB pages.
+	MaxPages uint32
+}
+
+// Plugin is a compiled plugin. Make calls to it with Call; each call gets a
+// fresh instance.
+type Plugin struct {
+	// SHA256 is the hex digest of the plugin's bytes.
+	SHA256 string
+	// Exports lists the functions the plugin exports.
+	Exports map[string]bool
+
+	host     *Host
+	limits   Limits
+	compiled *extism.CompiledPlugin
+}
+
+// SHA256Hex returns the hex sha256 of b, the digest plugins are known by.
+func SHA256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Load compiles wasm (or returns the copy compiled before with the same
+// bytes and limits) after checking the ABI it speaks.
+func (h *Host) Load(ctx context.Context, wasm []byte, limits Limits) (*Plugin, error) {
+	if limits.MaxPages == 0 || limits.MaxPages > 65536 {
+		return nil, fmt.Errorf("host: memory cap of %d pages is out of range (1 to 65536)", limits.MaxPages)
+	}
+	key := compileKey{sha: SHA256Hex(wasm), maxPages: limits.MaxPages}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, errors.New("host: closed")
+	}
+	if p, ok := h.compiled[key]; ok {
+		return p, nil
+	}
+	exports, err := h.check(ctx, wasm)
+	if err != nil {
+		return nil, err
+	}
+	manifest := extism.Manifest{
+		Wasm:   []extism.Wasm{extism.WasmData{Data: wasm}},
+		Memory: &extism.ManifestMemory{MaxPages: limits.MaxPages, MaxVarBytes: 0, MaxHttpResponseBytes: 0},
+	}
+	cp, err := extism.NewCompiledPlugin(ctx, manifest, extism.PluginConfig{
+		RuntimeConfig: h.runtimeConfig(),
+		EnableWasi:    true,
+	}, h.hostFunctions())
+	if err != nil {
+		return nil, fmt.Errorf("host: compile plugin: %w: %s", ErrInvalidPlugin, firstLine(err.Error()))
+	}
+	p := &Plugin{SHA256: key.sha, Exports: exports, host: h, limits: limits, compiled: cp}
+	h.compiled[key] = p
+	return p, nil
+}
+
+// check compiles wasm in the probe runtime (a cache hit for the real compile
+// that follows) and refuses imports of another 12fa ABI version or of 12fa
+// functions that do not exist.
+func (h *Host) check(ctx context.Context, wasm []byte) (map[string]bool, error) {
+	m, err := h.probe.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("host: %w: %s", ErrInvalidPlugin, firstLine(err.Error()))
+	}
+	defer m.Close(ctx)
+	known := make(map[string]bool)
+	for _, f := range h.hostFunctions() {
+		known[f.Name] = true
+	}
+	for _, def := range m.ImportedFunctions() {
+		module, name, _ := def.Import()
+		v, ours := abi.NamespaceVersion(module)
+		if !ours {
+			continue
+		}
+		if v != abi.Version {
+			return nil, fmt.Errorf("host: plugin speaks abi v%d (imports %s.%s), host supports v%d: %w",
+				v, module, name, abi.Version, ErrABIVersion)
+		}
+		if !known[name] {
+			return nil, fmt.Errorf("host: plugin imports %s.%s, which abi v%d does not define: %w",
+				module, name, abi.Version, ErrInvalidPlugin)
+		}
+	}
+	exports := make(map[string]bool)
+	for name, def := range m.ExportedFunctions() {
+		if len(def.ParamTypes()) == 0 && (len(def.ResultTypes()) == 0 ||
+			(len(def.ResultTypes()) == 1 && def.ResultTypes()[0] == api.ValueTypeI32)) {
+			exports[name] = true
+		}
+	}
+	return exports, nil
+}

@@ -1,0 +1,278 @@
+// Package manifest reads 12fa workflow manifests (plugin-manifest.toml).
+//
+// Decoding is strict: an unknown key, a duplicate step id, a bad duration or
+// size, or a plugin file that does not exist is an error that names the file
+// and line. Paths in a manifest are relative to the manifest's directory.
+//
+// manifest imports only the standard library and go-toml; runtime uses it.
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Defaults that apply when neither the step nor [defaults] sets a value.
+const (
+	DefaultTimeout = 30 * time.Second
+	DefaultMemory  = 64 << 20
+	// MaxMemory is the largest memory cap a step may ask for (4 GiB, the
+	// 32-bit Wasm limit).
+	MaxMemory = 4 << 30
+)
+
+// ErrInvalid is wrapped by every error about the content of a manifest.
+var ErrInvalid = errors.New("invalid manifest")
+
+// Manifest is a parsed, validated workflow.
+type Manifest struct {
+	// Path is the manifest file, absolute.
+	Path string
+	// Dir is the manifest's directory, absolute; plugin paths are relative
+	// to it.
+	Dir      string
+	Workflow Workflow
+	Defaults Defaults
+	Steps    []Step
+}
+
+// Workflow is the [workflow] table.
+type Workflow struct {
+	Name        string `toml:"name"`
+	Description string `toml:"description"`
+}
+
+// Defaults is the [defaults] table.
+type Defaults struct {
+	Timeout   Duration `toml:"timeout"`
+	Memory    Size     `toml:"memory"`
+	MaxOutput Size     `toml:"max_output"`
+}
+
+// Step is one [[step]] table with defaults applied.
+type Step struct {
+	ID          string            `toml:"id"`
+	Name        string            `toml:"name"`
+	Description string            `toml:"description"`
+	Plugin      string            `toml:"plugin"`
+	SHA256      string            `toml:"sha256"`
+	Function    string            `toml:"function"`
+	Input       any               `toml:"input"`
+	Config      map[string]string `toml:"config"`
+	Idempotent  bool              `toml:"idempotent"`
+	Timeout     Duration          `toml:"timeout"`
+	Memory      Size              `toml:"memory"`
+	MaxOutput   Size              `toml:"max_output"`
+	Allow       Allow             `toml:"allow"`
+
+	// PluginPath is Plugin resolved against the manifest's directory.
+	PluginPath string `toml:"-"`
+	// InputJSON is Input encoded as JSON ("null" when absent).
+	InputJSON json.RawMessage `toml:"-"`
+	// Line is where the step's table starts.
+	Line int `toml:"-"`
+}
+
+// Allow lists what a step is granted beyond the default nothing.
+type Allow struct {
+	// Paths maps host directories (relative to the manifest) to guest paths,
+	// read-only.
+	Paths map[string]string `toml:"paths"`
+	// WritePaths maps host directories to guest paths, read-write.
+	WritePaths map[string]string `toml:"write_paths"`
+}
+
+// Duration is a TOML string such as "30s" or "1m30s".
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q (want e.g. \"30s\", \"2m\")", b)
+	}
+	if v <= 0 {
+		return fmt.Errorf("duration %q must be positive", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Size is a TOML string such as "64MiB", or an integer number of bytes.
+type Size int64
+
+var sizeRe = regexp.MustCompile(`^\s*([0-9]+)\s*([KMG]i?B|B)?\s*$`)
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *Size) UnmarshalText(b []byte) error {
+	m := sizeRe.FindStringSubmatch(string(b))
+	if m == nil {
+		return fmt.Errorf("bad size %q (want e.g. \"64MiB\")", b)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return fmt.Errorf("bad size %q", b)
+	}
+	mult := map[string]int64{"": 1, "B": 1, "KiB": 1 << 10, "KB": 1000, "MiB": 1 << 20, "MB": 1000 * 1000, "GiB": 1 << 30, "GB": 1000 * 1000 * 1000}[m[2]]
+	if n > (1<<62)/mult {
+		return fmt.Errorf("size %q is too large", b)
+	}
+	*s = Size(n * mult)
+	return nil
+}
+
+type file struct {
+	Workflow Workflow `toml:"workflow"`
+	Defaults Defaults `toml:"defaults"`
+	Steps    []Step   `toml:"step"`
+}
+
+var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// Load reads and validates the manifest at path.
+func Load(path string) (*Manifest, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", path, err)
+	}
+	b, err := os.ReadFile(abs)
+	if err != nil {
+		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	return Parse(path, abs, b)
+}
+
+// Parse validates a manifest read from path (shown in errors as name).
+func Parse(name, path string, b []byte) (*Manifest, error) {
+	pos, perr := positions(b)
+	var f file
+	dec := toml.NewDecoder(bytes.NewReader(b)).DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, decodeError(name, err)
+	}
+	if perr != nil {
+		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalid, perr)
+	}
+	m := &Manifest{Path: path, Dir: filepath.Dir(path), Workflow: f.Workflow, Defaults: f.Defaults, Steps: f.Steps}
+	at := func(key string) string {
+		if l := pos[key]; l > 0 {
+			return fmt.Sprintf("%s:%d", name, l)
+		}
+		return name
+	}
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%s: %w: %s", at(key), ErrInvalid, fmt.Sprintf(format, args...))
+	}
+	if m.Workflow.Name == "" {
+		return nil, bad("workflow", "[workflow] needs a name")
+	}
+	if len(m.Steps) == 0 {
+		return nil, bad("", "no [[step]] tables: a workflow needs at least one step")
+	}
+	if m.Defaults.Timeout == 0 {
+		m.Defaults.Timeout = Duration(DefaultTimeout)
+	}
+	if m.Defaults.Memory == 0 {
+		m.Defaults.Memory = DefaultMemory
+	}
+	seen := map[string]int{}
+	for i := range m.Steps {
+		s := &m.Steps[i]
+		key := func(k string) string { return fmt.Sprintf("step.%d.%s", i, k) }
+		s.Line = pos[fmt.Sprintf("step.%d", i)]
+		if s.ID == "" {
+			return nil, bad(fmt.Sprintf("step.%d", i), "step %d has no id", i+1)
+		}
+		if !idRe.MatchString(s.ID) {
+			return nil, bad(key("id"), "step id %q must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit", s.ID)
+		}
+		if j, dup := seen[s.ID]; dup {
+			return nil, bad(key("id"), "step id %q is used twice (first by step %d)", s.ID, j+1)
+		}
+		seen[s.ID] = i
+		if s.Plugin == "" {
+			return nil, bad(fmt.Sprintf("step.%d", i), "step %q has no plugin", s.ID)
+		}
+		s.PluginPath = resolve(m.Dir, s.Plugin)
+		if st, err := os.Stat(s.PluginPath); err != nil || st.IsDir() {
+			return nil, bad(key("plugin"), "step %q: plugin %s does not exist or is not a file", s.ID, s.Plugin)
+		}
+		if s.SHA256 != "" {
+			s.SHA256 = strings.ToLower(s.SHA256)
+			if len(s.SHA256) != 64 || strings.Trim(s.SHA256, "0123456789abcdef") != "" {
+				return nil, bad(key("sha256"), "step %q: sha256 must be 64 hex digits", s.ID)
+			}
+		}
+		if s.Timeout == 0 {
+			s.Timeout = m.Defaults.Timeout
+		}
+		if s.Memory == 0 {
+			s.Memory = m.Defaults.Memory
+		}
+		if s.MaxOutput == 0 {
+			s.MaxOutput = m.Defaults.MaxOutput
+		}
+		if s.Memory < 64<<10 || s.Memory > MaxMemory {
+			return nil, bad(key("memory"), "step %q: memory must be between 64KiB and 4GiB", s.ID)
+		}
+		in, err := json.Marshal(s.Input)
+		if err != nil {
+			return nil, bad(key("input"), "step %q: input cannot be JSON: %v", s.ID, err)
+		}
+		s.InputJSON = in
+		for hostPath, guest := range s.Allow.Paths {
+			if !strings.HasPrefix(guest, "/") {
+				return nil, bad(key("allow"), "step %q: guest path %q must be absolute", s.ID, guest)
+			}
+			if _, dup := s.Allow.WritePaths[hostPath]; dup {
+				return nil, bad(key("allow"), "step %q: %s is granted both read-only and read-write", s.ID, hostPath)
+			}
+		}
+		for _, guest := range s.Allow.WritePaths {
+			if !strings.HasPrefix(guest, "/") {
+				return nil, bad(key("allow"), "step %q: guest path %q must be absolute", s.ID, guest)
+			}
+		}
+	}
+	return m, nil
+}
+
+func resolve(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(dir, filepath.FromSlash(p))
+}
+
+// MemoryPages is the step's memory cap in 64 KiB Wasm pages, rounded up.
+func (s *Step) MemoryPages() uint32 {
+	return uint32((int64(s.Memory) + 64<<10 - 1) / (64 << 10))
+}
+
+func decodeError(name string, err error) error {
+	var de *toml.DecodeError
+	var sm *toml.StrictMissingError
+	switch {
+	case errors.As(err, &sm) && len(sm.Errors) > 0:
+		var lines []string
+		for _, e := range sm.Errors {
+			row, _ := e.Position()
+			lines = append(lines, fmt.Sprintf("%s:%d: %v: unknown key %q", name, row, ErrInvalid, strings.Join(e.Key(), ".")))
+		}
+		return errors.New(strings.Join(lines, "\n"))
+	case errors.As(err, &de):
+		row, col := de.Position()
+		return fmt.Errorf("%s:%d:%d: %w: %s", name, row, col, ErrInvalid, de.Error())
+	}
+	return fmt.Errorf("%s: %w: %v", name, ErrInvalid, err)
+}

@@ -1,0 +1,126 @@
+package manifest_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/12fa/12fa/manifest"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "step.wasm"), []byte("\x00asm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "plugin-manifest.toml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoad_AppliesDefaults(t *testing.T) {
+	p := write(t, `
+[workflow]
+name = "demo"
+
+[defaults]
+timeout = "5s"
+memory = "32MiB"
+
+[[step]]
+id = "a"
+plugin = "step.wasm"
+input = { goal = "x", n = 3 }
+config = { model = "small" }
+
+[[step]]
+id = "b"
+plugin = "step.wasm"
+timeout = "1m"
+memory = "1MiB"
+idempotent = true
+allow = { paths = { "./data" = "/data" }, write_paths = { "./out" = "/out" } }
+`)
+	m, err := manifest.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := m.Steps[0], m.Steps[1]
+	if time.Duration(a.Timeout) != 5*time.Second || a.Memory != 32<<20 || a.MemoryPages() != 512 {
+		t.Fatalf("step a: timeout %v memory %d", time.Duration(a.Timeout), a.Memory)
+	}
+	if string(a.InputJSON) != `{"goal":"x","n":3}` || a.Config["model"] != "small" {
+		t.Fatalf("step a: input %s config %v", a.InputJSON, a.Config)
+	}
+	if time.Duration(b.Timeout) != time.Minute || b.MemoryPages() != 16 || !b.Idempotent {
+		t.Fatalf("step b: %+v", b)
+	}
+	if b.Allow.Paths["./data"] != "/data" || b.Allow.WritePaths["./out"] != "/out" {
+		t.Fatalf("step b allow: %+v", b.Allow)
+	}
+	if b.PluginPath != filepath.Join(filepath.Dir(p), "step.wasm") || b.Line != 15 {
+		t.Fatalf("step b: plugin path %s line %d", b.PluginPath, b.Line)
+	}
+	if string(b.InputJSON) != "null" {
+		t.Fatalf("step b input = %s", b.InputJSON)
+	}
+}
+
+func TestLoad_Errors(t *testing.T) {
+	const head = "[workflow]\nname = \"w\"\n"
+	tests := []struct {
+		name string
+		body string
+		want string // substring, after the file name
+	}{
+		{"unknown key", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\ntimeuot = \"1s\"\n", `:6: invalid manifest: unknown key "step.timeuot"`},
+		{"duplicate id", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n", `:7: invalid manifest: step id "a" is used twice`},
+		{"missing plugin", head + "[[step]]\nid = \"a\"\nplugin = \"nope.wasm\"\n", `:5: invalid manifest: step "a": plugin nope.wasm does not exist`},
+		{"bad duration", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\ntimeout = \"soon\"\n", `:6:`},
+		{"bad size", head + "[defaults]\nmemory = \"lots\"\n[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n", `:4:`},
+		{"memory too small", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nmemory = \"1KiB\"\n", `:6: invalid manifest: step "a": memory must be`},
+		{"no steps", head, `invalid manifest: no [[step]] tables`},
+		{"no workflow name", "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n", `invalid manifest: [workflow] needs a name`},
+		{"bad id", head + "[[step]]\nid = \"a b\"\nplugin = \"step.wasm\"\n", `:4: invalid manifest: step id "a b"`},
+		{"syntax", head + "[[step]\n", `:3:`},
+		{"bad sha", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nsha256 = \"abc\"\n", `:6: invalid manifest: step "a": sha256 must be 64 hex digits`},
+		{"relative guest path", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nallow = { paths = { \"d\" = \"data\" } }\n", `:6: invalid manifest: step "a": guest path "data" must be absolute`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := write(t, tc.body)
+			_, err := manifest.Load(p)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			want := tc.want
+			if strings.HasPrefix(want, ":") {
+				want = p + want // a line number right after the file name
+			}
+			if !strings.Contains(err.Error(), want) {
+				t.Fatalf("err = %q, want %q", err, tc.want)
+			}
+			if !strings.HasPrefix(err.Error(), p) {
+				t.Fatalf("err = %q does not start with the file name", err)
+			}
+			if !errors.Is(err, manifest.ErrInvalid) && !strings.Contains(err.Error(), "invalid manifest") {
+				t.Fatalf("err = %v is not ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("[workflow]\nname = \"w\"\n[[step]]\nid = \"a\"\nplugin = \"x.wasm\"\n"))
+	f.Add([]byte("[defaults]\ntimeout = \"1s\"\nmemory = \"1MiB\"\n"))
+	f.Add([]byte("[[step]]\ninput = { a = [1, 2, { b = 3 }] }\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = manifest.Parse("fuzz.toml", filepath.Join(t.TempDir(), "fuzz.toml"), b)
+	})
+}

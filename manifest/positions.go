@@ -1,0 +1,59 @@
+package manifest
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// positions maps the keys of a manifest to their line numbers, so that
+// errors found after decoding can still name a line. Keys are dotted paths
+// with array tables numbered from 0: "workflow", "step.2", "step.2.timeout".
+func positions(b []byte) (map[string]int, error) {
+	pos := map[string]int{}
+	p := unstable.Parser{}
+	p.Reset(b)
+	counts := map[string]int{}
+	var prefix string
+	line := func(n *unstable.Node) int {
+		if n.Raw.Length > 0 {
+			return p.Shape(n.Raw).Start.Line
+		}
+		return 0
+	}
+	keyOf := func(n *unstable.Node) (string, *unstable.Node) {
+		var parts []string
+		var first *unstable.Node
+		it := n.Key()
+		for it.Next() {
+			k := it.Node()
+			if first == nil {
+				first = k
+			}
+			parts = append(parts, string(k.Data))
+		}
+		return strings.Join(parts, "."), first
+	}
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table:
+			k, kn := keyOf(e)
+			prefix = k
+			pos[k] = line(kn)
+		case unstable.ArrayTable:
+			k, kn := keyOf(e)
+			prefix = fmt.Sprintf("%s.%d", k, counts[k])
+			counts[k]++
+			pos[prefix] = line(kn)
+		case unstable.KeyValue:
+			k, kn := keyOf(e)
+			if prefix != "" {
+				k = prefix + "." + k
+			}
+			pos[k] = line(kn)
+		}
+	}
+	return pos, p.Error()
+}

@@ -1,0 +1,179 @@
+//go:build wasip1 || tinygo.wasm
+
+// Package pdk is 12fa's guest kit for Go: it lets a step written in Go (Go's
+// wasip1 port or TinyGo) read its envelope, read and write the workflow
+// context, log, and return an output or a coded error, over ABI v1.
+//
+// A step is an exported function that calls Run:
+//
+//	//go:wasmexport run
+//	func run() int32 {
+//		return pdk.Run(func(env *pdk.Envelope) (any, error) {
+//			pdk.Log(pdk.Info, "hello from "+env.Step)
+//			return map[string]string{"greeting": "hi"}, nil
+//		})
+//	}
+//
+//	func main() {}
+//
+// Build it as a reactor: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared.
+//
+// A step runs in a fresh instance every time: keep nothing in globals
+// between calls, put what must last in the context (CtxSet) or the output.
+// A step may be run again after a crash if it is idempotent; write it so
+// that running it twice has the effect of running it once.
+package pdk
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/12fa/12fa/abi"
+)
+
+// Envelope is what a step receives; see abi.Envelope.
+type Envelope = abi.Envelope
+
+// Log levels.
+const (
+	Trace = abi.LogTrace
+	Debug = abi.LogDebug
+	Info  = abi.LogInfo
+	Warn  = abi.LogWarn
+	Error = abi.LogError
+)
+
+// ErrLimited is returned when a per-attempt limit dropped the call.
+var ErrLimited = errors.New("12fa: limit reached")
+
+// Input returns the raw input document.
+func Input() []byte { return input() }
+
+// GetEnvelope decodes the input as the step envelope.
+func GetEnvelope() (*Envelope, error) {
+	var env Envelope
+	if err := json.Unmarshal(input(), &env); err != nil {
+		return nil, fmt.Errorf("decode envelope: %w", err)
+	}
+	return &env, nil
+}
+
+// Log writes a line to the step's log.
+func Log(level abi.LogLevel, msg string) error {
+	return status(hostLog(int32(level), alloc([]byte(msg))))
+}
+
+// Logf formats and logs a line.
+func Logf(level abi.LogLevel, format string, args ...any) error {
+	return Log(level, fmt.Sprintf(format, args...))
+}
+
+// CtxGet reads the workflow context value under key into v. It reports
+// false when the key is unset.
+func CtxGet(key string, v any) (bool, error) {
+	raw, ok := CtxGetRaw(key)
+	if !ok {
+		return false, nil
+	}
+	return true, json.Unmarshal(raw, v)
+}
+
+// CtxGetRaw returns the JSON value under key.
+func CtxGetRaw(key string) (json.RawMessage, bool) {
+	off := hostCtxGet(alloc([]byte(key)))
+	if off == 0 {
+		return nil, false
+	}
+	return load(off), true
+}
+
+// CtxSet writes v, encoded as JSON, under key. The write becomes durable
+// with the step's result; a step that fails leaves the context unchanged.
+// Setting nil deletes the key.
+func CtxSet(key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode context value %q: %w", key, err)
+	}
+	return status(hostCtxSet(alloc([]byte(key)), alloc(b)))
+}
+
+// Config returns the manifest's config value under key.
+func Config(key string) (string, bool) {
+	off := extismConfigGet(alloc([]byte(key)))
+	if off == 0 {
+		return "", false
+	}
+	return string(load(off)), true
+}
+
+func status(s uint32) error {
+	switch abi.Status(s) {
+	case abi.StatusOK:
+		return nil
+	case abi.StatusLimited:
+		return ErrLimited
+	default:
+		return fmt.Errorf("12fa: host returned %s", abi.Status(s))
+	}
+}
+
+// StepError is an error with a code and a retry hint, returned to the host.
+type StepError struct {
+	Code      string
+	Message   string
+	Retryable *bool
+}
+
+func (e *StepError) Error() string { return abi.ErrorDoc{Code: e.Code, Message: e.Message}.Error() }
+
+// Fail returns a coded error for the host. Whether it is retried is up to
+// the step's policy.
+func Fail(code, format string, args ...any) error {
+	return &StepError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// FailPermanent returns a coded error that must not be retried.
+func FailPermanent(code, format string, args ...any) error {
+	no := false
+	return &StepError{Code: code, Message: fmt.Sprintf(format, args...), Retryable: &no}
+}
+
+// Output sets the step's output to v encoded as JSON.
+func Output(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode output: %w", err)
+	}
+	setOutput(b)
+	return nil
+}
+
+// SetError hands err to the host as the step's error document.
+func SetError(err error) {
+	doc := abi.ErrorDoc{Message: err.Error()}
+	var se *StepError
+	if errors.As(err, &se) {
+		doc = abi.ErrorDoc{Code: se.Code, Message: se.Message, Retryable: se.Retryable}
+	}
+	b, _ := json.Marshal(doc)
+	setError(b)
+}
+
+// Run decodes the envelope, calls fn and hands its result to the host: the
+// output encoded as JSON, or the error. Return its value from the exported
+// function.
+func Run(fn func(env *Envelope) (any, error)) int32 {
+	env, err := GetEnvelope()
+	if err == nil {
+		var out any
+		if out, err = fn(env); err == nil {
+			if err = Output(out); err == nil {
+				return 0
+			}
+		}
+	}
+	SetError(err)
+	return 1
+}

@@ -1,0 +1,4 @@
+;; trap: executes unreachable.
+(module
+  (func (export "run") (result i32)
+    unreachable))

@@ -1,0 +1,409 @@
+package state
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofrs/flock"
+	"github.com/hashicorp/go-hclog"
+)
+
+// File names inside the store directory.
+const (
+	DirName        = ".12fa"
+	JournalFile    = "journal.jsonl"
+	SnapshotFile   = "agent-state.json"
+	LockFile       = "lock"
+	OwnerFile      = "lock.owner"
+	CheckpointsDir = "checkpoints"
+)
+
+// maxRecordBytes bounds one journal line when reading; it leaves room for
+// an output of abi.DefaultMaxOutputBytes escaped and a full context write.
+const maxRecordBytes = 64 << 20
+
+// Config configures a Store.
+type Config struct {
+	// Dir is the store directory, usually <project>/.12fa.
+	Dir string
+	// ReadOnly opens without the lock, never writes, and tolerates a
+	// journal that another process is appending to.
+	ReadOnly bool
+	// Now returns the time recorded in records; time.Now when nil.
+	Now func() time.Time
+}
+
+// Store is the embedded file store. Its methods are safe for concurrent use.
+type Store struct {
+	cfg  Config
+	log  hclog.Logger
+	lock *flock.Flock
+
+	mu      sync.Mutex
+	journal *os.File
+	seq     uint64
+	runs    map[string]*Run
+	buf     bytes.Buffer
+}
+
+// Init creates the store directory and its journal if they do not exist.
+// It is safe to call on an existing store.
+func Init(dir string) error {
+	if err := os.MkdirAll(filepath.Join(dir, CheckpointsDir), 0o755); err != nil {
+		return fmt.Errorf("create store %s: %w", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, JournalFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("create journal: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("create journal: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// Open opens the store in cfg.Dir, which Init must have created, and
+// replays its journal.
+func Open(cfg Config, log hclog.Logger) (*Store, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if _, err := os.Stat(cfg.Dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open store %s: %w", cfg.Dir, ErrNotInitialized)
+	}
+	s := &Store{cfg: cfg, log: log, runs: make(map[string]*Run)}
+	if !cfg.ReadOnly {
+		if err := s.acquire(); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.replay(); err != nil {
+		s.release()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) path(name string) string { return filepath.Join(s.cfg.Dir, name) }
+
+func (s *Store) acquire() error {
+	s.lock = flock.New(s.path(LockFile))
+	ok, err := s.lock.TryLock()
+	if err != nil {
+		return fmt.Errorf("lock store %s: %w", s.cfg.Dir, err)
+	}
+	if !ok {
+		owner, _ := os.ReadFile(s.path(OwnerFile))
+		who := strings.TrimSpace(string(owner))
+		if who == "" {
+			who = "an unknown process"
+		}
+		return fmt.Errorf("open store %s: %w: held by %s", s.cfg.Dir, ErrLocked, who)
+	}
+	host, _ := os.Hostname()
+	owner := fmt.Sprintf("pid %d on %s since %s (%s)\n", os.Getpid(), host,
+		time.Now().UTC().Format(time.RFC3339), strings.Join(os.Args, " "))
+	if err := WriteFileAtomic(s.path(OwnerFile), []byte(owner), 0o644); err != nil {
+		_ = s.lock.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (s *Store) release() {
+	if s.lock != nil {
+		_ = os.Remove(s.path(OwnerFile))
+		_ = s.lock.Unlock()
+		s.lock = nil
+	}
+}
+
+// replay reads the journal, rebuilds the runs and, for a writer, cuts off a
+// torn tail and opens the journal for appending.
+func (s *Store) replay() error {
+	name := s.path(JournalFile)
+	flag := os.O_RDONLY
+	if !s.cfg.ReadOnly {
+		flag = os.O_RDWR | os.O_CREATE
+	}
+	f, err := os.OpenFile(name, flag, 0o644)
+	if err != nil {
+		if s.cfg.ReadOnly && errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("open journal: %w", err)
+	}
+	good, err := s.readJournal(f, name)
+	if err != nil {
+		_ = f.Close()
+		return err
+	}
+	if s.cfg.ReadOnly {
+		return f.Close()
+	}
+	end, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		_ = f.Close()
+		return fmt.Errorf("seek journal: %w", err)
+	}
+	if end > good {
+		s.log.Warn("dropping torn journal tail", "file", name, "offset", good, "bytes", end-good)
+		if err := f.Truncate(good); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("truncate torn journal tail: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("fsync journal: %w", err)
+		}
+	}
+	if _, err := f.Seek(good, io.SeekStart); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("seek journal: %w", err)
+	}
+	s.journal = f
+	return nil
+}
+
+// readJournal applies every good record and returns the offset just past
+// the last one. A bad record followed by a good one is corruption.
+func (s *Store) readJournal(r io.Reader, name string) (good int64, err error) {
+	br := bufio.NewReaderSize(r, 1<<16)
+	var (
+		offset  int64
+		line    int
+		badLine int
+		badWhy  error
+	)
+	for {
+		raw, readErr := br.ReadSlice('\n')
+		if errors.Is(readErr, bufio.ErrBufferFull) {
+			// A long record: gather it whole.
+			full := append([]byte(nil), raw...)
+			for errors.Is(readErr, bufio.ErrBufferFull) && len(full) <= maxRecordBytes {
+				raw, readErr = br.ReadSlice('\n')
+				full = append(full, raw...)
+			}
+			raw = full
+		}
+		if len(raw) == 0 && readErr != nil {
+			break
+		}
+		line++
+		n := int64(len(raw))
+		complete := raw[len(raw)-1] == '\n'
+		var why error
+		var rec Record
+		switch {
+		case !complete:
+			why = errors.New("record has no end of line")
+		case len(bytes.TrimSpace(raw)) == 0:
+			why = errors.New("empty line")
+		default:
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				why = err
+			} else if rec.Seq != s.seq+1 {
+				why = fmt.Errorf("sequence %d after %d", rec.Seq, s.seq)
+			}
+		}
+		if why == nil && badLine != 0 {
+			return 0, fmt.Errorf("%s:%d: %w: %v (good records follow it; the file was left untouched)",
+				name, badLine, ErrCorrupt, badWhy)
+		}
+		if why == nil {
+			if err := apply(s.runs, &rec); err != nil {
+				return 0, fmt.Errorf("%s:%d: %w: %v", name, line, ErrCorrupt, err)
+			}
+			s.seq = rec.Seq
+			good = offset + n
+		} else if badLine == 0 {
+			badLine, badWhy = line, why
+		}
+		offset += n
+		if readErr != nil {
+			break
+		}
+	}
+	if badLine != 0 && s.cfg.ReadOnly {
+		s.log.Debug("journal has an unfinished last record", "file", name, "line", badLine)
+	}
+	return good, nil
+}
+
+// Append writes recs to the journal as one write and makes them durable with
+// one fsync before it returns. It fills in Seq and, when zero, Time.
+func (s *Store) Append(ctx context.Context, recs ...*Record) error {
+	if s.cfg.ReadOnly {
+		return errors.New("append to a store opened read-only")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.journal == nil {
+		return errors.New("append to a closed store")
+	}
+	s.buf.Reset()
+	seq := s.seq
+	now := s.cfg.Now().UTC()
+	for _, rec := range recs {
+		seq++
+		rec.Seq = seq
+		if rec.Time.IsZero() {
+			rec.Time = now
+		}
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("encode %s record: %w", rec.Type, err)
+		}
+		s.buf.Write(b)
+		s.buf.WriteByte('\n')
+	}
+	// Check every record against the state before anything reaches the
+	// disk, on a scratch copy of the runs it touches.
+	scratch := make(map[string]*Run, 1)
+	for _, rec := range recs {
+		if _, ok := scratch[rec.Run]; !ok {
+			if r, ok := s.runs[rec.Run]; ok {
+				c := r.Clone()
+				scratch[rec.Run] = &c
+			}
+		}
+		if err := apply(scratch, rec); err != nil {
+			return fmt.Errorf("append %s record: %w", rec.Type, err)
+		}
+	}
+	if _, err := s.journal.Write(s.buf.Bytes()); err != nil {
+		return s.fail(fmt.Errorf("write journal: %w", err))
+	}
+	if err := s.journal.Sync(); err != nil {
+		return s.fail(fmt.Errorf("fsync journal: %w", err))
+	}
+	for id, r := range scratch {
+		s.runs[id] = r
+	}
+	s.seq = seq
+	return nil
+}
+
+// fail closes the journal after a write error: what reached the file is
+// unknown, so the store must be reopened (and the tail checked) before it
+// takes another record.
+func (s *Store) fail(err error) error {
+	_ = s.journal.Close()
+	s.journal = nil
+	return err
+}
+
+// Runs returns every run, oldest first.
+func (s *Store) Runs() []Run {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Run, 0, len(s.runs))
+	for _, r := range s.runs {
+		out = append(out, r.Clone())
+	}
+	slices.SortFunc(out, func(a, b Run) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out
+}
+
+// Run returns the run with the given id.
+func (s *Store) Run(id string) (Run, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.runs[id]
+	if !ok {
+		return Run{}, false
+	}
+	return r.Clone(), true
+}
+
+// snapshot is the document in agent-state.json.
+type snapshot struct {
+	Version    int       `json:"version"`
+	JournalSeq uint64    `json:"journal_seq"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	Runs       []Run     `json:"runs"`
+}
+
+// WriteSnapshot replaces agent-state.json with what the journal says now.
+func (s *Store) WriteSnapshot() error {
+	if s.cfg.ReadOnly {
+		return errors.New("snapshot of a store opened read-only")
+	}
+	runs := s.Runs()
+	s.mu.Lock()
+	seq := s.seq
+	s.mu.Unlock()
+	b, err := json.MarshalIndent(snapshot{Version: 1, JournalSeq: seq, UpdatedAt: s.cfg.Now().UTC(), Runs: runs}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode snapshot: %w", err)
+	}
+	return WriteFileAtomic(s.path(SnapshotFile), append(b, '\n'), 0o644)
+}
+
+// Close writes the snapshot and releases the store.
+func (s *Store) Close() error {
+	if s.cfg.ReadOnly {
+		return nil
+	}
+	var errs []error
+	if s.journal != nil {
+		errs = append(errs, s.WriteSnapshot())
+	}
+	s.mu.Lock()
+	if s.journal != nil {
+		errs = append(errs, s.journal.Close())
+		s.journal = nil
+	}
+	s.mu.Unlock()
+	s.release()
+	return errors.Join(errs...)
+}
+
+// Remove deletes the store directory dir. It takes the lock first so that a
+// running process is never pulled out from under.
+func Remove(dir string) error {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	s := &Store{cfg: Config{Dir: dir}}
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("remove store: %w", err)
+	}
+	for _, e := range entries {
+		if e.Name() == LockFile || e.Name() == OwnerFile {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("remove store: %w", err)
+		}
+	}
+	_ = os.Remove(filepath.Join(dir, OwnerFile))
+	_ = os.Remove(filepath.Join(dir, LockFile))
+	return os.Remove(dir)
+}
