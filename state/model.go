@@ -141,62 +141,108 @@ func (r *Run) Clone() Run {
 	return c
 }
 
-// apply folds one record into runs. It checks that the record makes sense
-// where it stands; an error means the journal is not one 12fa wrote.
-func apply(runs map[string]*Run, rec *Record) error {
-	if rec.Type == EventRunStarted {
-		if _, dup := runs[rec.Run]; dup {
-			return fmt.Errorf("run %q started twice", rec.Run)
+// validate checks a batch of records against runs before any of it is
+// written, so that apply cannot fail on what reached the disk. It does not
+// change runs. An error means the caller is not using the journal as 12fa
+// does.
+func validate(runs map[string]*Run, recs []*Record) error {
+	started := map[string]*Record{}
+	for _, rec := range recs {
+		if rec.Run == "" {
+			return fmt.Errorf("%s record without a run", rec.Type)
 		}
+		if rec.Type == EventRunStarted {
+			if _, dup := runs[rec.Run]; dup {
+				return fmt.Errorf("run %q started twice", rec.Run)
+			}
+			if _, dup := started[rec.Run]; dup {
+				return fmt.Errorf("run %q started twice", rec.Run)
+			}
+			ids := make(map[string]bool, len(rec.Steps))
+			for _, d := range rec.Steps {
+				if d.ID == "" || ids[d.ID] {
+					return fmt.Errorf("run %q declares step %q twice or empty", rec.Run, d.ID)
+				}
+				ids[d.ID] = true
+			}
+			started[rec.Run] = rec
+			continue
+		}
+		if !knownEvents[rec.Type] {
+			return fmt.Errorf("unknown record type %q", rec.Type)
+		}
+		hasStep := func(id string) bool {
+			if r, ok := runs[rec.Run]; ok {
+				_, ok := r.index[id]
+				return ok
+			}
+			for _, d := range started[rec.Run].Steps {
+				if d.ID == id {
+					return true
+				}
+			}
+			return false
+		}
+		if _, ok := runs[rec.Run]; !ok && started[rec.Run] == nil {
+			return fmt.Errorf("%w %q", ErrUnknownRun, rec.Run)
+		}
+		if stepEvents[rec.Type] && rec.Step == "" {
+			return fmt.Errorf("%s record without a step", rec.Type)
+		}
+		if rec.Step != "" && !hasStep(rec.Step) {
+			return fmt.Errorf("run %q has no step %q", rec.Run, rec.Step)
+		}
+	}
+	return nil
+}
+
+var knownEvents = map[EventType]bool{
+	EventRunStarted: true, EventRunResumed: true, EventStepStarted: true, EventStepCompleted: true,
+	EventStepFailed: true, EventStepMarkedDone: true, EventPluginUpgraded: true,
+	EventRunCompleted: true, EventRunFailed: true,
+}
+
+var stepEvents = map[EventType]bool{
+	EventStepStarted: true, EventStepCompleted: true, EventStepFailed: true,
+	EventStepMarkedDone: true, EventPluginUpgraded: true,
+}
+
+// apply folds one record into runs. Records read back from a journal are
+// validated first, so an error here means the file was not written by 12fa.
+func apply(runs map[string]*Run, rec *Record) error {
+	if err := validate(runs, []*Record{rec}); err != nil {
+		return err
+	}
+	if rec.Type == EventRunStarted {
 		r := &Run{
 			ID: rec.Run, Workflow: rec.Workflow, Manifest: rec.Manifest,
 			Status: RunRunning, CreatedAt: rec.Time, UpdatedAt: rec.Time,
 			Steps: make([]Step, len(rec.Steps)), index: make(map[string]int, len(rec.Steps)),
 		}
 		for i, d := range rec.Steps {
-			if _, dup := r.index[d.ID]; dup {
-				return fmt.Errorf("run %q declares step %q twice", rec.Run, d.ID)
-			}
 			r.Steps[i] = Step{ID: d.ID, Plugin: d.Plugin, Status: StepPending}
 			r.index[d.ID] = i
 		}
 		runs[rec.Run] = r
 		return nil
 	}
-	r, ok := runs[rec.Run]
-	if !ok {
-		return fmt.Errorf("%w %q", ErrUnknownRun, rec.Run)
-	}
+	r := runs[rec.Run]
 	r.UpdatedAt = rec.Time
 	var s *Step
 	if rec.Step != "" {
-		if s, ok = r.Step(rec.Step); !ok {
-			return fmt.Errorf("run %q has no step %q", rec.Run, rec.Step)
-		}
-	}
-	needStep := func() error {
-		if s == nil {
-			return fmt.Errorf("%s record without a step", rec.Type)
-		}
-		return nil
+		s, _ = r.Step(rec.Step)
 	}
 	switch rec.Type {
 	case EventRunResumed:
 		r.Status = RunRunning
 		r.Cause, r.Error = "", ""
 	case EventStepStarted:
-		if err := needStep(); err != nil {
-			return err
-		}
 		s.Status, s.Attempt, s.StartedAt = StepRunning, rec.Attempt, rec.Time
 		s.EndedAt, s.DurationMS, s.Cause, s.Error = time.Time{}, 0, "", ""
 		if rec.Plugin != "" {
 			s.Plugin = rec.Plugin
 		}
 	case EventStepCompleted, EventStepMarkedDone:
-		if err := needStep(); err != nil {
-			return err
-		}
 		s.Status, s.EndedAt, s.DurationMS = StepCompleted, rec.Time, rec.DurationMS
 		s.Output, s.OutputSize = rec.Output, len(rec.Output)
 		s.MarkedDone = rec.Type == EventStepMarkedDone
@@ -204,35 +250,28 @@ func apply(runs map[string]*Run, rec *Record) error {
 		if rec.Attempt > 0 {
 			s.Attempt = rec.Attempt
 		}
-		if len(rec.Context) > 0 {
+		for k, v := range rec.Context {
 			if r.Context == nil {
 				r.Context = make(map[string]json.RawMessage, len(rec.Context))
 			}
-			for k, v := range rec.Context {
-				if string(v) == "null" {
-					delete(r.Context, k)
-					continue
-				}
-				r.Context[k] = v
+			if string(v) == "null" {
+				delete(r.Context, k)
+				continue
 			}
+			r.Context[k] = v
 		}
 	case EventStepFailed:
-		if err := needStep(); err != nil {
-			return err
-		}
 		s.Status, s.EndedAt, s.DurationMS = StepFailed, rec.Time, rec.DurationMS
 		s.Cause, s.Error = rec.Cause, rec.Error
-	case EventPluginUpgraded:
-		if err := needStep(); err != nil {
-			return err
+		if rec.Attempt > 0 {
+			s.Attempt = rec.Attempt
 		}
+	case EventPluginUpgraded:
 		s.Plugin = rec.Plugin
 	case EventRunCompleted:
 		r.Status = RunCompleted
 	case EventRunFailed:
 		r.Status, r.Cause, r.Error = RunFailed, rec.Cause, rec.Error
-	default:
-		return fmt.Errorf("unknown record type %q", rec.Type)
 	}
 	return nil
 }

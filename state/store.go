@@ -249,6 +249,18 @@ func (s *Store) readJournal(r io.Reader, name string) (good int64, err error) {
 // Append writes recs to the journal as one write and makes them durable with
 // one fsync before it returns. It fills in Seq and, when zero, Time.
 func (s *Store) Append(ctx context.Context, recs ...*Record) error {
+	return s.append(ctx, true, recs)
+}
+
+// AppendLazy writes recs to the journal without waiting for the disk: they
+// survive the death of the process at once, and a power loss from the next
+// Append on. Use it only for records whose loss a resume tolerates (the start
+// of an idempotent step's attempt).
+func (s *Store) AppendLazy(ctx context.Context, recs ...*Record) error {
+	return s.append(ctx, false, recs)
+}
+
+func (s *Store) append(ctx context.Context, sync bool, recs []*Record) error {
 	if s.cfg.ReadOnly {
 		return errors.New("append to a store opened read-only")
 	}
@@ -259,6 +271,9 @@ func (s *Store) Append(ctx context.Context, recs ...*Record) error {
 	defer s.mu.Unlock()
 	if s.journal == nil {
 		return errors.New("append to a closed store")
+	}
+	if err := validate(s.runs, recs); err != nil {
+		return fmt.Errorf("append: %w", err)
 	}
 	s.buf.Reset()
 	seq := s.seq
@@ -276,28 +291,18 @@ func (s *Store) Append(ctx context.Context, recs ...*Record) error {
 		s.buf.Write(b)
 		s.buf.WriteByte('\n')
 	}
-	// Check every record against the state before anything reaches the
-	// disk, on a scratch copy of the runs it touches.
-	scratch := make(map[string]*Run, 1)
-	for _, rec := range recs {
-		if _, ok := scratch[rec.Run]; !ok {
-			if r, ok := s.runs[rec.Run]; ok {
-				c := r.Clone()
-				scratch[rec.Run] = &c
-			}
-		}
-		if err := apply(scratch, rec); err != nil {
-			return fmt.Errorf("append %s record: %w", rec.Type, err)
-		}
-	}
 	if _, err := s.journal.Write(s.buf.Bytes()); err != nil {
 		return s.fail(fmt.Errorf("write journal: %w", err))
 	}
-	if err := s.journal.Sync(); err != nil {
-		return s.fail(fmt.Errorf("fsync journal: %w", err))
+	if sync {
+		if err := s.journal.Sync(); err != nil {
+			return s.fail(fmt.Errorf("fsync journal: %w", err))
+		}
 	}
-	for id, r := range scratch {
-		s.runs[id] = r
+	for _, rec := range recs {
+		if err := apply(s.runs, rec); err != nil {
+			return s.fail(fmt.Errorf("apply %s record: %w", rec.Type, err))
+		}
 	}
 	s.seq = seq
 	return nil

@@ -1,0 +1,64 @@
+# 12fa — see README.md. `make help` lists the targets.
+
+GO        ?= go
+BIN       := bin/12fa
+EXAMPLE   := plugins/examples/plugin-manifest.toml
+EXAMPLE_DIR ?= .example-project
+GO_PLUGINS := analyze plan report effect gopanic
+WAT_PLUGINS := $(wildcard plugins/examples/wat/*.wat)
+GUEST_GOFLAGS := -trimpath -ldflags=-s -buildmode=c-shared
+
+.PHONY: help build test test-unit test-integration example wasm fmt lint vet deps check bench clean
+
+help:
+	@echo "make example           build 12fa and run the example workflow end to end"
+	@echo "make test              all tests (unit with -race, then end-to-end)"
+	@echo "make test-unit         unit tests with -race"
+	@echo "make test-integration  end-to-end tests of the built binary (tests/)"
+	@echo "make wasm              rebuild every example plugin (.wasm) from source"
+	@echo "make check             fmt + vet + import rules + go mod tidy, then a clean tree"
+
+build:
+	$(GO) build -o $(BIN) ./cmd/12fa
+
+example: build
+	@mkdir -p $(EXAMPLE_DIR)
+	$(BIN) -C $(EXAMPLE_DIR) run --new $(abspath $(EXAMPLE))
+	@echo
+	$(BIN) -C $(EXAMPLE_DIR) status
+
+test: test-unit test-integration
+
+test-unit:
+	$(GO) test -race -count=1 ./...
+
+test-integration: build
+	$(GO) test -count=1 -tags integration ./tests/...
+
+wasm:
+	@for p in $(GO_PLUGINS); do \
+		echo "go build plugins/examples/$$p/$$p.wasm"; \
+		(cd plugins/examples/$$p && GOOS=wasip1 GOARCH=wasm $(GO) build $(GUEST_GOFLAGS) -o $$p.wasm .) || exit 1; \
+	done
+	@for f in $(WAT_PLUGINS); do \
+		echo "wat2wasm $$f"; \
+		wat2wasm $$f -o $${f%.wat}.wasm || exit 1; \
+	done
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet ./...
+	cd pdk/go && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
+	cd plugins/examples && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
+
+deps:
+	$(GO) test -count=1 -run TestImportDirection ./internal/deps/
+
+check: fmt vet deps
+	$(GO) mod tidy
+	git diff --exit-code --stat
+
+clean:
+	rm -rf bin $(EXAMPLE_DIR)

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/12fa/12fa/runtime"
+)
+
+// Exit codes. They are part of the CLI's contract (README, "Exit codes").
+const (
+	exitOK          = 0
+	exitFailure      = 1 // usage, manifest, store or host error
+	exitStepFailed  = 2 // a step failed; the run is failed
+	exitNeedsPerson = 3 // an interrupted step, a changed plugin: a person must decide
+	exitCanceled    = 130
+)
+
+// exitError carries an exit code out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+// exitFor maps an engine error to the CLI's exit code.
+func exitFor(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, runtime.ErrCanceled):
+		return &exitError{exitCanceled, err}
+	case errors.Is(err, runtime.ErrInterrupted), errors.Is(err, runtime.ErrPluginChanged),
+		errors.Is(err, runtime.ErrManifestChanged):
+		return &exitError{exitNeedsPerson, err}
+	case errors.Is(err, runtime.ErrStepFailed), errors.Is(err, runtime.ErrRunFailed),
+		errors.Is(err, runtime.ErrPluginPin):
+		return &exitError{exitStepFailed, err}
+	}
+	return &exitError{exitFailure, err}
+}
+
+// globalOptions are the flags every command takes.
+type globalOptions struct {
+	dir      string
+	cacheDir string
+	noCache  bool
+	logLevel string
+
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func (o *globalOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVarP(&o.dir, "dir", "C", ".", "project directory (its store is DIR/.12fa)")
+	fs.StringVar(&o.cacheDir, "cache-dir", "", "compiled-plugin cache (default: the user cache directory)")
+	fs.BoolVar(&o.noCache, "no-cache", false, "do not cache compiled plugins on disk")
+	fs.StringVar(&o.logLevel, "log-level", "warn", "engine diagnostics on stderr: trace, debug, info, warn, error, off")
+}
+
+func (o *globalOptions) projectDir() (string, error) {
+	return filepath.Abs(o.dir)
+}
+
+func (o *globalOptions) logger() hclog.Logger {
+	if strings.EqualFold(o.logLevel, "off") {
+		return hclog.NewNullLogger()
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "12fa", Level: hclog.LevelFromString(o.logLevel), Output: o.stderr})
+}
+
+func (o *globalOptions) runtimeConfig(onEvent func(runtime.Event)) (runtime.Config, error) {
+	dir, err := o.projectDir()
+	if err != nil {
+		return runtime.Config{}, err
+	}
+	return runtime.Config{ProjectDir: dir, CacheDir: o.cacheDir, NoCache: o.noCache, Logger: o.logger(), OnEvent: onEvent}, nil
+}
+
+func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	g := &globalOptions{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "12fa",
+		Short:         "Run long, resumable agent workflows whose steps are sandboxed Wasm plugins",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	g.AddFlags(root.PersistentFlags())
+	root.AddCommand(
+		newInitCommand(g),
+		newRunCommand(g),
+		newResumeCommand(g),
+		newStatusCommand(g),
+		newCleanCommand(g),
+	)
+	return root
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

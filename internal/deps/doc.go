@@ -1,0 +1,4 @@
+// Package deps holds the test that keeps 12fa's imports pointing one way
+// (shared/DESIGN.md, "Layout"): cmd -> runtime -> {host, state, manifest,
+// checkpoint, inputs, notify} -> abi.
+package deps

@@ -1,0 +1,29 @@
+// Package runtime is 12fa's engine: it runs a workflow's steps in order,
+// each in a fresh sandboxed instance, journals every attempt, and resumes an
+// interrupted run after its last completed step.
+//
+// It is the API for Go programs that embed 12fa (the 12-factor-agents
+// package's WorkflowRunner): New opens a project's store and a Wasm host,
+// Run runs a manifest (loaded from TOML or built in code), Resume continues a
+// run by id, Runs lists what the store holds.
+//
+// runtime composes host, state and manifest; they do not know each other.
+// Only cmd/12fa imports runtime.
+//
+// # Guarantees
+//
+//   - A step's output and its context writes are durable (fsync'd) before
+//     the next step starts. A completed step never runs again in its run;
+//     its output is replayed from the journal.
+//   - The start of a non-idempotent step's attempt is durable before the
+//     plugin is called, so a crash inside it is detected on resume and the
+//     step is not run again without a person saying so (RunOptions).
+//   - An idempotent step found interrupted is run again.
+//
+// # Caveats
+//
+//   - One Runtime per store at a time; a second process is refused by the
+//     store's lock.
+//   - The envelope carries every earlier step's output, so its size grows
+//     with the run.
+package runtime

@@ -1,0 +1,46 @@
+package runtime
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/12fa/12fa/host"
+)
+
+// EventType names a runtime event.
+type EventType string
+
+// Runtime events, in the order a run produces them.
+const (
+	EventRunStarted    EventType = "run_started"
+	EventRunResumed    EventType = "run_resumed"
+	EventStepReplayed  EventType = "step_replayed"
+	EventStepStarted   EventType = "step_started"
+	EventStepLog       EventType = "step_log"
+	EventStepCompleted EventType = "step_completed"
+	EventStepFailed    EventType = "step_failed"
+	EventRunCompleted  EventType = "run_completed"
+	EventRunFailed     EventType = "run_failed"
+)
+
+// Event is something that happened in a run, for progress output.
+type Event struct {
+	Time     time.Time
+	Type     EventType
+	Run      string
+	Workflow string
+	// Steps is the number of steps (run events).
+	Steps int
+	// Step, Index (0-based) and Attempt identify the step (step events).
+	Step    string
+	Index   int
+	Attempt int
+	// Output is the step's output (step_completed, step_replayed).
+	Output json.RawMessage
+	// Duration is how long the attempt ran (step_completed, step_failed).
+	Duration time.Duration
+	// Log is the line a step logged (step_log).
+	Log *host.LogLine
+	// Err is why a step or run failed.
+	Err error
+}

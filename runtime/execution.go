@@ -1,0 +1,234 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/12fa/12fa/host"
+	"github.com/12fa/12fa/manifest"
+	"github.com/12fa/12fa/state"
+)
+
+// execution is one call of Run: it walks the steps of one run.
+type execution struct {
+	rt      *Runtime
+	m       *manifest.Manifest
+	steps   []loaded
+	opts    RunOptions
+	runID   string
+	context contextMap
+	res     *Result
+	// outputs holds `"id":output` pairs of every completed step, so that an
+	// envelope costs one copy, not a re-encoding of every output.
+	outputs bytes.Buffer
+}
+
+func (x *execution) run(ctx context.Context, run *state.Run) (*Result, error) {
+	if x.context == nil {
+		x.context = contextMap{}
+	}
+	for i := range x.steps {
+		rs := run.Steps[i]
+		if err := x.step(ctx, i, rs); err != nil {
+			x.finish(run.ID)
+			return x.res, err
+		}
+	}
+	if run.Status != state.RunCompleted {
+		if err := x.rt.store.Append(ctx, &state.Record{Type: state.EventRunCompleted, Run: x.runID}); err != nil {
+			return x.res, fmt.Errorf("complete run %s: %w", x.runID, err)
+		}
+		x.rt.emit(Event{Type: EventRunCompleted, Run: x.runID, Workflow: x.m.Workflow.Name, Steps: len(x.steps)})
+	}
+	x.finish(run.ID)
+	return x.res, nil
+}
+
+// finish fills the result from the store and writes the snapshot: a run
+// boundary.
+func (x *execution) finish(runID string) {
+	if run, ok := x.rt.store.Run(runID); ok {
+		x.res.Status, x.res.Steps = run.Status, run.Steps
+	}
+	if err := x.rt.store.WriteSnapshot(); err != nil {
+		x.rt.log.Warn("write snapshot", "error", err)
+	}
+}
+
+// step brings step i to completion, or returns why it could not.
+func (x *execution) step(ctx context.Context, i int, rs state.Step) error {
+	l := &x.steps[i]
+	id := l.step.ID
+	switch rs.Status {
+	case state.StepCompleted:
+		x.res.Replayed++
+		x.addOutput(id, rs.Output)
+		x.rt.emit(Event{Type: EventStepReplayed, Run: x.runID, Step: id, Index: i, Attempt: rs.Attempt, Output: rs.Output})
+		return nil
+	case state.StepRunning:
+		// Started in a process that died before the attempt ended.
+		switch {
+		case l.step.Idempotent || x.opts.RerunInterrupted:
+			// run it again below
+		case x.opts.MarkDone:
+			rec := &state.Record{Type: state.EventStepMarkedDone, Run: x.runID, Step: id, Attempt: rs.Attempt, Output: json.RawMessage("null")}
+			if err := x.rt.store.Append(ctx, rec); err != nil {
+				return fmt.Errorf("mark step %q done: %w", id, err)
+			}
+			x.addOutput(id, rec.Output)
+			x.rt.emit(Event{Type: EventStepCompleted, Run: x.runID, Step: id, Index: i, Attempt: rs.Attempt, Output: rec.Output})
+			return nil
+		default:
+			return &StepError{Step: id, Attempt: rs.Attempt, Cause: "interrupted", Err: fmt.Errorf(
+				"%w: attempt %d started at %s and never ended; resume with --rerun-interrupted to run it again or --mark-done if its effect happened",
+				ErrInterrupted, rs.Attempt, rs.StartedAt.Format(time.RFC3339))}
+		}
+	case state.StepFailed:
+		if !x.opts.RetryFailed {
+			return &StepError{Step: id, Attempt: rs.Attempt, Cause: rs.Cause, Err: fmt.Errorf("%w: %s", ErrRunFailed, rs.Error)}
+		}
+	}
+	return x.attempt(ctx, i, rs.Attempt+1)
+}
+
+func (x *execution) addOutput(id string, out json.RawMessage) {
+	if x.outputs.Len() > 0 {
+		x.outputs.WriteByte(',')
+	}
+	k, _ := json.Marshal(id)
+	x.outputs.Write(k)
+	x.outputs.WriteByte(':')
+	x.outputs.Write(out)
+}
+
+// envelope encodes the call envelope of a step's attempt.
+func (x *execution) envelope(l *loaded, attempt int) []byte {
+	head, _ := json.Marshal(struct {
+		Workflow string          `json:"workflow"`
+		RunID    string          `json:"run_id"`
+		Step     string          `json:"step"`
+		Attempt  int             `json:"attempt"`
+		Input    json.RawMessage `json:"input"`
+	}{x.m.Workflow.Name, x.runID, l.step.ID, attempt, l.step.InputJSON})
+	b := make([]byte, 0, len(head)+x.outputs.Len()+16)
+	b = append(b, head[:len(head)-1]...)
+	b = append(b, `,"outputs":{`...)
+	b = append(b, x.outputs.Bytes()...)
+	return append(b, "}}"...)
+}
+
+// attempt runs one attempt of step i and journals it.
+func (x *execution) attempt(ctx context.Context, i, attempt int) error {
+	l := &x.steps[i]
+	s := l.step
+	if l.plugin == nil {
+		p, err := x.rt.host.Load(ctx, l.wasm, host.Limits{MaxPages: s.MemoryPages()})
+		if err != nil {
+			return x.failed(ctx, i, attempt, 0, "invalid_plugin", fmt.Errorf("load %s: %w", s.Plugin, err))
+		}
+		l.plugin = p
+	}
+	started := &state.Record{Type: state.EventStepStarted, Run: x.runID, Step: s.ID, Attempt: attempt, Plugin: l.sha}
+	// A non-idempotent step's start must be on disk before it can act, so
+	// that a crash inside it is seen on resume. An idempotent step that loses
+	// its start record to a power cut is simply run again.
+	var err error
+	if s.Idempotent {
+		err = x.rt.store.AppendLazy(ctx, started)
+	} else {
+		err = x.rt.store.Append(ctx, started)
+	}
+	if err != nil {
+		return fmt.Errorf("journal start of step %q: %w", s.ID, err)
+	}
+	x.rt.emit(Event{Type: EventStepStarted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt})
+
+	req := host.Request{
+		Function:       s.Function,
+		Input:          x.envelope(l, attempt),
+		Config:         s.Config,
+		Timeout:        time.Duration(s.Timeout),
+		MaxOutputBytes: int(s.MaxOutput),
+		Context:        x.context,
+		Mounts:         mountsFor(x.m, s),
+		OnLog: func(line host.LogLine) {
+			x.rt.emit(Event{Type: EventStepLog, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Log: &line})
+		},
+	}
+	res, err := l.plugin.Call(ctx, req)
+	var dur time.Duration
+	if res != nil {
+		dur = res.Duration
+		// stderr and stdout lines are collected at the end of the call.
+		for _, line := range res.Logs {
+			if line.Source != "log" {
+				x.rt.emit(Event{Type: EventStepLog, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Log: &line})
+			}
+		}
+	}
+	if err != nil {
+		if errors.Is(err, host.ErrCanceled) {
+			// Not the step's fault: leave it started, so resume handles it like
+			// a crash.
+			return &StepError{Step: s.ID, Attempt: attempt, Cause: "canceled", Err: fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())}
+		}
+		return x.failed(ctx, i, attempt, dur, host.CauseName(err), err)
+	}
+	out, err := normalizeOutput(res.Output)
+	if err != nil {
+		return x.failed(ctx, i, attempt, dur, "bad_output", err)
+	}
+	done := &state.Record{Type: state.EventStepCompleted, Run: x.runID, Step: s.ID, Attempt: attempt,
+		Output: out, Context: res.ContextWrites, DurationMS: ms(dur)}
+	// The step has acted: record it even if the caller gave up meanwhile.
+	if err := x.rt.store.Append(context.WithoutCancel(ctx), done); err != nil {
+		return fmt.Errorf("journal completion of step %q: %w", s.ID, err)
+	}
+	for k, v := range res.ContextWrites {
+		if string(v) == "null" {
+			delete(x.context, k)
+		} else {
+			x.context[k] = v
+		}
+	}
+	x.res.Ran++
+	x.addOutput(s.ID, out)
+	x.rt.emit(Event{Type: EventStepCompleted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Output: out, Duration: dur})
+	return nil
+}
+
+// failed journals a failed attempt and the run's failure.
+func (x *execution) failed(ctx context.Context, i, attempt int, dur time.Duration, cause string, err error) error {
+	id := x.steps[i].step.ID
+	serr := &StepError{Step: id, Attempt: attempt, Cause: cause, Err: fmt.Errorf("%w: %w", ErrStepFailed, err)}
+	recs := []*state.Record{
+		{Type: state.EventStepFailed, Run: x.runID, Step: id, Attempt: attempt, Cause: cause, Error: err.Error(), DurationMS: ms(dur)},
+		{Type: state.EventRunFailed, Run: x.runID, Step: id, Cause: cause, Error: err.Error()},
+	}
+	if jerr := x.rt.store.Append(context.WithoutCancel(ctx), recs...); jerr != nil {
+		return errors.Join(serr, fmt.Errorf("journal failure of step %q: %w", id, jerr))
+	}
+	x.rt.emit(Event{Type: EventStepFailed, Run: x.runID, Step: id, Index: i, Attempt: attempt, Duration: dur, Err: serr})
+	x.rt.emit(Event{Type: EventRunFailed, Run: x.runID, Workflow: x.m.Workflow.Name, Err: serr})
+	return serr
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// mountsFor turns a step's grants into host mounts; host paths are relative
+// to the manifest's directory.
+func mountsFor(m *manifest.Manifest, s *manifest.Step) []host.Mount {
+	var out []host.Mount
+	add := func(paths map[string]string, rw bool) {
+		for hostPath, guest := range paths {
+			out = append(out, host.Mount{HostPath: resolvePath(m.Dir, hostPath), GuestPath: guest, ReadWrite: rw})
+		}
+	}
+	add(s.Allow.Paths, false)
+	add(s.Allow.WritePaths, true)
+	return out
+}

@@ -1,0 +1,366 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/12fa/12fa/host"
+	"github.com/12fa/12fa/manifest"
+	"github.com/12fa/12fa/state"
+)
+
+// Config configures a Runtime.
+type Config struct {
+	// ProjectDir is the project root; its store is ProjectDir/.12fa.
+	// Default: the working directory.
+	ProjectDir string
+	// CacheDir holds compiled plugins between processes. Default: the
+	// user's cache directory (12fa/compiled); empty with NoCache set keeps
+	// them in memory only.
+	CacheDir string
+	// NoCache disables the on-disk compile cache.
+	NoCache bool
+	// Logger receives the engine's own diagnostics. Default: none.
+	Logger hclog.Logger
+	// OnEvent, when set, sees every step event as it happens (for progress
+	// output). It is called from the goroutine running the workflow.
+	OnEvent func(Event)
+	// Now is the clock for records. Default: time.Now.
+	Now func() time.Time
+}
+
+// StoreDir returns the store directory of a project.
+func StoreDir(projectDir string) string { return filepath.Join(projectDir, state.DirName) }
+
+// DefaultCacheDir is where compiled plugins are cached by default.
+func DefaultCacheDir() (string, error) {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("find the user cache directory: %w", err)
+	}
+	return filepath.Join(d, "12fa", "compiled"), nil
+}
+
+// Runtime runs workflows against one project's store. Use one at a time per
+// store (the store's lock enforces it across processes).
+type Runtime struct {
+	cfg   Config
+	log   hclog.Logger
+	store *state.Store
+	host  *host.Host
+}
+
+// Init creates the store of a project if it does not exist.
+func Init(projectDir string) error { return state.Init(StoreDir(projectDir)) }
+
+// New opens the project's store (creating it when missing) and a Wasm host.
+func New(ctx context.Context, cfg Config) (*Runtime, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ProjectDir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("runtime: %w", err)
+		}
+		cfg.ProjectDir = wd
+	}
+	if cfg.CacheDir == "" && !cfg.NoCache {
+		d, err := DefaultCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("runtime: %w (set a cache directory, or disable the cache)", err)
+		}
+		cfg.CacheDir = d
+	}
+	if cfg.NoCache {
+		cfg.CacheDir = ""
+	}
+	dir := StoreDir(cfg.ProjectDir)
+	if err := state.Init(dir); err != nil {
+		return nil, fmt.Errorf("runtime: %w", err)
+	}
+	st, err := state.Open(state.Config{Dir: dir, Now: cfg.Now}, cfg.Logger.Named("state"))
+	if err != nil {
+		return nil, fmt.Errorf("runtime: %w", err)
+	}
+	h, err := host.New(ctx, host.Config{CacheDir: cfg.CacheDir}, cfg.Logger.Named("host"))
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("runtime: %w", err)
+	}
+	return &Runtime{cfg: cfg, log: cfg.Logger, store: st, host: h}, nil
+}
+
+// Close releases the host and the store (writing its snapshot).
+func (r *Runtime) Close(ctx context.Context) error {
+	return errors.Join(r.host.Close(ctx), r.store.Close())
+}
+
+// Runs returns every run in the store, oldest first.
+func (r *Runtime) Runs() []state.Run { return r.store.Runs() }
+
+// RunOptions say which run to continue and what a resume may do.
+type RunOptions struct {
+	// RunID continues this run. Empty: continue the newest unfinished run of
+	// the same workflow, or start a new one.
+	RunID string
+	// New always starts a new run.
+	New bool
+	// Upgrade accepts plugins that changed since the run started.
+	Upgrade bool
+	// RerunInterrupted runs an interrupted non-idempotent step again.
+	RerunInterrupted bool
+	// MarkDone completes an interrupted non-idempotent step without running
+	// it again (its output is null).
+	MarkDone bool
+	// RetryFailed continues a failed run from its failed step.
+	RetryFailed bool
+}
+
+// Result is the outcome of Run or Resume.
+type Result struct {
+	RunID  string
+	Status state.RunStatus
+	// Steps holds every step's final state in manifest order.
+	Steps []state.Step
+	// Ran counts the steps that ran in this call; Replayed those whose output
+	// came from the journal.
+	Ran, Replayed int
+}
+
+// Output returns the output of a step.
+func (res *Result) Output(step string) json.RawMessage {
+	for _, s := range res.Steps {
+		if s.ID == step {
+			return s.Output
+		}
+	}
+	return nil
+}
+
+// newRunID returns a sortable, readable, unique run id.
+func (r *Runtime) newRunID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return r.cfg.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// Resume continues the run with the given id, reading the manifest it was
+// started from.
+func (r *Runtime) Resume(ctx context.Context, runID string, opts RunOptions) (*Result, error) {
+	if runID == "" {
+		runs := r.store.Runs()
+		for i := len(runs) - 1; i >= 0; i-- {
+			if runs[i].Status == state.RunRunning || (opts.RetryFailed && runs[i].Status == state.RunFailed) {
+				runID = runs[i].ID
+				break
+			}
+		}
+		if runID == "" {
+			return nil, fmt.Errorf("resume: %w: no unfinished run in the store", ErrRunNotFound)
+		}
+	}
+	run, ok := r.store.Run(runID)
+	if !ok {
+		return nil, fmt.Errorf("resume: %w: %q", ErrRunNotFound, runID)
+	}
+	if run.Manifest == "" {
+		return nil, fmt.Errorf("resume %s: the run was built in code; call Run with its workflow", runID)
+	}
+	m, err := manifest.Load(run.Manifest)
+	if err != nil {
+		return nil, fmt.Errorf("resume %s: %w", runID, err)
+	}
+	opts.RunID = runID
+	return r.Run(ctx, m, opts)
+}
+
+// loaded is a step's plugin, read and checked.
+type loaded struct {
+	step   *manifest.Step
+	wasm   []byte
+	sha    string
+	plugin *host.Plugin
+}
+
+// Run runs the workflow m: a new run, or the continuation of an unfinished
+// one (see RunOptions).
+func (r *Runtime) Run(ctx context.Context, m *manifest.Manifest, opts RunOptions) (*Result, error) {
+	steps := make([]loaded, len(m.Steps))
+	for i := range m.Steps {
+		s := &m.Steps[i]
+		b, err := os.ReadFile(s.PluginPath)
+		if err != nil {
+			return nil, &StepError{Step: s.ID, Cause: "plugin_missing", Err: fmt.Errorf("read plugin: %w", err)}
+		}
+		steps[i] = loaded{step: s, wasm: b, sha: host.SHA256Hex(b)}
+		if s.SHA256 != "" && s.SHA256 != steps[i].sha {
+			return nil, &StepError{Step: s.ID, Cause: "plugin_pin", Err: fmt.Errorf("%w: %s is %s, the manifest pins %s",
+				ErrPluginPin, s.Plugin, steps[i].sha, s.SHA256)}
+		}
+	}
+
+	run, err := r.pickRun(ctx, m, steps, opts)
+	if err != nil {
+		return nil, err
+	}
+	x := &execution{rt: r, m: m, steps: steps, opts: opts, runID: run.ID,
+		context: contextMap(run.Context), res: &Result{RunID: run.ID}}
+	return x.run(ctx, &run)
+}
+
+// pickRun finds the run to continue or starts a new one, and checks that
+// the manifest and plugins still match it.
+func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loaded, opts RunOptions) (state.Run, error) {
+	var run state.Run
+	found := false
+	switch {
+	case opts.RunID != "":
+		if run, found = r.store.Run(opts.RunID); !found {
+			return run, fmt.Errorf("%w: %q", ErrRunNotFound, opts.RunID)
+		}
+	case !opts.New:
+		runs := r.store.Runs()
+		for i := len(runs) - 1; i >= 0; i-- {
+			if runs[i].Workflow == m.Workflow.Name && runs[i].Manifest == m.Path &&
+				(runs[i].Status == state.RunRunning || (opts.RetryFailed && runs[i].Status == state.RunFailed)) {
+				run, found = runs[i], true
+				break
+			}
+		}
+	}
+	if !found {
+		id := r.newRunID()
+		decl := make([]state.StepDecl, len(steps))
+		for i, l := range steps {
+			decl[i] = state.StepDecl{ID: l.step.ID, Plugin: l.sha}
+		}
+		rec := &state.Record{Type: state.EventRunStarted, Run: id, Workflow: m.Workflow.Name, Manifest: m.Path, Steps: decl}
+		if err := r.store.Append(ctx, rec); err != nil {
+			return run, fmt.Errorf("start run: %w", err)
+		}
+		run, _ = r.store.Run(id)
+		r.emit(Event{Type: EventRunStarted, Run: id, Workflow: m.Workflow.Name, Steps: len(steps)})
+		return run, nil
+	}
+
+	if run.Status == state.RunFailed && !opts.RetryFailed {
+		return run, fmt.Errorf("run %s: %w at step %q (%s): %s; resume with --retry-failed to try that step again",
+			run.ID, ErrRunFailed, failedStep(run), run.Cause, run.Error)
+	}
+	if len(run.Steps) != len(steps) {
+		return run, fmt.Errorf("run %s: %w: it has %d steps, %s has %d", run.ID, ErrManifestChanged, len(run.Steps), m.Path, len(steps))
+	}
+	var upgrades []*state.Record
+	for i, l := range steps {
+		rs := run.Steps[i]
+		if rs.ID != l.step.ID {
+			return run, fmt.Errorf("run %s: %w: step %d is %q in the run and %q in %s", run.ID, ErrManifestChanged, i+1, rs.ID, l.step.ID, m.Path)
+		}
+		if rs.Status == state.StepCompleted || rs.Plugin == l.sha {
+			continue
+		}
+		if !opts.Upgrade {
+			return run, &StepError{Step: rs.ID, Cause: "plugin_changed", Err: fmt.Errorf("%w: %s is now %s, the run started with %s; resume with --upgrade to accept it",
+				ErrPluginChanged, l.step.Plugin, short(l.sha), short(rs.Plugin))}
+		}
+		upgrades = append(upgrades, &state.Record{Type: state.EventPluginUpgraded, Run: run.ID, Step: rs.ID, Plugin: l.sha})
+	}
+	if run.Status == state.RunCompleted {
+		return run, nil
+	}
+	recs := append([]*state.Record{{Type: state.EventRunResumed, Run: run.ID}}, upgrades...)
+	if err := r.store.Append(ctx, recs...); err != nil {
+		return run, fmt.Errorf("resume run %s: %w", run.ID, err)
+	}
+	run, _ = r.store.Run(run.ID)
+	r.emit(Event{Type: EventRunResumed, Run: run.ID, Workflow: m.Workflow.Name, Steps: len(steps)})
+	return run, nil
+}
+
+func failedStep(run state.Run) string {
+	for _, s := range run.Steps {
+		if s.Status == state.StepFailed {
+			return s.ID
+		}
+	}
+	return "?"
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+func (r *Runtime) emit(e Event) {
+	if r.cfg.OnEvent != nil {
+		e.Time = r.cfg.Now()
+		r.cfg.OnEvent(e)
+	}
+}
+
+// contextMap is a run's workflow context as the host reads it.
+type contextMap map[string]json.RawMessage
+
+func (c contextMap) Get(key string) (json.RawMessage, bool) {
+	v, ok := c[key]
+	return v, ok
+}
+
+// normalizeOutput makes a guest's output a JSON document: JSON stays as it
+// is (compacted), other UTF-8 text becomes a JSON string, nothing becomes
+// null.
+func normalizeOutput(b []byte) (json.RawMessage, error) {
+	t := bytes.TrimSpace(b)
+	if len(t) == 0 {
+		return json.RawMessage("null"), nil
+	}
+	if json.Valid(t) {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, t); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	}
+	if !utf8.Valid(b) {
+		return nil, errors.New("output is neither JSON nor UTF-8 text")
+	}
+	return json.Marshal(string(b))
+}
+
+func resolvePath(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(dir, filepath.FromSlash(p))
+}
+
+// ListRuns reads a project's runs without taking the store's lock, so it
+// works while another process runs a workflow.
+func ListRuns(projectDir string, log hclog.Logger) ([]state.Run, error) {
+	st, err := state.Open(state.Config{Dir: StoreDir(projectDir), ReadOnly: true}, log)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return st.Runs(), nil
+}
+
+// Clean removes a project's store. It fails while another process holds it.
+func Clean(projectDir string) error { return state.Remove(StoreDir(projectDir)) }
