@@ -164,6 +164,29 @@ func Parse(name, path string, b []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalid, perr)
 	}
 	m := &Manifest{Path: path, Dir: filepath.Dir(path), Workflow: f.Workflow, Defaults: f.Defaults, Steps: f.Steps}
+	if err := m.finish(name, pos); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// New builds a manifest in code: the same defaults and checks as a TOML file.
+// Plugin paths are relative to dir.
+func New(dir string, wf Workflow, defaults Defaults, steps ...Step) (*Manifest, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	m := &Manifest{Dir: abs, Workflow: wf, Defaults: defaults, Steps: steps}
+	if err := m.finish("workflow "+strconv.Quote(wf.Name), nil); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// finish applies defaults and validates; errors name the file (or what
+// stands for it) and, where pos knows it, the line.
+func (m *Manifest) finish(name string, pos map[string]int) error {
 	at := func(key string) string {
 		if l := pos[key]; l > 0 {
 			return fmt.Sprintf("%s:%d", name, l)
@@ -174,10 +197,10 @@ func Parse(name, path string, b []byte) (*Manifest, error) {
 		return fmt.Errorf("%s: %w: %s", at(key), ErrInvalid, fmt.Sprintf(format, args...))
 	}
 	if m.Workflow.Name == "" {
-		return nil, bad("workflow", "[workflow] needs a name")
+		return bad("workflow", "[workflow] needs a name")
 	}
 	if len(m.Steps) == 0 {
-		return nil, bad("", "no [[step]] tables: a workflow needs at least one step")
+		return bad("", "no [[step]] tables: a workflow needs at least one step")
 	}
 	if m.Defaults.Timeout == 0 {
 		m.Defaults.Timeout = Duration(DefaultTimeout)
@@ -191,26 +214,26 @@ func Parse(name, path string, b []byte) (*Manifest, error) {
 		key := func(k string) string { return fmt.Sprintf("step.%d.%s", i, k) }
 		s.Line = pos[fmt.Sprintf("step.%d", i)]
 		if s.ID == "" {
-			return nil, bad(fmt.Sprintf("step.%d", i), "step %d has no id", i+1)
+			return bad(fmt.Sprintf("step.%d", i), "step %d has no id", i+1)
 		}
 		if !idRe.MatchString(s.ID) {
-			return nil, bad(key("id"), "step id %q must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit", s.ID)
+			return bad(key("id"), "step id %q must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit", s.ID)
 		}
 		if j, dup := seen[s.ID]; dup {
-			return nil, bad(key("id"), "step id %q is used twice (first by step %d)", s.ID, j+1)
+			return bad(key("id"), "step id %q is used twice (first by step %d)", s.ID, j+1)
 		}
 		seen[s.ID] = i
 		if s.Plugin == "" {
-			return nil, bad(fmt.Sprintf("step.%d", i), "step %q has no plugin", s.ID)
+			return bad(fmt.Sprintf("step.%d", i), "step %q has no plugin", s.ID)
 		}
 		s.PluginPath = resolve(m.Dir, s.Plugin)
 		if st, err := os.Stat(s.PluginPath); err != nil || st.IsDir() {
-			return nil, bad(key("plugin"), "step %q: plugin %s does not exist or is not a file", s.ID, s.Plugin)
+			return bad(key("plugin"), "step %q: plugin %s does not exist or is not a file", s.ID, s.Plugin)
 		}
 		if s.SHA256 != "" {
 			s.SHA256 = strings.ToLower(s.SHA256)
 			if len(s.SHA256) != 64 || strings.Trim(s.SHA256, "0123456789abcdef") != "" {
-				return nil, bad(key("sha256"), "step %q: sha256 must be 64 hex digits", s.ID)
+				return bad(key("sha256"), "step %q: sha256 must be 64 hex digits", s.ID)
 			}
 		}
 		if s.Timeout == 0 {
@@ -223,28 +246,28 @@ func Parse(name, path string, b []byte) (*Manifest, error) {
 			s.MaxOutput = m.Defaults.MaxOutput
 		}
 		if s.Memory < 64<<10 || s.Memory > MaxMemory {
-			return nil, bad(key("memory"), "step %q: memory must be between 64KiB and 4GiB", s.ID)
+			return bad(key("memory"), "step %q: memory must be between 64KiB and 4GiB", s.ID)
 		}
 		in, err := json.Marshal(s.Input)
 		if err != nil {
-			return nil, bad(key("input"), "step %q: input cannot be JSON: %v", s.ID, err)
+			return bad(key("input"), "step %q: input cannot be JSON: %v", s.ID, err)
 		}
 		s.InputJSON = in
 		for hostPath, guest := range s.Allow.Paths {
 			if !strings.HasPrefix(guest, "/") {
-				return nil, bad(key("allow"), "step %q: guest path %q must be absolute", s.ID, guest)
+				return bad(key("allow"), "step %q: guest path %q must be absolute", s.ID, guest)
 			}
 			if _, dup := s.Allow.WritePaths[hostPath]; dup {
-				return nil, bad(key("allow"), "step %q: %s is granted both read-only and read-write", s.ID, hostPath)
+				return bad(key("allow"), "step %q: %s is granted both read-only and read-write", s.ID, hostPath)
 			}
 		}
 		for _, guest := range s.Allow.WritePaths {
 			if !strings.HasPrefix(guest, "/") {
-				return nil, bad(key("allow"), "step %q: guest path %q must be absolute", s.ID, guest)
+				return bad(key("allow"), "step %q: guest path %q must be absolute", s.ID, guest)
 			}
 		}
 	}
-	return m, nil
+	return nil
 }
 
 func resolve(dir, p string) string {

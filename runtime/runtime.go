@@ -178,6 +178,9 @@ func (r *Runtime) Resume(ctx context.Context, runID string, opts RunOptions) (*R
 	if !ok {
 		return nil, fmt.Errorf("resume: %w: %q", ErrRunNotFound, runID)
 	}
+	if run.Status == state.RunFailed && !opts.RetryFailed {
+		return nil, failedRunError(run)
+	}
 	if run.Manifest == "" {
 		return nil, fmt.Errorf("resume %s: the run was built in code; call Run with its workflow", runID)
 	}
@@ -259,8 +262,7 @@ func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loa
 	}
 
 	if run.Status == state.RunFailed && !opts.RetryFailed {
-		return run, fmt.Errorf("run %s: %w at step %q (%s): %s; resume with --retry-failed to try that step again",
-			run.ID, ErrRunFailed, failedStep(run), run.Cause, run.Error)
+		return run, failedRunError(run)
 	}
 	if len(run.Steps) != len(steps) {
 		return run, fmt.Errorf("run %s: %w: it has %d steps, %s has %d", run.ID, ErrManifestChanged, len(run.Steps), m.Path, len(steps))
@@ -290,6 +292,11 @@ func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loa
 	run, _ = r.store.Run(run.ID)
 	r.emit(Event{Type: EventRunResumed, Run: run.ID, Workflow: m.Workflow.Name, Steps: len(steps)})
 	return run, nil
+}
+
+func failedRunError(run state.Run) error {
+	return fmt.Errorf("run %s: %w at step %q (%s): %s; resume with --retry-failed to try that step again",
+		run.ID, ErrRunFailed, failedStep(run), run.Cause, run.Error)
 }
 
 func failedStep(run state.Run) string {

@@ -222,8 +222,9 @@ func (s *Store) readJournal(r io.Reader, name string) (good int64, err error) {
 				why = fmt.Errorf("sequence %d after %d", rec.Seq, s.seq)
 			}
 		}
-		if why == nil && badLine != 0 {
-			return 0, fmt.Errorf("%s:%d: %w: %v (good records follow it; the file was left untouched)",
+		if badLine != 0 && (why == nil || rec.Seq != 0) {
+			// A record after a bad one: the bad one is not a torn tail.
+			return 0, fmt.Errorf("%s:%d: %w: %v (records follow it; the file was left untouched)",
 				name, badLine, ErrCorrupt, badWhy)
 		}
 		if why == nil {

@@ -1,0 +1,225 @@
+package state_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/12fa/12fa/state"
+)
+
+func open(t *testing.T, dir string) *state.Store {
+	t.Helper()
+	if err := state.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	s, err := state.Open(state.Config{Dir: dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// twoSteps journals a run whose first step completed and whose second
+// started.
+func twoSteps(t *testing.T, s *state.Store) {
+	t.Helper()
+	ctx := context.Background()
+	recs := []*state.Record{
+		{Type: state.EventRunStarted, Run: "r1", Workflow: "w", Steps: []state.StepDecl{{ID: "a", Plugin: "p"}, {ID: "b", Plugin: "p"}}},
+		{Type: state.EventStepStarted, Run: "r1", Step: "a", Attempt: 1},
+		{Type: state.EventStepCompleted, Run: "r1", Step: "a", Attempt: 1, Output: []byte(`{"x":1}`)},
+		{Type: state.EventStepStarted, Run: "r1", Step: "b", Attempt: 1},
+	}
+	for _, r := range recs {
+		if err := s.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestStore_Open_Replays(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".12fa")
+	s := open(t, dir)
+	twoSteps(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	r, ok := s.Run("r1")
+	if !ok {
+		t.Fatal("run r1 lost")
+	}
+	a, _ := r.Step("a")
+	b, _ := r.Step("b")
+	if a.Status != state.StepCompleted || string(a.Output) != `{"x":1}` || b.Status != state.StepRunning {
+		t.Fatalf("steps: a=%+v b=%+v", a, b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, state.SnapshotFile)); err != nil {
+		t.Fatalf("no snapshot after close: %v", err)
+	}
+}
+
+func TestStore_Open_TornTail(t *testing.T) {
+	tails := map[string]string{
+		"half a record":  `{"seq":5,"time":"2026-01-01T00:00:00Z","type":"step_comp`,
+		"zeros":          "\x00\x00\x00\x00\x00\x00\x00\x00",
+		"garbage line":   "not json at all\n",
+		"wrong sequence": `{"seq":9,"time":"2026-01-01T00:00:00Z","type":"run_completed","run":"r1"}` + "\n",
+	}
+	for name, tail := range tails {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), ".12fa")
+			s := open(t, dir)
+			twoSteps(t, s)
+			s.Close()
+			journal := filepath.Join(dir, state.JournalFile)
+			good, _ := os.ReadFile(journal)
+			appendFile(t, journal, tail)
+
+			var logs bytes.Buffer
+			s, err := state.Open(state.Config{Dir: dir}, hclog.New(&hclog.LoggerOptions{Output: &logs}))
+			if err != nil {
+				t.Fatalf("torn tail is fatal: %v", err)
+			}
+			if !strings.Contains(logs.String(), "dropping torn journal tail") {
+				t.Fatalf("no warning: %q", logs.String())
+			}
+			// The tail is cut, and the next record lands after the last good one.
+			if err := s.Append(context.Background(), &state.Record{Type: state.EventRunCompleted, Run: "r1"}); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			now, _ := os.ReadFile(journal)
+			if !bytes.HasPrefix(now, good) || bytes.Count(now, []byte("\n")) != bytes.Count(good, []byte("\n"))+1 {
+				t.Fatalf("journal after the torn tail:\n%s", now)
+			}
+			s = open(t, dir)
+			defer s.Close()
+			if r, _ := s.Run("r1"); r.Status != state.RunCompleted {
+				t.Fatalf("run status %s", r.Status)
+			}
+		})
+	}
+}
+
+func TestStore_Open_CorruptMiddleIsAnError(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".12fa")
+	s := open(t, dir)
+	twoSteps(t, s)
+	s.Close()
+	journal := filepath.Join(dir, state.JournalFile)
+	b, _ := os.ReadFile(journal)
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	lines[1] = []byte("{broken\n")
+	corrupt := bytes.Join(lines, nil)
+	if err := os.WriteFile(journal, corrupt, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := state.Open(state.Config{Dir: dir}, nil)
+	if !errors.Is(err, state.ErrCorrupt) || !strings.Contains(err.Error(), state.JournalFile+":2:") {
+		t.Fatalf("err = %v, want ErrCorrupt naming line 2", err)
+	}
+	after, _ := os.ReadFile(journal)
+	if !bytes.Equal(after, corrupt) {
+		t.Fatal("a corrupt journal was modified")
+	}
+}
+
+func TestStore_Open_LockedByAnother(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".12fa")
+	s := open(t, dir)
+	defer s.Close()
+	_, err := state.Open(state.Config{Dir: dir}, nil)
+	if !errors.Is(err, state.ErrLocked) || !strings.Contains(err.Error(), "pid ") {
+		t.Fatalf("err = %v", err)
+	}
+	// Readers need no lock.
+	ro, err := state.Open(state.Config{Dir: dir, ReadOnly: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro.Close()
+}
+
+func TestStore_Append_RefusesNonsense(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".12fa")
+	s := open(t, dir)
+	defer s.Close()
+	tests := []struct {
+		name string
+		rec  *state.Record
+	}{
+		{"unknown run", &state.Record{Type: state.EventStepStarted, Run: "nope", Step: "a"}},
+		{"unknown type", &state.Record{Type: "frobnicate", Run: "nope"}},
+		{"duplicate steps", &state.Record{Type: state.EventRunStarted, Run: "r", Steps: []state.StepDecl{{ID: "a"}, {ID: "a"}}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := s.Append(context.Background(), tc.rec); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, state.JournalFile))
+	if len(b) != 0 {
+		t.Fatalf("refused records reached the journal: %s", b)
+	}
+}
+
+func TestWriteFileAtomic(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f.json")
+	for _, content := range []string{"one", "two"} {
+		if err := state.WriteFileAtomic(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(p)
+		if string(b) != content {
+			t.Fatalf("content %q", b)
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Dir(p))
+	if len(entries) != 1 {
+		t.Fatalf("temp files left: %v", entries)
+	}
+}
+
+func appendFile(t *testing.T, path, s string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzStore_Open(f *testing.F) {
+	f.Add([]byte(`{"seq":1,"time":"2026-01-01T00:00:00Z","type":"run_started","run":"r","steps":[{"id":"a","plugin":"p"}]}` + "\n"))
+	f.Add([]byte("{}\n{}\n"))
+	f.Add([]byte("\x00\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := filepath.Join(t.TempDir(), ".12fa")
+		if err := state.Init(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, state.JournalFile), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := state.Open(state.Config{Dir: dir}, nil)
+		if err != nil {
+			return
+		}
+		s.Runs()
+		s.Close()
+	})
+}
