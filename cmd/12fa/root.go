@@ -18,7 +18,7 @@ import (
 // Exit codes. They are part of the CLI's contract (README, "Exit codes").
 const (
 	exitOK          = 0
-	exitFailure      = 1 // usage, manifest, store or host error
+	exitFailure     = 1 // usage, manifest, store or host error
 	exitStepFailed  = 2 // a step failed; the run is failed
 	exitNeedsPerson = 3 // an interrupted step, a changed plugin: a person must decide
 	exitCanceled    = 130
