@@ -27,6 +27,8 @@ func newHost(t *testing.T) *host.Host {
 	return h
 }
 
+func mustRead(tb testing.TB, rel string) []byte { return testutil.MustReadExample(tb, rel) }
+
 func mustLoad(t *testing.T, h *host.Host, rel string, pages uint32) *host.Plugin {
 	t.Helper()
 	p, err := h.Load(t.Context(), testutil.MustReadExample(t, rel), host.Limits{MaxPages: pages})

@@ -125,13 +125,6 @@ func (x *execution) envelope(l *loaded, attempt int) []byte {
 func (x *execution) attempt(ctx context.Context, i, attempt int) error {
 	l := &x.steps[i]
 	s := l.step
-	if l.plugin == nil {
-		p, err := x.rt.host.Load(ctx, l.wasm, host.Limits{MaxPages: s.MemoryPages()})
-		if err != nil {
-			return x.failed(ctx, i, attempt, 0, "invalid_plugin", fmt.Errorf("load %s: %w", s.Plugin, err))
-		}
-		l.plugin = p
-	}
 	started := &state.Record{Type: state.EventStepStarted, Run: x.runID, Step: s.ID, Attempt: attempt, Plugin: l.sha}
 	// A non-idempotent step's start must be on disk before it can act, so
 	// that a crash inside it is seen on resume. An idempotent step that loses

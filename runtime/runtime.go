@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/12fa/12fa/abi"
 	"github.com/12fa/12fa/host"
 	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/state"
@@ -195,28 +196,68 @@ func (r *Runtime) Resume(ctx context.Context, runID string, opts RunOptions) (*R
 // loaded is a step's plugin, read and checked.
 type loaded struct {
 	step   *manifest.Step
-	wasm   []byte
 	sha    string
 	plugin *host.Plugin
+}
+
+// load reads, checks and compiles every step's plugin before anything runs,
+// so that a missing, pinned-and-changed or unusable plugin stops the
+// workflow before its first step. Each file is read and hashed once.
+func (r *Runtime) load(ctx context.Context, m *manifest.Manifest) ([]loaded, error) {
+	type file struct {
+		wasm []byte
+		sha  string
+	}
+	type compiled struct {
+		path  string
+		pages uint32
+	}
+	files := map[string]file{}
+	plugins := map[compiled]*host.Plugin{}
+	steps := make([]loaded, len(m.Steps))
+	for i := range m.Steps {
+		s := &m.Steps[i]
+		f, ok := files[s.PluginPath]
+		if !ok {
+			b, err := os.ReadFile(s.PluginPath)
+			if err != nil {
+				return nil, &StepError{Step: s.ID, Cause: "plugin_missing", Err: fmt.Errorf("read plugin: %w", err)}
+			}
+			f = file{wasm: b, sha: host.SHA256Hex(b)}
+			files[s.PluginPath] = f
+		}
+		if s.SHA256 != "" && s.SHA256 != f.sha {
+			return nil, &StepError{Step: s.ID, Cause: "plugin_pin", Err: fmt.Errorf("%w: %s is %s, the manifest pins %s",
+				ErrPluginPin, s.Plugin, f.sha, s.SHA256)}
+		}
+		key := compiled{s.PluginPath, s.MemoryPages()}
+		p, ok := plugins[key]
+		if !ok {
+			var err error
+			if p, err = r.host.Load(ctx, f.wasm, host.Limits{MaxPages: key.pages}); err != nil {
+				return nil, &StepError{Step: s.ID, Cause: "invalid_plugin", Err: fmt.Errorf("load %s: %w", s.Plugin, err)}
+			}
+			plugins[key] = p
+		}
+		fn := s.Function
+		if fn == "" {
+			fn = abi.DefaultFunction
+		}
+		if !p.Exports[fn] {
+			return nil, &StepError{Step: s.ID, Cause: "no_function", Err: fmt.Errorf("%s exports no function %q of type () -> i32", s.Plugin, fn)}
+		}
+		steps[i] = loaded{step: s, sha: f.sha, plugin: p}
+	}
+	return steps, nil
 }
 
 // Run runs the workflow m: a new run, or the continuation of an unfinished
 // one (see RunOptions).
 func (r *Runtime) Run(ctx context.Context, m *manifest.Manifest, opts RunOptions) (*Result, error) {
-	steps := make([]loaded, len(m.Steps))
-	for i := range m.Steps {
-		s := &m.Steps[i]
-		b, err := os.ReadFile(s.PluginPath)
-		if err != nil {
-			return nil, &StepError{Step: s.ID, Cause: "plugin_missing", Err: fmt.Errorf("read plugin: %w", err)}
-		}
-		steps[i] = loaded{step: s, wasm: b, sha: host.SHA256Hex(b)}
-		if s.SHA256 != "" && s.SHA256 != steps[i].sha {
-			return nil, &StepError{Step: s.ID, Cause: "plugin_pin", Err: fmt.Errorf("%w: %s is %s, the manifest pins %s",
-				ErrPluginPin, s.Plugin, steps[i].sha, s.SHA256)}
-		}
+	steps, err := r.load(ctx, m)
+	if err != nil {
+		return nil, err
 	}
-
 	run, err := r.pickRun(ctx, m, steps, opts)
 	if err != nil {
 		return nil, err

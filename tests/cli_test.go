@@ -1,0 +1,41 @@
+//go:build integration
+
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestCLI runs the scripts in testdata/*.txtar against the built binary.
+// Each script's $WORK has the example plugins under plugins/ and
+// $EXAMPLES points at plugins/examples.
+func TestCLI(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata",
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("PATH", filepath.Dir(bin)+string(os.PathListSeparator)+env.Getenv("PATH"))
+			env.Setenv("EXAMPLES", examples(t))
+			env.Setenv("XDG_CACHE_HOME", filepath.Join(cacheDir, "xdg"))
+			dst := filepath.Join(env.WorkDir, "plugins")
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				return err
+			}
+			for _, p := range []string{"effect/effect.wasm", "gopanic/gopanic.wasm", "wat/noop.wasm", "wat/loop.wasm",
+				"wat/grow.wasm", "wat/trap.wasm", "wat/badptr.wasm", "wat/badjson.wasm", "wat/bigoutput.wasm",
+				"wat/logflood.wasm", "wat/abiv2.wasm", "wat/fail.wasm"} {
+				b, err := os.ReadFile(filepath.Join(examples(t), p))
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(filepath.Join(dst, filepath.Base(p)), b, 0o644); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	})
+}
