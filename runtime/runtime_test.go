@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/12fa/12fa/host"
+	"github.com/12fa/12fa/internal/testutil"
 	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/runtime"
 	"github.com/12fa/12fa/state"
-	"github.com/12fa/12fa/internal/testutil"
 )
 
 // sharedCache lets the tests compile each plugin once.
