@@ -50,6 +50,7 @@ var causeNames = map[error]string{
 	ErrNoFunction:     "no_function",
 	ErrCanceled:       "canceled",
 	ErrInstantiate:    "instantiate",
+	ErrGrant:          "bad_grant",
 }
 
 // CallError is the error of a failed call. Cause is one of the Err* values of

@@ -2,21 +2,24 @@ package host
 
 import (
 	"errors"
-
-	"github.com/tetratelabs/wazero"
 )
 
+// ErrGrant: a file grant could not be set up (the directory is missing,
+// the guest path is bad).
+var ErrGrant = errors.New("file grant unusable")
+
 // Mount grants the guest a host directory.
+//
+// The directory is served through os.Root: every path the guest uses is
+// resolved inside it, symlinks that lead out of it (absolute, or relative
+// with too many "..") are refused, and the guest can create neither
+// symlinks nor hard links. Raw wazero directory mounts (and Extism's
+// AllowedPaths, which uses them) follow symlinks out of the directory.
 type Mount struct {
 	// HostPath is the directory on the host.
 	HostPath string
-	// GuestPath is where the guest sees it.
+	// GuestPath is where the guest sees it; absolute.
 	GuestPath string
 	// ReadWrite allows writes; mounts are read-only otherwise.
 	ReadWrite bool
-}
-
-// mountConfig builds the FS configuration for mounts.
-func mountConfig(mounts []Mount) (wazero.FSConfig, func(), error) {
-	return nil, func() {}, errors.New("host: file grants are not supported yet")
 }
