@@ -17,9 +17,23 @@ type mapContext map[string]json.RawMessage
 
 func (m mapContext) Get(k string) (json.RawMessage, bool) { v, ok := m[k]; return v, ok }
 
+// sharedCache lets the tests of this package compile each plugin once.
+var sharedCache string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "12fa-host-cache-*")
+	if err != nil {
+		panic(err)
+	}
+	sharedCache = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 func newHost(t *testing.T) *host.Host {
 	t.Helper()
-	h, err := host.New(t.Context(), host.Config{CacheDir: t.TempDir()}, nil)
+	h, err := host.New(t.Context(), host.Config{CacheDir: sharedCache}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
