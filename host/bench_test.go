@@ -1,6 +1,8 @@
 package host_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -8,9 +10,23 @@ import (
 )
 
 // BenchmarkPlugin_Call measures a fresh instance + call + close per
-// iteration (what every step attempt costs).
+// iteration (what every step attempt costs). The 24KiB cases show what a
+// large envelope (many earlier outputs) costs a Go guest that decodes it.
 func BenchmarkPlugin_Call(b *testing.B) {
-	for _, tc := range []struct{ name, plugin string }{{"wat-noop", "wat/noop.wasm"}, {"go-effect", "effect/effect.wasm"}} {
+	var outs []string
+	for i := range 400 {
+		outs = append(outs, fmt.Sprintf(`"s%04d":{"attempt":1,"count":%d,"step":"s%04d"}`, i, i, i))
+	}
+	big := []byte(`{"workflow":"w","run_id":"r","step":"s","attempt":1,"input":null,"outputs":{` + strings.Join(outs, ",") + `}}`)
+	small := []byte(`{"workflow":"w","run_id":"r","step":"s","attempt":1,"input":null,"outputs":{}}`)
+	for _, tc := range []struct {
+		name, plugin string
+		in           []byte
+	}{
+		{"wat-noop", "wat/noop.wasm", small},
+		{"go-effect", "effect/effect.wasm", small},
+		{"go-effect-24KiB-envelope", "effect/effect.wasm", big},
+	} {
 		b.Run(tc.name, func(b *testing.B) {
 			h, err := host.New(b.Context(), host.Config{}, nil)
 			if err != nil {
@@ -21,7 +37,7 @@ func BenchmarkPlugin_Call(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			in := []byte(`{"workflow":"w","run_id":"r","step":"s","attempt":1,"input":null,"outputs":{}}`)
+			in := tc.in
 			b.ResetTimer()
 			for b.Loop() {
 				if _, err := p.Call(b.Context(), host.Request{Input: in, Timeout: 10 * time.Second}); err != nil {

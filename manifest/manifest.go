@@ -70,10 +70,13 @@ type Step struct {
 	Input       any               `toml:"input"`
 	Config      map[string]string `toml:"config"`
 	Idempotent  bool              `toml:"idempotent"`
-	Timeout     Duration          `toml:"timeout"`
-	Memory      Size              `toml:"memory"`
-	MaxOutput   Size              `toml:"max_output"`
-	Allow       Allow             `toml:"allow"`
+	// Needs lists the earlier steps whose outputs the step's envelope
+	// carries. Nil (the key absent) means every earlier step.
+	Needs     *[]string `toml:"needs"`
+	Timeout   Duration  `toml:"timeout"`
+	Memory    Size      `toml:"memory"`
+	MaxOutput Size      `toml:"max_output"`
+	Allow     Allow     `toml:"allow"`
 
 	// PluginPath is Plugin resolved against the manifest's directory.
 	PluginPath string `toml:"-"`
@@ -247,6 +250,13 @@ func (m *Manifest) finish(name string, pos map[string]int) error {
 		}
 		if s.Memory < 64<<10 || s.Memory > MaxMemory {
 			return bad(key("memory"), "step %q: memory must be between 64KiB and 4GiB", s.ID)
+		}
+		if s.Needs != nil {
+			for _, n := range *s.Needs {
+				if j, ok := seen[n]; !ok || j >= i {
+					return bad(key("needs"), "step %q needs %q, which is not an earlier step", s.ID, n)
+				}
+			}
 		}
 		in, err := json.Marshal(s.Input)
 		if err != nil {

@@ -90,6 +90,7 @@ func TestLoad_Errors(t *testing.T) {
 		{"bad id", head + "[[step]]\nid = \"a b\"\nplugin = \"step.wasm\"\n", `:4: invalid manifest: step id "a b"`},
 		{"syntax", head + "[[step]\n", `:3:`},
 		{"bad sha", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nsha256 = \"abc\"\n", `:6: invalid manifest: step "a": sha256 must be 64 hex digits`},
+		{"needs a later step", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nneeds = [\"b\"]\n[[step]]\nid = \"b\"\nplugin = \"step.wasm\"\n", `:6: invalid manifest: step "a" needs "b", which is not an earlier step`},
 		{"relative guest path", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nallow = { paths = { \"d\" = \"data\" } }\n", `:6: invalid manifest: step "a": guest path "data" must be absolute`},
 	}
 	for _, tc := range tests {

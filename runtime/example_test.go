@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log"
 	"os"
@@ -37,9 +38,16 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	var second struct {
+		Count int      `json:"count"`
+		Saw   []string `json:"saw"`
+	}
+	if err := json.Unmarshal(res.Output("second"), &second); err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println(res.Status, res.Ran)
-	fmt.Println(string(res.Output("second"))[:30])
+	fmt.Println(second.Count, second.Saw)
 	// Output:
 	// completed 2
-	// {"attempt":1,"count":2,"step":
+	// 2 [first]
 }

@@ -25,6 +25,8 @@ type execution struct {
 	// outputs holds `"id":output` pairs of every completed step, so that an
 	// envelope costs one copy, not a re-encoding of every output.
 	outputs bytes.Buffer
+	// byID holds each completed step's output, for steps that declare needs.
+	byID map[string]json.RawMessage
 }
 
 func (x *execution) run(ctx context.Context, run *state.Run) (*Result, error) {
@@ -96,6 +98,10 @@ func (x *execution) step(ctx context.Context, i int, rs state.Step) error {
 }
 
 func (x *execution) addOutput(id string, out json.RawMessage) {
+	if x.byID == nil {
+		x.byID = make(map[string]json.RawMessage)
+	}
+	x.byID[id] = out
 	if x.outputs.Len() > 0 {
 		x.outputs.WriteByte(',')
 	}
@@ -114,10 +120,24 @@ func (x *execution) envelope(l *loaded, attempt int) []byte {
 		Attempt  int             `json:"attempt"`
 		Input    json.RawMessage `json:"input"`
 	}{x.m.Workflow.Name, x.runID, l.step.ID, attempt, l.step.InputJSON})
-	b := make([]byte, 0, len(head)+x.outputs.Len()+16)
+	outputs := x.outputs.Bytes()
+	if l.step.Needs != nil {
+		var sel bytes.Buffer
+		for _, id := range *l.step.Needs {
+			if sel.Len() > 0 {
+				sel.WriteByte(',')
+			}
+			k, _ := json.Marshal(id)
+			sel.Write(k)
+			sel.WriteByte(':')
+			sel.Write(x.byID[id])
+		}
+		outputs = sel.Bytes()
+	}
+	b := make([]byte, 0, len(head)+len(outputs)+16)
 	b = append(b, head[:len(head)-1]...)
 	b = append(b, `,"outputs":{`...)
-	b = append(b, x.outputs.Bytes()...)
+	b = append(b, outputs...)
 	return append(b, "}}"...)
 }
 

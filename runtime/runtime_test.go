@@ -111,6 +111,26 @@ func TestRuntime_Run_PassesOutputsAndContext(t *testing.T) {
 	}
 }
 
+func TestRuntime_Run_NeedsLimitsOutputs(t *testing.T) {
+	f := newFixture(t)
+	rt := f.open()
+	defer rt.Close(t.Context())
+	c := effect("c", true, nil)
+	c.Needs = &[]string{"a"}
+	d := effect("d", true, nil)
+	d.Needs = &[]string{}
+	res, err := rt.Run(t.Context(), f.manifest(effect("a", true, nil), effect("b", true, nil), c, d, effect("e", true, nil)), runtime.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step, want := range map[string]string{"a": "[]", "b": `["a"]`, "c": `["a"]`, "d": "[]", "e": `["a","b","c","d"]`} {
+		var out struct{ Saw json.RawMessage }
+		if err := json.Unmarshal(res.Output(step), &out); err != nil || string(out.Saw) != want {
+			t.Errorf("step %s saw outputs %s, want %s", step, out.Saw, want)
+		}
+	}
+}
+
 // interrupt runs m until step stepID has started, then cancels the context,
 // leaving that step started and not ended, as a crash would.
 func (f *fixture) interrupt(m *manifest.Manifest, stepID string) string {

@@ -27,7 +27,7 @@ func writeManifest(t *testing.T, dir string, n int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[workflow]\nname = \"long\"\n\n")
 	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, "[[step]]\nid = \"s%04d\"\nplugin = %q\nidempotent = true\n\n", i, filepath.Join(examples(t), "effect", "effect.wasm"))
+		fmt.Fprintf(&b, "[[step]]\nid = \"s%04d\"\nplugin = %q\nidempotent = true\nneeds = []\n\n", i, filepath.Join(examples(t), "effect", "effect.wasm"))
 	}
 	p := filepath.Join(dir, "long.toml")
 	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {

@@ -1,5 +1,6 @@
 // Command effect is a test fixture: it logs "effect <step>" (the side effect
-// that tests count) and returns its step id and attempt. With input
+// that tests count), counts completed steps in the context, and returns its
+// step id, attempt, the count and the ids of the outputs it received. With input
 // {"sleep_ms": N} it sleeps first; with {"fail": true} it fails.
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o effect.wasm .
@@ -7,6 +8,7 @@ package main
 
 import (
 	"encoding/json"
+	"sort"
 	"time"
 
 	pdk "github.com/12fa/12fa/pdk/go"
@@ -34,7 +36,12 @@ func run() int32 {
 		if err := pdk.CtxSet("count", count+1); err != nil {
 			return nil, err
 		}
-		return map[string]any{"step": env.Step, "attempt": env.Attempt, "count": count + 1}, nil
+		saw := make([]string, 0, len(env.Outputs))
+		for id := range env.Outputs {
+			saw = append(saw, id)
+		}
+		sort.Strings(saw)
+		return map[string]any{"step": env.Step, "attempt": env.Attempt, "count": count + 1, "saw": saw}, nil
 	})
 }
 
