@@ -18,9 +18,12 @@ const (
 	EventStepStarted   EventType = "step_started"
 	EventStepLog       EventType = "step_log"
 	EventStepCompleted EventType = "step_completed"
-	EventStepFailed    EventType = "step_failed"
-	EventRunCompleted  EventType = "run_completed"
-	EventRunFailed     EventType = "run_failed"
+	// EventStepMarkedDone: an interrupted step was completed without running
+	// it (RunOptions.MarkDone).
+	EventStepMarkedDone EventType = "step_marked_done"
+	EventStepFailed     EventType = "step_failed"
+	EventRunCompleted   EventType = "run_completed"
+	EventRunFailed      EventType = "run_failed"
 )
 
 // Event is something that happened in a run, for progress output.

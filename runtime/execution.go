@@ -81,8 +81,9 @@ func (x *execution) step(ctx context.Context, i int, rs state.Step) error {
 			if err := x.rt.store.Append(ctx, rec); err != nil {
 				return fmt.Errorf("mark step %q done: %w", id, err)
 			}
+			x.res.MarkedDone++
 			x.addOutput(id, rec.Output)
-			x.rt.emit(Event{Type: EventStepCompleted, Run: x.runID, Step: id, Index: i, Attempt: rs.Attempt, Output: rec.Output})
+			x.rt.emit(Event{Type: EventStepMarkedDone, Run: x.runID, Step: id, Index: i, Attempt: rs.Attempt, Output: rec.Output})
 			return nil
 		default:
 			return &StepError{Step: id, Attempt: rs.Attempt, Cause: "interrupted", Err: fmt.Errorf(

@@ -139,8 +139,8 @@ type Result struct {
 	// Steps holds every step's final state in manifest order.
 	Steps []state.Step
 	// Ran counts the steps that ran in this call; Replayed those whose output
-	// came from the journal.
-	Ran, Replayed int
+	// came from the journal; MarkedDone those completed by RunOptions.MarkDone.
+	Ran, Replayed, MarkedDone int
 }
 
 // Output returns the output of a step.

@@ -128,7 +128,11 @@ func execute(cmd *cobra.Command, g *globalOptions, o *runFlags, fn func(*runtime
 		return exitFor(closeErr)
 	}
 	if res != nil && !o.json {
-		fmt.Fprintf(progress, "run %s %s: %d ran, %d replayed from the journal\n", res.RunID, res.Status, res.Ran, res.Replayed)
+		marked := ""
+		if res.MarkedDone > 0 {
+			marked = fmt.Sprintf(", %d marked done without running", res.MarkedDone)
+		}
+		fmt.Fprintf(progress, "run %s %s: %d ran, %d replayed from the journal%s\n", res.RunID, res.Status, res.Ran, res.Replayed, marked)
 	}
 	return nil
 }
@@ -160,6 +164,8 @@ func (p *printer) event(e runtime.Event) {
 		fmt.Fprintf(p.w, "    %s %s: %s\n", e.Step, logTag(e), e.Log.Message)
 	case runtime.EventStepCompleted:
 		fmt.Fprintf(p.w, "[%d/%d] %s: ok in %s: %s\n", e.Index+1, p.steps, e.Step, e.Duration.Round(10_000), shorten(e.Output))
+	case runtime.EventStepMarkedDone:
+		fmt.Fprintf(p.w, "[%d/%d] %s: marked done by hand, not run again (output null)\n", e.Index+1, p.steps, e.Step)
 	case runtime.EventStepFailed:
 		fmt.Fprintf(p.w, "[%d/%d] %s: FAILED after %s: %v\n", e.Index+1, p.steps, e.Step, e.Duration.Round(10_000), e.Err)
 	}
