@@ -134,13 +134,15 @@ type RunOptions struct {
 
 // Result is the outcome of Run or Resume.
 type Result struct {
-	RunID  string
-	Status state.RunStatus
+	RunID  string          `json:"run_id"`
+	Status state.RunStatus `json:"status"`
 	// Steps holds every step's final state in manifest order.
-	Steps []state.Step
+	Steps []state.Step `json:"steps"`
 	// Ran counts the steps that ran in this call; Replayed those whose output
 	// came from the journal; MarkedDone those completed by RunOptions.MarkDone.
-	Ran, Replayed, MarkedDone int
+	Ran        int `json:"ran"`
+	Replayed   int `json:"replayed"`
+	MarkedDone int `json:"marked_done"`
 }
 
 // Output returns the output of a step.

@@ -26,4 +26,7 @@
 //     and nothing is rewritten.
 //   - Opening replays the whole journal; appending costs the same whatever
 //     the journal's length.
+//   - Append serializes its callers under one mutex and does one write and
+//     one fsync per call. It is the place where group commit goes (one fsync
+//     covering every caller waiting) when several runs share a store.
 package state

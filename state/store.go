@@ -57,6 +57,8 @@ type Store struct {
 	seq     uint64
 	runs    map[string]*Run
 	buf     bytes.Buffer
+	// snapSeq is the journal sequence the snapshot on disk reflects.
+	snapSeq uint64
 }
 
 // Init creates the store directory and its journal if they do not exist.
@@ -356,15 +358,24 @@ func (s *Store) WriteSnapshot() error {
 	if s.cfg.ReadOnly {
 		return errors.New("snapshot of a store opened read-only")
 	}
-	runs := s.Runs()
 	s.mu.Lock()
-	seq := s.seq
+	seq, written := s.seq, s.snapSeq
 	s.mu.Unlock()
+	if seq == written && seq != 0 {
+		return nil // nothing happened since the last snapshot
+	}
+	runs := s.Runs()
 	b, err := json.MarshalIndent(snapshot{Version: 1, JournalSeq: seq, UpdatedAt: s.cfg.Now().UTC(), Runs: runs}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode snapshot: %w", err)
 	}
-	return WriteFileAtomic(s.path(SnapshotFile), append(b, '\n'), 0o644)
+	if err := WriteFileAtomic(s.path(SnapshotFile), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.snapSeq = seq
+	s.mu.Unlock()
+	return nil
 }
 
 // Close writes the snapshot and releases the store.
