@@ -54,6 +54,15 @@ func grantTree(t *testing.T) string {
 	return base
 }
 
+// grantMounts grants base/data read-only at /data and base/out read-write
+// at /out.
+func grantMounts(base string) []host.Mount {
+	return []host.Mount{
+		{HostPath: filepath.Join(base, "data"), GuestPath: "/data"},
+		{HostPath: filepath.Join(base, "out"), GuestPath: "/out", ReadWrite: true},
+	}
+}
+
 func probe(t *testing.T, p *host.Plugin, mounts []host.Mount, ops ...fsOp) []fsResult {
 	t.Helper()
 	res, err := p.Call(t.Context(), host.Request{
@@ -75,10 +84,7 @@ func TestMount_Escapes(t *testing.T) {
 	h := newHost(t)
 	p := mustLoad(t, h, "fsprobe/fsprobe.wasm", 512)
 	base := grantTree(t)
-	mounts := []host.Mount{
-		{HostPath: filepath.Join(base, "data"), GuestPath: "/data"},
-		{HostPath: filepath.Join(base, "out"), GuestPath: "/out", ReadWrite: true},
-	}
+	mounts := grantMounts(base)
 	tests := []struct {
 		name string
 		op   fsOp
@@ -136,10 +142,7 @@ func TestMount_OrdinaryFileCodeWorks(t *testing.T) {
 	h := newHost(t)
 	p := mustLoad(t, h, "fsprobe/fsprobe.wasm", 512)
 	base := grantTree(t)
-	mounts := []host.Mount{
-		{HostPath: filepath.Join(base, "data"), GuestPath: "/data"},
-		{HostPath: filepath.Join(base, "out"), GuestPath: "/out", ReadWrite: true},
-	}
+	mounts := grantMounts(base)
 	rs := probe(t, p, mounts,
 		fsOp{Op: "read", Path: "/data/file.txt"},
 		fsOp{Op: "read", Path: "/data/inner"}, // a symlink that stays inside

@@ -21,14 +21,7 @@ func (m mapContext) Get(k string) (json.RawMessage, bool) { v, ok := m[k]; retur
 var sharedCache string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "12fa-host-cache-*")
-	if err != nil {
-		panic(err)
-	}
-	sharedCache = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testutil.MainWithTempDir(m, "12fa-host-cache-*", &sharedCache))
 }
 
 func newHost(t *testing.T) *host.Host {

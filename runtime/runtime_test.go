@@ -22,14 +22,7 @@ import (
 var sharedCache string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "12fa-runtime-cache-*")
-	if err != nil {
-		panic(err)
-	}
-	sharedCache = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testutil.MainWithTempDir(m, "12fa-runtime-cache-*", &sharedCache))
 }
 
 // fixture is a project directory with copies of the example plugins, so that

@@ -34,3 +34,16 @@ func MustReadExample(tb testing.TB, rel string) []byte {
 	}
 	return b
 }
+
+// MainWithTempDir runs a package's tests with *dir set to a fresh temporary
+// directory (for example a compile cache shared by the package's tests),
+// removed afterwards. Call it from TestMain and pass its result to os.Exit.
+func MainWithTempDir(m *testing.M, pattern string, dir *string) int {
+	d, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		panic(err)
+	}
+	*dir = d
+	defer os.RemoveAll(d)
+	return m.Run()
+}
