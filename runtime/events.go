@@ -12,6 +12,9 @@ type EventType string
 
 // Runtime events, in the order a run produces them.
 const (
+	// EventPluginsLoaded: every plugin of the workflow is compiled (or came
+	// from the cache); Steps is the number of distinct plugins.
+	EventPluginsLoaded EventType = "plugins_loaded"
 	EventRunStarted    EventType = "run_started"
 	EventRunResumed    EventType = "run_resumed"
 	EventStepReplayed  EventType = "step_replayed"

@@ -216,6 +216,7 @@ func (r *Runtime) load(ctx context.Context, m *manifest.Manifest) ([]loaded, err
 	}
 	files := map[string]file{}
 	plugins := map[compiled]*host.Plugin{}
+	start := time.Now()
 	steps := make([]loaded, len(m.Steps))
 	for i := range m.Steps {
 		s := &m.Steps[i]
@@ -250,6 +251,7 @@ func (r *Runtime) load(ctx context.Context, m *manifest.Manifest) ([]loaded, err
 		}
 		steps[i] = loaded{step: s, sha: f.sha, plugin: p}
 	}
+	r.emit(Event{Type: EventPluginsLoaded, Workflow: m.Workflow.Name, Steps: len(plugins), Duration: time.Since(start)})
 	return steps, nil
 }
 

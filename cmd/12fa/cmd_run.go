@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -147,6 +148,10 @@ const maxShownOutput = 400
 
 func (p *printer) event(e runtime.Event) {
 	switch e.Type {
+	case runtime.EventPluginsLoaded:
+		if e.Duration > 500*time.Millisecond {
+			fmt.Fprintf(p.w, "compiled %d plugins in %s (cached for the next run)\n", e.Steps, e.Duration.Round(time.Millisecond))
+		}
 	case runtime.EventRunStarted, runtime.EventRunResumed:
 		p.steps = e.Steps
 		verb := "started"
@@ -163,11 +168,11 @@ func (p *printer) event(e runtime.Event) {
 	case runtime.EventStepLog:
 		fmt.Fprintf(p.w, "    %s %s: %s\n", e.Step, logTag(e), e.Log.Message)
 	case runtime.EventStepCompleted:
-		fmt.Fprintf(p.w, "[%d/%d] %s: ok in %s: %s\n", e.Index+1, p.steps, e.Step, e.Duration.Round(10_000), shorten(e.Output))
+		fmt.Fprintf(p.w, "[%d/%d] %s: ok in %s: %s\n", e.Index+1, p.steps, e.Step, e.Duration.Round(10*time.Microsecond), shorten(e.Output))
 	case runtime.EventStepMarkedDone:
 		fmt.Fprintf(p.w, "[%d/%d] %s: marked done by hand, not run again (output null)\n", e.Index+1, p.steps, e.Step)
 	case runtime.EventStepFailed:
-		fmt.Fprintf(p.w, "[%d/%d] %s: FAILED after %s: %v\n", e.Index+1, p.steps, e.Step, e.Duration.Round(10_000), e.Err)
+		fmt.Fprintf(p.w, "[%d/%d] %s: FAILED after %s: %v\n", e.Index+1, p.steps, e.Step, e.Duration.Round(10*time.Microsecond), e.Err)
 	}
 }
 
