@@ -56,7 +56,17 @@ type Store struct {
 	journal *os.File
 	seq     uint64
 	runs    map[string]*Run
-	buf     bytes.Buffer
+
+	// Group commit: records gather in pending (batch nextBatch) while a
+	// flush of the previous batch is under way; doneBatch is the last batch
+	// written (and fsync'd if asked).
+	pending, spare       *bytes.Buffer
+	pendingSync          bool
+	nextBatch, doneBatch uint64
+	flushing             bool
+	flushed              *sync.Cond
+	failed               error
+	stats                Stats
 	// snapSeq is the journal sequence the snapshot on disk reflects.
 	snapSeq uint64
 }
@@ -89,7 +99,9 @@ func Open(cfg Config, log hclog.Logger) (*Store, error) {
 	if _, err := os.Stat(cfg.Dir); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("open store %s: %w", cfg.Dir, ErrNotInitialized)
 	}
-	s := &Store{cfg: cfg, log: log, runs: make(map[string]*Run)}
+	s := &Store{cfg: cfg, log: log, runs: make(map[string]*Run), nextBatch: 1,
+		pending: new(bytes.Buffer), spare: new(bytes.Buffer)}
+	s.flushed = sync.NewCond(&s.mu)
 	if !cfg.ReadOnly {
 		if err := s.acquire(); err != nil {
 			return nil, err
@@ -249,16 +261,21 @@ func (s *Store) readJournal(r io.Reader, name string) (good int64, err error) {
 	return good, nil
 }
 
-// Append writes recs to the journal as one write and makes them durable with
-// one fsync before it returns. It fills in Seq and, when zero, Time.
+// Append writes recs to the journal and makes them durable before it
+// returns. It fills in Seq and, when zero, Time.
+//
+// Concurrent callers share fsyncs (group commit): while one caller's batch
+// is being written and synced, the records of the others gather, and the
+// next write and fsync cover all of them. Each caller still returns only
+// once its own records are on disk.
 func (s *Store) Append(ctx context.Context, recs ...*Record) error {
 	return s.append(ctx, true, recs)
 }
 
-// AppendLazy writes recs to the journal without waiting for the disk: they
-// survive the death of the process at once, and a power loss from the next
-// Append on. Use it only for records whose loss a resume tolerates (the start
-// of an idempotent step's attempt).
+// AppendLazy writes recs to the journal without waiting for an fsync: they
+// survive the death of the process once AppendLazy returns, and a power loss
+// once any later Append returns. Use it only for records whose loss a resume
+// tolerates (the start of an idempotent step's attempt).
 func (s *Store) AppendLazy(ctx context.Context, recs ...*Record) error {
 	return s.append(ctx, false, recs)
 }
@@ -272,15 +289,18 @@ func (s *Store) append(ctx context.Context, sync bool, recs []*Record) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.failed != nil {
+		return s.failed
+	}
 	if s.journal == nil {
 		return errors.New("append to a closed store")
 	}
 	if err := validate(s.runs, recs); err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
-	s.buf.Reset()
-	seq := s.seq
 	now := s.cfg.Now().UTC()
+	mark := s.pending.Len()
+	seq := s.seq
 	for _, rec := range recs {
 		seq++
 		rec.Seq = seq
@@ -289,35 +309,94 @@ func (s *Store) append(ctx context.Context, sync bool, recs []*Record) error {
 		}
 		b, err := json.Marshal(rec)
 		if err != nil {
+			s.pending.Truncate(mark)
 			return fmt.Errorf("encode %s record: %w", rec.Type, err)
 		}
-		s.buf.Write(b)
-		s.buf.WriteByte('\n')
+		s.pending.Write(b)
+		s.pending.WriteByte('\n')
 	}
-	if _, err := s.journal.Write(s.buf.Bytes()); err != nil {
-		return s.fail(fmt.Errorf("write journal: %w", err))
-	}
-	if sync {
-		if err := s.journal.Sync(); err != nil {
-			return s.fail(fmt.Errorf("fsync journal: %w", err))
-		}
-	}
+	// The records are in the batch; the in-memory state follows at once
+	// (validate made sure apply cannot fail), so that the next caller
+	// validates against it.
 	for _, rec := range recs {
-		if err := apply(s.runs, rec); err != nil {
-			return s.fail(fmt.Errorf("apply %s record: %w", rec.Type, err))
-		}
+		_ = apply(s.runs, rec)
 	}
 	s.seq = seq
-	return nil
+	s.stats.Records += uint64(len(recs))
+	if sync {
+		s.pendingSync = true
+	}
+	batch := s.nextBatch
+	for s.doneBatch < batch {
+		if s.failed != nil {
+			return s.failed
+		}
+		if !s.flushing {
+			s.flush()
+			continue
+		}
+		s.flushed.Wait()
+	}
+	return s.failed
 }
 
-// fail closes the journal after a write error: what reached the file is
-// unknown, so the store must be reopened (and the tail checked) before it
-// takes another record.
-func (s *Store) fail(err error) error {
-	_ = s.journal.Close()
-	s.journal = nil
-	return err
+// flush writes the pending batch, and fsyncs it if any of its records asked
+// for that. It is called with s.mu held and releases it during the I/O, so
+// that other callers can fill the next batch meanwhile.
+func (s *Store) flush() {
+	s.flushing = true
+	batch := s.nextBatch
+	s.nextBatch++
+	buf := s.pending
+	s.pending, s.spare = s.spare, nil
+	needSync := s.pendingSync
+	s.pendingSync = false
+	journal := s.journal
+	s.mu.Unlock()
+
+	_, err := journal.Write(buf.Bytes())
+	if err != nil {
+		err = fmt.Errorf("write journal: %w", err)
+	} else if needSync {
+		if err = journal.Sync(); err != nil {
+			err = fmt.Errorf("fsync journal: %w", err)
+		}
+	}
+
+	s.mu.Lock()
+	s.stats.Writes++
+	if needSync {
+		s.stats.Syncs++
+	}
+	buf.Reset()
+	s.spare = buf
+	if err != nil {
+		// What reached the file is unknown (and after a failed fsync the
+		// page cache may lie): refuse every later record until the store is
+		// reopened and its tail checked.
+		s.failed = err
+		_ = s.journal.Close()
+		s.journal = nil
+	}
+	s.doneBatch = batch
+	s.flushing = false
+	s.flushed.Broadcast()
+}
+
+// Stats counts the journal's I/O since Open.
+type Stats struct {
+	// Records is the number of records appended.
+	Records uint64
+	// Writes and Syncs count write and fsync calls on the journal; with
+	// concurrent appenders one of each covers many records.
+	Writes, Syncs uint64
+}
+
+// Stats returns the journal's I/O counts since Open.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
 }
 
 // Runs returns every run, oldest first.

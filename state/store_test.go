@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -222,4 +224,70 @@ func FuzzStore_Open(f *testing.F) {
 		s.Runs()
 		s.Close()
 	})
+}
+
+// TestStore_Append_GroupCommitHammer has many goroutines append to their own
+// runs at once: every record must come back in order after a reopen, and
+// fsyncs must be shared.
+func TestStore_Append_GroupCommitHammer(t *testing.T) {
+	const writers, steps = 32, 40
+	dir := filepath.Join(t.TempDir(), ".12fa")
+	s := open(t, dir)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run := fmt.Sprintf("r%02d", w)
+			decl := make([]state.StepDecl, steps)
+			for i := range decl {
+				decl[i] = state.StepDecl{ID: fmt.Sprintf("s%02d", i), Plugin: "p"}
+			}
+			if err := s.Append(context.Background(), &state.Record{Type: state.EventRunStarted, Run: run, Steps: decl}); err != nil {
+				errs <- err
+				return
+			}
+			for i := range steps {
+				id := fmt.Sprintf("s%02d", i)
+				if err := s.AppendLazy(context.Background(), &state.Record{Type: state.EventStepStarted, Run: run, Step: id, Attempt: 1}); err != nil {
+					errs <- err
+					return
+				}
+				out := []byte(fmt.Sprintf(`{"w":%d,"i":%d}`, w, i))
+				if err := s.Append(context.Background(), &state.Record{Type: state.EventStepCompleted, Run: run, Step: id, Attempt: 1, Output: out}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	if want := uint64(writers * (1 + 2*steps)); st.Records != want {
+		t.Fatalf("%d records, want %d", st.Records, want)
+	}
+	if st.Syncs >= uint64(writers*(steps+1)) {
+		t.Errorf("%d fsyncs for %d durable appends: no group commit", st.Syncs, writers*(steps+1))
+	}
+	t.Logf("%d records, %d writes, %d fsyncs", st.Records, st.Writes, st.Syncs)
+	s.Close()
+
+	s = open(t, dir)
+	defer s.Close()
+	for w := range writers {
+		r, ok := s.Run(fmt.Sprintf("r%02d", w))
+		if !ok {
+			t.Fatalf("run %d lost", w)
+		}
+		for i, step := range r.Steps {
+			if step.Status != state.StepCompleted || string(step.Output) != fmt.Sprintf(`{"w":%d,"i":%d}`, w, i) {
+				t.Fatalf("run %d step %d: %+v", w, i, step)
+			}
+		}
+	}
 }
