@@ -20,6 +20,8 @@ var (
 	ErrManifestChanged = errors.New("manifest steps differ from the run's")
 	// ErrRunFailed: the run failed earlier; resume needs RetryFailed.
 	ErrRunFailed = errors.New("run failed")
+	// ErrRunActive: the run is already being executed in this process.
+	ErrRunActive = errors.New("run is already running in this process")
 	// ErrRunNotFound: no run has the given id.
 	ErrRunNotFound = errors.New("run not found")
 	// ErrCanceled: the context was canceled while a step ran; the step stays

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -35,7 +36,8 @@ type Config struct {
 	// Logger receives the engine's own diagnostics. Default: none.
 	Logger hclog.Logger
 	// OnEvent, when set, sees every step event as it happens (for progress
-	// output). It is called from the goroutine running the workflow.
+	// output). It is called from the goroutine running the workflow: with
+	// concurrent runs, from several goroutines at once.
 	OnEvent func(Event)
 	// Now is the clock for records. Default: time.Now.
 	Now func() time.Time
@@ -55,11 +57,18 @@ func DefaultCacheDir() (string, error) {
 
 // Runtime runs workflows against one project's store. Use one at a time per
 // store (the store's lock enforces it across processes).
+//
+// Run, Resume and RunAll may be called from several goroutines: each run is
+// executed in order by one goroutine, and the runs share the host's compiled
+// plugins and the store's journal (whose fsyncs they share too).
 type Runtime struct {
 	cfg   Config
 	log   hclog.Logger
 	store *state.Store
 	host  *host.Host
+
+	mu     sync.Mutex
+	active map[string]bool // runs being executed in this process
 }
 
 // Init creates the store of a project if it does not exist.
@@ -103,7 +112,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		_ = st.Close()
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	return &Runtime{cfg: cfg, log: cfg.Logger, store: st, host: h}, nil
+	return &Runtime{cfg: cfg, log: cfg.Logger, store: st, host: h, active: make(map[string]bool)}, nil
 }
 
 // Close releases the host and the store (writing its snapshot).
@@ -266,30 +275,59 @@ func (r *Runtime) Run(ctx context.Context, m *manifest.Manifest, opts RunOptions
 	if err != nil {
 		return nil, err
 	}
+	defer r.release(run.ID)
 	x := &execution{rt: r, m: m, steps: steps, opts: opts, runID: run.ID,
 		context: contextMap(run.Context), res: &Result{RunID: run.ID}}
 	return x.run(ctx, &run)
 }
 
-// pickRun finds the run to continue or starts a new one, and checks that
-// the manifest and plugins still match it.
-func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loaded, opts RunOptions) (state.Run, error) {
-	var run state.Run
+// claim marks a run as being executed by this process; it fails if another
+// goroutine already executes it.
+func (r *Runtime) claim(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.active[id] {
+		return false
+	}
+	r.active[id] = true
+	return true
+}
+
+func (r *Runtime) release(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.active, id)
+}
+
+// pickRun finds the run to continue or starts a new one, claims it, and
+// checks that the manifest and plugins still match it. The caller releases
+// the claim when it is done; on error nothing stays claimed.
+func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loaded, opts RunOptions) (run state.Run, err error) {
 	found := false
 	switch {
 	case opts.RunID != "":
 		if run, found = r.store.Run(opts.RunID); !found {
 			return run, fmt.Errorf("%w: %q", ErrRunNotFound, opts.RunID)
 		}
+		if !r.claim(run.ID) {
+			return run, fmt.Errorf("run %s: %w", run.ID, ErrRunActive)
+		}
 	case !opts.New:
 		runs := r.store.Runs()
-		for i := len(runs) - 1; i >= 0; i-- {
+		for i := len(runs) - 1; i >= 0 && !found; i-- {
 			if runs[i].Workflow == m.Workflow.Name && runs[i].Manifest == m.Path &&
-				(runs[i].Status == state.RunRunning || (opts.RetryFailed && runs[i].Status == state.RunFailed)) {
+				(runs[i].Status == state.RunRunning || (opts.RetryFailed && runs[i].Status == state.RunFailed)) &&
+				r.claim(runs[i].ID) {
 				run, found = runs[i], true
-				break
 			}
 		}
+	}
+	if found {
+		defer func() {
+			if err != nil {
+				r.release(run.ID)
+			}
+		}()
 	}
 	if !found {
 		id := r.newRunID()
@@ -298,7 +336,9 @@ func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loa
 			decl[i] = state.StepDecl{ID: l.step.ID, Plugin: l.sha}
 		}
 		rec := &state.Record{Type: state.EventRunStarted, Run: id, Workflow: m.Workflow.Name, Manifest: m.Path, Steps: decl}
+		r.claim(id)
 		if err := r.store.Append(ctx, rec); err != nil {
+			r.release(id)
 			return run, fmt.Errorf("start run: %w", err)
 		}
 		run, _ = r.store.Run(id)
@@ -416,3 +456,27 @@ func ListRuns(projectDir string, log hclog.Logger) ([]state.Run, error) {
 
 // Clean removes a project's store. It fails while another process holds it.
 func Clean(projectDir string) error { return state.Remove(StoreDir(projectDir)) }
+
+// RunAll runs the workflows concurrently, at most parallel at a time (all of
+// them when parallel < 1), each as Run would, and returns their results and
+// errors in the order of ms.
+func (r *Runtime) RunAll(ctx context.Context, ms []*manifest.Manifest, opts RunOptions, parallel int) ([]*Result, []error) {
+	if parallel < 1 || parallel > len(ms) {
+		parallel = len(ms)
+	}
+	results := make([]*Result, len(ms))
+	errs := make([]error, len(ms))
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			results[i], errs[i] = r.Run(ctx, m, opts)
+		}()
+	}
+	wg.Wait()
+	return results, errs
+}

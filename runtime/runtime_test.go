@@ -268,3 +268,33 @@ func TestRuntime_Run_Errors(t *testing.T) {
 		}
 	})
 }
+
+func TestRuntime_RunAll_Concurrent(t *testing.T) {
+	f := newFixture(t)
+	rt := f.open()
+	defer rt.Close(t.Context())
+	const runs = 12
+	ms := make([]*manifest.Manifest, runs)
+	for i := range ms {
+		ms[i] = f.manifest(effect("a", true, nil), effect("b", true, nil), effect("c", true, nil), effect("d", true, nil))
+	}
+	results, errs := rt.RunAll(t.Context(), ms, runtime.RunOptions{}, 4)
+	ids := map[string]bool{}
+	for i := range ms {
+		if errs[i] != nil {
+			t.Fatalf("run %d: %v", i, errs[i])
+		}
+		ids[results[i].RunID] = true
+		// Each run's context is its own: its count reaches its own step count.
+		var out struct{ Count int }
+		if err := json.Unmarshal(results[i].Output("d"), &out); err != nil || out.Count != 4 {
+			t.Fatalf("run %d: last output %s", i, results[i].Output("d"))
+		}
+	}
+	if len(ids) != runs {
+		t.Fatalf("%d distinct runs, want %d", len(ids), runs)
+	}
+	if got := len(f.ran()); got != runs*4 {
+		t.Fatalf("%d steps started, want %d", got, runs*4)
+	}
+}

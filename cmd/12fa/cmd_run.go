@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -39,38 +41,51 @@ func (o *runFlags) options() runtime.RunOptions {
 
 type runOptions struct {
 	runFlags
-	newRun bool
+	newRun   bool
+	parallel int
 }
 
 func newRunCommand(g *globalOptions) *cobra.Command {
 	o := &runOptions{}
 	cmd := &cobra.Command{
-		Use:   "run [plugin-manifest.toml]",
-		Short: "Run a workflow, or continue its unfinished run",
+		Use:   "run [plugin-manifest.toml ...]",
+		Short: "Run workflows, or continue their unfinished runs",
 		Long: `Run the workflow of a manifest (default: plugin-manifest.toml).
 
 If the newest run of the same manifest did not finish (the process was
 killed, the machine lost power), run continues it after its last completed
-step; completed steps never run again. Use --new to start a fresh run.`,
-		Args: cobra.MaximumNArgs(1),
+step; completed steps never run again. Use --new to start a fresh run.
+
+Several manifests run concurrently in this one process (at most --parallel
+at a time), each run's steps in order; their journal writes share fsyncs.
+The exit code is the most serious of theirs.`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := "plugin-manifest.toml"
-			if len(args) == 1 {
-				path = args[0]
+			if len(args) == 0 {
+				args = []string{"plugin-manifest.toml"}
 			}
-			m, err := manifest.Load(path)
-			if err != nil {
-				return exitFor(err)
+			ms := make([]*manifest.Manifest, len(args))
+			for i, path := range args {
+				m, err := manifest.Load(path)
+				if err != nil {
+					return exitFor(err)
+				}
+				ms[i] = m
 			}
 			opts := o.options()
 			opts.New = o.newRun
-			return execute(cmd, g, &o.runFlags, func(rt *runtime.Runtime) (*runtime.Result, error) {
-				return rt.Run(cmd.Context(), m, opts)
+			return execute(cmd, g, &o.runFlags, len(ms) > 1, func(rt *runtime.Runtime) ([]*runtime.Result, []error) {
+				if len(ms) == 1 {
+					res, err := rt.Run(cmd.Context(), ms[0], opts)
+					return []*runtime.Result{res}, []error{err}
+				}
+				return rt.RunAll(cmd.Context(), ms, opts, o.parallel)
 			})
 		},
 	}
 	o.AddFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&o.newRun, "new", false, "start a new run even if an unfinished one exists")
+	cmd.Flags().IntVarP(&o.parallel, "parallel", "p", 0, "with several manifests, how many run at once (default: all)")
 	return cmd
 }
 
@@ -85,8 +100,9 @@ func newResumeCommand(g *globalOptions) *cobra.Command {
 			if len(args) == 1 {
 				id = args[0]
 			}
-			return execute(cmd, g, o, func(rt *runtime.Runtime) (*runtime.Result, error) {
-				return rt.Resume(cmd.Context(), id, o.options())
+			return execute(cmd, g, o, false, func(rt *runtime.Runtime) ([]*runtime.Result, []error) {
+				res, err := rt.Resume(cmd.Context(), id, o.options())
+				return []*runtime.Result{res}, []error{err}
 			})
 		},
 	}
@@ -94,9 +110,10 @@ func newResumeCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-// execute opens a runtime, runs fn with progress output, prints the result
-// and maps errors to exit codes.
-func execute(cmd *cobra.Command, g *globalOptions, o *runFlags, fn func(*runtime.Runtime) (*runtime.Result, error)) error {
+// execute opens a runtime, runs fn with progress output, prints the results
+// and maps errors to exit codes. With several runs, progress lines name
+// their run.
+func execute(cmd *cobra.Command, g *globalOptions, o *runFlags, many bool, fn func(*runtime.Runtime) ([]*runtime.Result, []error)) error {
 	progress := g.stdout
 	if o.json {
 		progress = g.stderr
@@ -104,7 +121,7 @@ func execute(cmd *cobra.Command, g *globalOptions, o *runFlags, fn func(*runtime
 	if o.quiet {
 		progress = io.Discard
 	}
-	p := &printer{w: progress}
+	p := &printer{w: progress, many: many, steps: map[string]int{}}
 	cfg, err := g.runtimeConfig(p.event)
 	if err != nil {
 		return exitFor(err)
@@ -113,67 +130,110 @@ func execute(cmd *cobra.Command, g *globalOptions, o *runFlags, fn func(*runtime
 	if err != nil {
 		return exitFor(err)
 	}
-	res, runErr := fn(rt)
+	results, errs := fn(rt)
 	closeErr := rt.Close(cmd.Context())
-	if res != nil && o.json {
+	if o.json {
+		var out any = results
+		if !many {
+			out = results[0]
+		}
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		if err := enc.Encode(out); err != nil {
 			return exitFor(err)
 		}
 	}
-	if runErr != nil {
-		return exitFor(runErr)
+	var worst error
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if many {
+			fmt.Fprintf(g.stderr, "12fa: %s: %v\n", cmd.Flags().Arg(i), err)
+		}
+		if worst == nil || exitCode(exitFor(err)) > exitCode(worst) {
+			worst = exitFor(err)
+		}
+	}
+	if worst != nil {
+		if many {
+			return &exitError{code: exitCode(worst)} // each error is printed above
+		}
+		return worst
 	}
 	if closeErr != nil {
 		return exitFor(closeErr)
 	}
-	if res != nil && !o.json {
-		marked := ""
-		if res.MarkedDone > 0 {
-			marked = fmt.Sprintf(", %d marked done without running", res.MarkedDone)
+	if !o.json {
+		for _, res := range results {
+			marked := ""
+			if res.MarkedDone > 0 {
+				marked = fmt.Sprintf(", %d marked done without running", res.MarkedDone)
+			}
+			fmt.Fprintf(progress, "run %s %s: %d ran, %d replayed from the journal%s\n", res.RunID, res.Status, res.Ran, res.Replayed, marked)
 		}
-		fmt.Fprintf(progress, "run %s %s: %d ran, %d replayed from the journal%s\n", res.RunID, res.Status, res.Ran, res.Replayed, marked)
 	}
 	return nil
 }
 
-// printer writes human progress lines.
+func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return exitFailure
+}
+
+// printer writes human progress lines. Events of concurrent runs arrive
+// from several goroutines.
 type printer struct {
+	mu    sync.Mutex
 	w     io.Writer
-	steps int
+	many  bool
+	steps map[string]int // by run
 }
 
 const maxShownOutput = 400
 
 func (p *printer) event(e runtime.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var line string
+	steps := p.steps[e.Run]
 	switch e.Type {
 	case runtime.EventPluginsLoaded:
 		if e.Duration > 500*time.Millisecond {
-			fmt.Fprintf(p.w, "compiled %d plugins in %s (cached for the next run)\n", e.Steps, e.Duration.Round(time.Millisecond))
+			line = fmt.Sprintf("compiled %d plugins in %s (cached for the next run)\n", e.Steps, e.Duration.Round(time.Millisecond))
 		}
 	case runtime.EventRunStarted, runtime.EventRunResumed:
-		p.steps = e.Steps
+		p.steps[e.Run] = e.Steps
 		verb := "started"
 		if e.Type == runtime.EventRunResumed {
 			verb = "resumed"
 		}
-		fmt.Fprintf(p.w, "run %s %s: workflow %q, %d steps\n", e.Run, verb, e.Workflow, e.Steps)
+		line = fmt.Sprintf("run %s %s: workflow %q, %d steps\n", e.Run, verb, e.Workflow, e.Steps)
 	case runtime.EventStepReplayed:
-		fmt.Fprintf(p.w, "[%d/%d] %s: completed earlier, output replayed: %s\n", e.Index+1, p.steps, e.Step, shorten(e.Output))
+		line = fmt.Sprintf("[%d/%d] %s: completed earlier, output replayed: %s\n", e.Index+1, steps, e.Step, shorten(e.Output))
 	case runtime.EventStepStarted:
 		if e.Attempt > 1 {
-			fmt.Fprintf(p.w, "[%d/%d] %s: attempt %d\n", e.Index+1, p.steps, e.Step, e.Attempt)
+			line = fmt.Sprintf("[%d/%d] %s: attempt %d\n", e.Index+1, steps, e.Step, e.Attempt)
 		}
 	case runtime.EventStepLog:
-		fmt.Fprintf(p.w, "    %s %s: %s\n", e.Step, logTag(e), e.Log.Message)
+		line = fmt.Sprintf("    %s %s: %s\n", e.Step, logTag(e), e.Log.Message)
 	case runtime.EventStepCompleted:
-		fmt.Fprintf(p.w, "[%d/%d] %s: ok in %s: %s\n", e.Index+1, p.steps, e.Step, e.Duration.Round(10*time.Microsecond), shorten(e.Output))
+		line = fmt.Sprintf("[%d/%d] %s: ok in %s: %s\n", e.Index+1, steps, e.Step, e.Duration.Round(10*time.Microsecond), shorten(e.Output))
 	case runtime.EventStepMarkedDone:
-		fmt.Fprintf(p.w, "[%d/%d] %s: marked done by hand, not run again (output null)\n", e.Index+1, p.steps, e.Step)
+		line = fmt.Sprintf("[%d/%d] %s: marked done by hand, not run again (output null)\n", e.Index+1, steps, e.Step)
 	case runtime.EventStepFailed:
-		fmt.Fprintf(p.w, "[%d/%d] %s: FAILED after %s: %v\n", e.Index+1, p.steps, e.Step, e.Duration.Round(10*time.Microsecond), e.Err)
+		line = fmt.Sprintf("[%d/%d] %s: FAILED after %s: %v\n", e.Index+1, steps, e.Step, e.Duration.Round(10*time.Microsecond), e.Err)
 	}
+	if line == "" {
+		return
+	}
+	if p.many && e.Run != "" && !strings.HasPrefix(line, "run ") {
+		line = e.Run + " " + line
+	}
+	fmt.Fprint(p.w, line)
 }
 
 func logTag(e runtime.Event) string {
