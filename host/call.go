@@ -96,7 +96,7 @@ func (p *Plugin) Call(ctx context.Context, req Request) (*Result, error) {
 	if !p.Exports[req.Function] {
 		return nil, callErr(ErrNoFunction, "plugin exports no function %q of type () -> i32", req.Function)
 	}
-	a := &attempt{req: &req, writes: make(map[string]json.RawMessage)}
+	a := &attempt{req: &req, writes: make(map[string]json.RawMessage), mem: memTracker{pool: p.host.mem}}
 	stderr := &boundedBuffer{max: abi.MaxStderrBytes}
 	stdout := &boundedBuffer{max: abi.MaxStderrBytes}
 
@@ -284,17 +284,18 @@ func (b *boundedBuffer) String() string {
 	return string(b.buf)
 }
 
-// memTracker is a wazero memory allocator that notes when a linear memory
-// grows to its maximum, so that a trap that follows can be named a memory
-// limit.
+// memTracker is the wazero memory allocator of one call. It takes linear
+// memories from the host's pool and notes when one grows to its maximum, so
+// that a trap that follows can be named a memory limit.
 type memTracker struct {
-	mu  sync.Mutex
-	hit bool
-	max uint64
+	pool *memPool
+	mu   sync.Mutex
+	hit  bool
+	max  uint64
 }
 
 func (t *memTracker) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
-	return &trackedMemory{t: t, max: maxBytes, buf: make([]byte, 0, capacity)}
+	return &trackedMemory{t: t, max: maxBytes, buf: t.pool.get(capacity)}
 }
 
 func (t *memTracker) atCap() bool {
@@ -327,16 +328,78 @@ func (m *trackedMemory) Reallocate(size uint64) []byte {
 	}
 	m.grown = true
 	if size <= uint64(cap(m.buf)) {
+		// The pool hands out buffers that are zero up to their capacity.
 		m.buf = m.buf[:size]
 		return m.buf
 	}
 	// Grow by at least a quarter to keep repeated small grows cheap, never
 	// past the maximum.
 	c := max(size, min(uint64(cap(m.buf))+uint64(cap(m.buf))/4, m.max))
-	nb := make([]byte, size, c)
+	nb := m.t.pool.get(c)[:size]
 	copy(nb, m.buf)
+	m.t.pool.put(m.buf)
 	m.buf = nb
 	return m.buf
 }
 
-func (m *trackedMemory) Free() { m.buf = nil }
+// Free returns the memory to the pool. wazero calls it when the instance is
+// closed, after its last call has returned.
+func (m *trackedMemory) Free() {
+	m.t.pool.put(m.buf)
+	m.buf = nil
+}
+
+// memPool recycles linear-memory buffers between instances, so that a fresh
+// instance does not pay for allocating and zeroing its memories. A buffer is
+// zeroed over the length it was used to before it is kept, so no instance
+// ever sees another's bytes; buffers are reused only at the exact capacity
+// they were made with (instances of one plugin ask for the same).
+type memPool struct {
+	mu    sync.Mutex
+	free  map[uint64][][]byte
+	bytes uint64
+}
+
+const (
+	// poolPerSize bounds the buffers kept for one capacity.
+	poolPerSize = 16
+	// poolBytes bounds the bytes kept in all.
+	poolBytes = 512 << 20
+)
+
+func newMemPool() *memPool { return &memPool{free: make(map[uint64][][]byte)} }
+
+// get returns a buffer of length 0 and the given capacity, zero throughout.
+func (p *memPool) get(capacity uint64) []byte {
+	p.mu.Lock()
+	if l := p.free[capacity]; len(l) > 0 {
+		b := l[len(l)-1]
+		p.free[capacity] = l[:len(l)-1]
+		p.bytes -= capacity
+		p.mu.Unlock()
+		return b[:0]
+	}
+	p.mu.Unlock()
+	return make([]byte, 0, capacity)
+}
+
+// put zeroes what was used of b and keeps it, if there is room.
+func (p *memPool) put(b []byte) {
+	c := uint64(cap(b))
+	if c == 0 {
+		return
+	}
+	p.mu.Lock()
+	room := len(p.free[c]) < poolPerSize && p.bytes+c <= poolBytes
+	p.mu.Unlock()
+	if !room {
+		return
+	}
+	clear(b) // b.s length is the most it was used to; beyond it is still zero
+	p.mu.Lock()
+	if len(p.free[c]) < poolPerSize && p.bytes+c <= poolBytes {
+		p.free[c] = append(p.free[c], b[:0])
+		p.bytes += c
+	}
+	p.mu.Unlock()
+}

@@ -34,6 +34,8 @@ type Host struct {
 	cache wazero.CompilationCache
 	probe wazero.Runtime
 
+	mem *memPool
+
 	mu       sync.Mutex
 	compiled map[compileKey]*Plugin
 	closed   bool
@@ -59,7 +61,7 @@ func New(ctx context.Context, cfg Config, log hclog.Logger) (*Host, error) {
 	} else {
 		cache = wazero.NewCompilationCache()
 	}
-	h := &Host{cfg: cfg, log: log, cache: cache, compiled: make(map[compileKey]*Plugin)}
+	h := &Host{cfg: cfg, log: log, cache: cache, compiled: make(map[compileKey]*Plugin), mem: newMemPool()}
 	h.probe = wazero.NewRuntimeWithConfig(ctx, h.runtimeConfig())
 	return h, nil
 }

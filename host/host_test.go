@@ -3,8 +3,10 @@ package host_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -225,4 +227,45 @@ func cacheFiles(t *testing.T, dir string) map[string]time.Time {
 		t.Fatal(err)
 	}
 	return files
+}
+
+// TestPlugin_Call_Isolation: a call never sees the memory, grown pages or
+// globals an earlier call of the same plugin left behind, whether the calls
+// follow each other or run at once, and memory buffers are recycled.
+func TestPlugin_Call_Isolation(t *testing.T) {
+	h := newHost(t)
+	p := mustLoad(t, h, "wat/marker.wasm", 16)
+	call := func() error {
+		res, err := p.Call(t.Context(), host.Request{Input: []byte("{}"), Timeout: 5 * time.Second})
+		if err != nil {
+			return err
+		}
+		if string(res.Output) != `{"clean":true}` {
+			return fmt.Errorf("a call saw markers left by another: %s", res.Output)
+		}
+		return nil
+	}
+	for range 50 {
+		if err := call(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*25)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 25 {
+				errs <- call()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -120,6 +120,10 @@ func (r *Runtime) Close(ctx context.Context) error {
 	return errors.Join(r.host.Close(ctx), r.store.Close())
 }
 
+// StoreStats returns the journal's I/O counts since New (records, writes,
+// fsyncs).
+func (r *Runtime) StoreStats() state.Stats { return r.store.Stats() }
+
 // Runs returns every run in the store, oldest first.
 func (r *Runtime) Runs() []state.Run { return r.store.Runs() }
 

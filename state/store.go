@@ -272,10 +272,11 @@ func (s *Store) Append(ctx context.Context, recs ...*Record) error {
 	return s.append(ctx, true, recs)
 }
 
-// AppendLazy writes recs to the journal without waiting for an fsync: they
-// survive the death of the process once AppendLazy returns, and a power loss
-// once any later Append returns. Use it only for records whose loss a resume
-// tolerates (the start of an idempotent step's attempt).
+// AppendLazy adds recs to the journal without waiting for the disk. They
+// are written with the next batch (at once when no write is under way) and
+// made durable by the next Append, so a crash may lose them. Use it only for
+// records whose loss a resume tolerates: the start of an idempotent step's
+// attempt (lost, the step simply runs again).
 func (s *Store) AppendLazy(ctx context.Context, recs ...*Record) error {
 	return s.append(ctx, false, recs)
 }
@@ -327,6 +328,15 @@ func (s *Store) append(ctx context.Context, sync bool, recs []*Record) error {
 		s.pendingSync = true
 	}
 	batch := s.nextBatch
+	if !sync {
+		// Written by the flush under way, or by the one a waiting Append
+		// starts; otherwise write it now, without fsync and without waiting
+		// for anybody's.
+		if !s.flushing && !s.pendingSync {
+			s.flush()
+		}
+		return s.failed
+	}
 	for s.doneBatch < batch {
 		if s.failed != nil {
 			return s.failed
@@ -341,9 +351,20 @@ func (s *Store) append(ctx context.Context, sync bool, recs []*Record) error {
 }
 
 // flush writes the pending batch, and fsyncs it if any of its records asked
-// for that. It is called with s.mu held and releases it during the I/O, so
-// that other callers can fill the next batch meanwhile.
+// for that; records that gathered meanwhile and need no fsync are written in
+// further rounds (records that need one are left to their waiters, one of
+// whom flushes next). It is called with s.mu held and releases it during the
+// I/O, so that other callers can fill the next batch meanwhile.
 func (s *Store) flush() {
+	for {
+		s.flushOnce()
+		if s.failed != nil || s.pendingSync || s.pending.Len() == 0 {
+			return
+		}
+	}
+}
+
+func (s *Store) flushOnce() {
 	s.flushing = true
 	batch := s.nextBatch
 	s.nextBatch++
@@ -463,7 +484,18 @@ func (s *Store) Close() error {
 		return nil
 	}
 	var errs []error
-	if s.journal != nil {
+	s.mu.Lock()
+	for s.flushing {
+		s.flushed.Wait()
+	}
+	if s.journal != nil && s.failed == nil && s.pending.Len() > 0 {
+		// Lazy records nobody made durable yet.
+		s.pendingSync = true
+		s.flush()
+	}
+	healthy := s.journal != nil && s.failed == nil
+	s.mu.Unlock()
+	if healthy {
 		errs = append(errs, s.WriteSnapshot())
 	}
 	s.mu.Lock()

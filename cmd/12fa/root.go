@@ -110,6 +110,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newResumeCommand(g),
 		newStatusCommand(g),
 		newCleanCommand(g),
+		newBenchCommand(g),
 	)
 	return root
 }

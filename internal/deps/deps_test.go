@@ -15,7 +15,8 @@ const module = "github.com/12fa/12fa/"
 var allowed = map[string][]string{
 	"abi":      {},
 	"runtime":  {"abi", "host", "state", "manifest", "checkpoint", "inputs", "notify"},
-	"cmd/12fa": {"runtime", "manifest", "state", "abi"},
+	"cmd/12fa": {"runtime", "manifest", "state", "abi", "bench"},
+	"bench":    {"runtime", "manifest", "state"},
 }
 
 func TestImportDirection(t *testing.T) {
