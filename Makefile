@@ -16,6 +16,7 @@ help:
 	@echo "make test-unit         unit tests with -race"
 	@echo "make test-integration  end-to-end tests of the built binary (tests/)"
 	@echo "make wasm              rebuild every example plugin (.wasm) from source"
+	@echo "make bench             durable-step speed against this disk's fsync floor (writes bench.json)"
 	@echo "make check             fmt + vet + import rules + go mod tidy, then a clean tree"
 
 build:
@@ -44,6 +45,9 @@ wasm:
 		echo "wat2wasm $$f"; \
 		wat2wasm $$f -o $${f%.wat}.wasm || exit 1; \
 	done
+
+bench: build
+	$(BIN) bench --out bench.json
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')
