@@ -11,7 +11,6 @@ import (
 	extism "github.com/extism/go-sdk"
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
 
 	"github.com/12fa/12fa/abi"
 )
@@ -32,7 +31,6 @@ type Host struct {
 	cfg   Config
 	log   hclog.Logger
 	cache wazero.CompilationCache
-	probe wazero.Runtime
 
 	mem *memPool
 
@@ -62,13 +60,11 @@ func New(ctx context.Context, cfg Config, log hclog.Logger) (*Host, error) {
 		cache = wazero.NewCompilationCache()
 	}
 	h := &Host{cfg: cfg, log: log, cache: cache, compiled: make(map[compileKey]*Plugin), mem: newMemPool()}
-	h.probe = wazero.NewRuntimeWithConfig(ctx, h.runtimeConfig())
 	return h, nil
 }
 
 // runtimeConfig is the one wazero configuration every runtime of the host
-// uses, so that the compile cache entries of the probe and of the plugins
-// are the same.
+// uses.
 func (h *Host) runtimeConfig() wazero.RuntimeConfig {
 	return wazero.NewRuntimeConfig().WithCompilationCache(h.cache).WithCloseOnContextDone(true)
 }
@@ -85,7 +81,7 @@ func (h *Host) Close(ctx context.Context) error {
 	for _, p := range h.compiled {
 		errs = append(errs, p.compiled.Close(ctx))
 	}
-	errs = append(errs, h.probe.Close(ctx), h.cache.Close(ctx))
+	errs = append(errs, h.cache.Close(ctx))
 	return errors.Join(errs...)
 }
 
@@ -129,7 +125,7 @@ func (h *Host) Load(ctx context.Context, wasm []byte, limits Limits) (*Plugin, e
 	if p, ok := h.compiled[key]; ok {
 		return p, nil
 	}
-	exports, err := h.check(ctx, wasm)
+	exports, err := h.check(wasm)
 	if err != nil {
 		return nil, err
 	}
@@ -149,40 +145,31 @@ func (h *Host) Load(ctx context.Context, wasm []byte, limits Limits) (*Plugin, e
 	return p, nil
 }
 
-// check compiles wasm in the probe runtime (a cache hit for the real compile
-// that follows) and refuses imports of another 12fa ABI version or of 12fa
-// functions that do not exist.
-func (h *Host) check(ctx context.Context, wasm []byte) (map[string]bool, error) {
-	m, err := h.probe.CompileModule(ctx, wasm)
+// check reads the plugin's imports and exports (without compiling it) and
+// refuses imports of another 12fa ABI version or of 12fa functions that do
+// not exist.
+func (h *Host) check(wasm []byte) (map[string]bool, error) {
+	mi, err := readInterface(wasm)
 	if err != nil {
-		return nil, fmt.Errorf("host: %w: %s", ErrInvalidPlugin, firstLine(err.Error()))
+		return nil, fmt.Errorf("host: %w: %v", ErrInvalidPlugin, err)
 	}
-	defer m.Close(ctx)
 	known := make(map[string]bool)
 	for _, f := range h.hostFunctions() {
 		known[f.Name] = true
 	}
-	for _, def := range m.ImportedFunctions() {
-		module, name, _ := def.Import()
-		v, ours := abi.NamespaceVersion(module)
+	for _, imp := range mi.imports {
+		v, ours := abi.NamespaceVersion(imp.module)
 		if !ours {
 			continue
 		}
 		if v != abi.Version {
 			return nil, fmt.Errorf("host: plugin speaks abi v%d (imports %s.%s), host supports v%d: %w",
-				v, module, name, abi.Version, ErrABIVersion)
+				v, imp.module, imp.name, abi.Version, ErrABIVersion)
 		}
-		if !known[name] {
+		if !known[imp.name] {
 			return nil, fmt.Errorf("host: plugin imports %s.%s, which abi v%d does not define: %w",
-				module, name, abi.Version, ErrInvalidPlugin)
+				imp.module, imp.name, abi.Version, ErrInvalidPlugin)
 		}
 	}
-	exports := make(map[string]bool)
-	for name, def := range m.ExportedFunctions() {
-		if len(def.ParamTypes()) == 0 && (len(def.ResultTypes()) == 0 ||
-			(len(def.ResultTypes()) == 1 && def.ResultTypes()[0] == api.ValueTypeI32)) {
-			exports[name] = true
-		}
-	}
-	return exports, nil
+	return mi.exports, nil
 }

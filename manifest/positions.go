@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -16,11 +17,21 @@ func positions(b []byte) (map[string]int, error) {
 	p.Reset(b)
 	counts := map[string]int{}
 	var prefix string
-	line := func(n *unstable.Node) int {
-		if n.Raw.Length > 0 {
-			return p.Shape(n.Raw).Start.Line
+	// Offsets of line starts, to turn a byte offset into a line number by
+	// binary search (the parser's own Shape rescans from the start).
+	starts := []int{0}
+	for i, c := range b {
+		if c == '\n' {
+			starts = append(starts, i+1)
 		}
-		return 0
+	}
+	line := func(n *unstable.Node) int {
+		if n == nil || n.Raw.Length == 0 {
+			return 0
+		}
+		off := int(n.Raw.Offset)
+		i, _ := slices.BinarySearch(starts, off+1)
+		return i
 	}
 	keyOf := func(n *unstable.Node) (string, *unstable.Node) {
 		var parts []string
