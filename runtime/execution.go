@@ -50,11 +50,16 @@ func (x *execution) run(ctx context.Context, run *state.Run) (*Result, error) {
 	return x.res, nil
 }
 
-// finish fills the result from the store and writes the snapshot: a run
-// boundary.
+// finish fills the result from the store and, when no other run of this
+// process is still going, writes the snapshot: a run boundary. (With many
+// runs at once, the last to finish writes it once for all; Close writes it
+// in any case.)
 func (x *execution) finish(runID string) {
 	if run, ok := x.rt.store.Run(runID); ok {
 		x.res.Status, x.res.Steps = run.Status, run.Steps
+	}
+	if x.rt.othersActive(runID) {
+		return
 	}
 	if err := x.rt.store.WriteSnapshot(); err != nil {
 		x.rt.log.Warn("write snapshot", "error", err)

@@ -41,6 +41,9 @@ type Config struct {
 	OnEvent func(Event)
 	// Now is the clock for records. Default: time.Now.
 	Now func() time.Time
+	// NoGroupCommit gives every journal append its own fsync, as a naive
+	// engine would; benchmarks use it as their baseline.
+	NoGroupCommit bool
 }
 
 // StoreDir returns the store directory of a project.
@@ -103,7 +106,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := state.Init(dir); err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	st, err := state.Open(state.Config{Dir: dir, Now: cfg.Now}, cfg.Logger.Named("state"))
+	st, err := state.Open(state.Config{Dir: dir, Now: cfg.Now, NoGroupCommit: cfg.NoGroupCommit}, cfg.Logger.Named("state"))
 	if err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
@@ -295,6 +298,13 @@ func (r *Runtime) claim(id string) bool {
 	}
 	r.active[id] = true
 	return true
+}
+
+// othersActive reports whether runs other than id are being executed.
+func (r *Runtime) othersActive(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.active) > 1 || (len(r.active) == 1 && !r.active[id])
 }
 
 func (r *Runtime) release(id string) {

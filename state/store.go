@@ -44,6 +44,10 @@ type Config struct {
 	ReadOnly bool
 	// Now returns the time recorded in records; time.Now when nil.
 	Now func() time.Time
+	// NoGroupCommit makes every Append wait for the one before it, so each
+	// pays its own write and fsync: the naive baseline benchmarks compare
+	// group commit against. Not for production use.
+	NoGroupCommit bool
 }
 
 // Store is the embedded file store. Its methods are safe for concurrent use.
@@ -52,6 +56,7 @@ type Store struct {
 	log  hclog.Logger
 	lock *flock.Flock
 
+	serial  sync.Mutex // held across a whole append with NoGroupCommit
 	mu      sync.Mutex
 	journal *os.File
 	seq     uint64
@@ -287,6 +292,10 @@ func (s *Store) append(ctx context.Context, sync bool, recs []*Record) error {
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if s.cfg.NoGroupCommit {
+		s.serial.Lock()
+		defer s.serial.Unlock()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
