@@ -79,7 +79,7 @@ type attempt struct {
 	logBytes    int
 	logsDropped int
 	violation   *CallError
-	mem         memTracker
+	mem         *memTracker
 }
 
 // Call runs one function of the plugin in a fresh instance.
@@ -96,56 +96,61 @@ func (p *Plugin) Call(ctx context.Context, req Request) (*Result, error) {
 	if !p.Exports[req.Function] {
 		return nil, callErr(ErrNoFunction, "plugin exports no function %q of type () -> i32", req.Function)
 	}
-	a := &attempt{req: &req, writes: make(map[string]json.RawMessage), mem: memTracker{pool: p.host.mem}}
-	stderr := &boundedBuffer{max: abi.MaxStderrBytes}
-	stdout := &boundedBuffer{max: abi.MaxStderrBytes}
-
-	mc := wazero.NewModuleConfig().
-		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader).
-		WithStderr(stderr).WithStdout(stdout)
-	if len(req.Mounts) > 0 {
-		fsc, closeFS, err := mountConfig(req.Mounts)
-		if err != nil {
-			return nil, err
-		}
-		defer closeFS()
-		mc = mc.WithFSConfig(fsc)
-	}
-
+	a := &attempt{req: &req, writes: make(map[string]json.RawMessage)}
 	start := time.Now()
 	callCtx, cancel := context.WithTimeout(ctx, req.Timeout)
 	defer cancel()
-	callCtx = experimental.WithMemoryAllocator(callCtx, &a.mem)
 	callCtx = context.WithValue(callCtx, attemptKey{}, a)
 
+	var in *instance
+	if len(req.Mounts) == 0 {
+		in = p.takeSpare()
+	}
 	res := &Result{}
 	finish := func(err error) (*Result, error) {
 		res.Duration = time.Since(start)
 		a.mu.Lock()
 		res.ContextWrites, res.LogsDropped = a.writes, a.logsDropped
 		a.mu.Unlock()
-		for _, b := range []struct {
-			name string
-			buf  *boundedBuffer
-		}{{"stderr", stderr}, {"stdout", stdout}} {
-			a.addOutputLines(b.name, b.buf)
+		if in != nil {
+			for _, b := range []struct {
+				name string
+				buf  *boundedBuffer
+			}{{"stderr", in.stderr}, {"stdout", in.stdout}} {
+				a.addOutputLines(b.name, b.buf)
+			}
 		}
 		a.mu.Lock()
 		res.Logs = a.logs
 		a.mu.Unlock()
 		return res, err
 	}
-
-	inst, err := p.compiled.Instance(callCtx, extism.PluginInstanceConfig{ModuleConfig: mc})
-	if err != nil {
-		if cerr := a.classify(ctx, callCtx, err, stderr, req.Timeout); cerr.Cause != ErrTrap {
-			return finish(cerr)
+	if in == nil {
+		var err error
+		if in, err = p.newInstance(callCtx, req.Mounts); err != nil {
+			var ce *CallError
+			if errors.As(err, &ce) {
+				return finish(err)
+			}
+			a.mem = in.mem
+			if cerr := a.classify(ctx, callCtx, err, in.stderr, req.Timeout); cerr.Cause != ErrTrap {
+				return finish(cerr)
+			}
+			return finish(callErr(ErrInstantiate, "%s", firstLine(err.Error())))
 		}
-		return finish(callErr(ErrInstantiate, "%s", firstLine(err.Error())))
 	}
+	a.mem = in.mem
+	if n := p.inflight.Add(1); len(req.Mounts) == 0 && n == 1 {
+		// Only a plugin called one call at a time (a sequential run) gets an
+		// instance made ahead; with concurrent calls the CPU is better spent
+		// on the calls themselves.
+		p.refill()
+	}
+	defer p.inflight.Add(-1)
+	inst, stderr := in.plugin, in.stderr
 	// An instance is never reused: it is closed after this call whatever
 	// happened in it.
-	defer inst.Close(context.Background())
+	defer in.close()
 	inst.Config = req.Config
 
 	rc, out, err := inst.CallWithContext(callCtx, req.Function, req.Input)
@@ -176,6 +181,90 @@ func guestErr(msg string) *CallError {
 	}
 	doc := abi.ParseErrorDoc([]byte(msg))
 	return &CallError{Cause: ErrPluginFailed, Detail: doc.Error(), Guest: &doc}
+}
+
+// instance is a fresh instance of a plugin with its own captured output and
+// memory allocator; it serves exactly one call.
+type instance struct {
+	plugin         *extism.Plugin
+	stderr, stdout *boundedBuffer
+	mem            *memTracker
+	closeFS        func()
+}
+
+func (in *instance) close() {
+	if in.plugin != nil {
+		_ = in.plugin.Close(context.Background())
+	}
+	if in.closeFS != nil {
+		in.closeFS()
+	}
+}
+
+// newInstance instantiates the plugin. The returned instance is never nil:
+// on error it still carries the buffers that explain the failure.
+func (p *Plugin) newInstance(ctx context.Context, mounts []Mount) (*instance, error) {
+	in := &instance{
+		stderr: &boundedBuffer{max: abi.MaxStderrBytes},
+		stdout: &boundedBuffer{max: abi.MaxStderrBytes},
+		mem:    &memTracker{pool: p.host.mem},
+	}
+	mc := wazero.NewModuleConfig().
+		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader).
+		WithStderr(in.stderr).WithStdout(in.stdout)
+	if len(mounts) > 0 {
+		fsc, closeFS, err := mountConfig(mounts)
+		if err != nil {
+			return in, err
+		}
+		in.closeFS = closeFS
+		mc = mc.WithFSConfig(fsc)
+	}
+	inst, err := p.compiled.Instance(experimental.WithMemoryAllocator(ctx, in.mem), extism.PluginInstanceConfig{ModuleConfig: mc})
+	if err != nil {
+		if in.closeFS != nil {
+			in.closeFS()
+		}
+		return in, err
+	}
+	in.plugin = inst
+	return in, nil
+}
+
+// takeSpare returns the instance made ahead of time for the next call, if
+// one is ready.
+func (p *Plugin) takeSpare() *instance {
+	select {
+	case in := <-p.spare:
+		return in
+	default:
+		return nil
+	}
+}
+
+// refill makes the next call's instance in the background, while this call
+// runs and its result is journaled, so that instantiation is off the
+// critical path of a sequential run. At most one refill runs at a time, and
+// at most one spare instance waits.
+func (p *Plugin) refill() {
+	if !p.refilling.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer p.refilling.Store(false)
+		if len(p.spare) > 0 || p.host.isClosed() {
+			return
+		}
+		in, err := p.newInstance(context.Background(), nil)
+		if err != nil {
+			return // the next call instantiates inline and reports the error
+		}
+		select {
+		case p.spare <- in:
+		default:
+			in.close()
+		}
+	}()
 }
 
 // classify turns the error of a failed instantiation or call into a

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 
 	extism "github.com/extism/go-sdk"
 	"github.com/hashicorp/go-hclog"
@@ -37,6 +39,7 @@ type Host struct {
 	mu       sync.Mutex
 	compiled map[compileKey]*Plugin
 	closed   bool
+	closing  atomic.Bool // set before Close takes mu; read by refills
 }
 
 type compileKey struct {
@@ -63,6 +66,8 @@ func New(ctx context.Context, cfg Config, log hclog.Logger) (*Host, error) {
 	return h, nil
 }
 
+func (h *Host) isClosed() bool { return h.closing.Load() }
+
 // runtimeConfig is the one wazero configuration every runtime of the host
 // uses.
 func (h *Host) runtimeConfig() wazero.RuntimeConfig {
@@ -71,6 +76,7 @@ func (h *Host) runtimeConfig() wazero.RuntimeConfig {
 
 // Close releases every compiled plugin and the cache handle.
 func (h *Host) Close(ctx context.Context) error {
+	h.closing.Store(true)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -79,6 +85,12 @@ func (h *Host) Close(ctx context.Context) error {
 	h.closed = true
 	var errs []error
 	for _, p := range h.compiled {
+		for p.refilling.Load() {
+			runtime.Gosched() // a refill finishing; it sees closed and stops
+		}
+		if in := p.takeSpare(); in != nil {
+			in.close()
+		}
 		errs = append(errs, p.compiled.Close(ctx))
 	}
 	errs = append(errs, h.cache.Close(ctx))
@@ -102,6 +114,11 @@ type Plugin struct {
 	host     *Host
 	limits   Limits
 	compiled *extism.CompiledPlugin
+
+	// spare holds an instance made ahead of time for the next call.
+	spare     chan *instance
+	refilling atomic.Bool
+	inflight  atomic.Int32
 }
 
 // SHA256Hex returns the hex sha256 of b, the digest plugins are known by.
@@ -140,7 +157,7 @@ func (h *Host) Load(ctx context.Context, wasm []byte, limits Limits) (*Plugin, e
 	if err != nil {
 		return nil, fmt.Errorf("host: compile plugin: %w: %s", ErrInvalidPlugin, firstLine(err.Error()))
 	}
-	p := &Plugin{SHA256: key.sha, Exports: exports, host: h, limits: limits, compiled: cp}
+	p := &Plugin{SHA256: key.sha, Exports: exports, host: h, limits: limits, compiled: cp, spare: make(chan *instance, 1)}
 	h.compiled[key] = p
 	return p, nil
 }
