@@ -43,7 +43,7 @@ idempotent = true
 	if err := os.WriteFile(manifest, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd, wait := start(t, project, manifest)
+	cmd, wait := start(t, project, manifest, -1, 0)
 	// Wait until the non-idempotent step has started (its start record is
 	// fsync'd before the plugin runs), then kill.
 	deadline := time.Now().Add(30 * time.Second)

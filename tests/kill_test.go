@@ -38,9 +38,10 @@ func writeManifest(t *testing.T, dir string, n int) string {
 
 var effectLine = regexp.MustCompile(`^    (s\d{4}) info: effect (s\d{4})$`)
 
-// run starts `12fa run` and returns the process and a function that waits
-// for it and returns its effect lines.
-func start(t *testing.T, project, manifest string) (*exec.Cmd, func() ([]string, error)) {
+// start starts `12fa run` and returns the process and a function that waits
+// for it and returns its effect lines. With killAfter >= 0 it SIGKILLs the
+// process jitter after its killAfter-th effect line (0: after start).
+func start(t *testing.T, project, manifest string, killAfter int, jitter time.Duration) (*exec.Cmd, func() ([]string, error)) {
 	t.Helper()
 	cmd := exec.Command(bin, "-C", project, "--cache-dir", cacheDir, "run", manifest)
 	out, err := cmd.StdoutPipe()
@@ -55,7 +56,17 @@ func start(t *testing.T, project, manifest string) (*exec.Cmd, func() ([]string,
 	var (
 		wg      sync.WaitGroup
 		effects []string
+		once    sync.Once
 	)
+	kill := func() {
+		once.Do(func() {
+			time.Sleep(jitter)
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+		})
+	}
+	if killAfter == 0 {
+		go kill()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -63,6 +74,9 @@ func start(t *testing.T, project, manifest string) (*exec.Cmd, func() ([]string,
 		for sc.Scan() {
 			if m := effectLine.FindStringSubmatch(sc.Text()); m != nil {
 				effects = append(effects, m[2])
+				if killAfter > 0 && len(effects) == killAfter {
+					go kill()
+				}
 			}
 		}
 		io.Copy(io.Discard, out)
@@ -97,15 +111,18 @@ func TestKill9_ResumesExactlyOnce(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	for {
 		processes++
-		cmd, wait := start(t, project, manifest)
-		killed := false
+		// Kill after a random number of effects, spread so that minKills
+		// kills land before the run can finish, plus a random delay of up to
+		// a few steps so that kills fall anywhere in a step (or, at 0, in
+		// start-up and journal replay).
+		killAt := -1
 		if kills < minKills {
-			// Anywhere from start-up to well into the steps.
-			time.Sleep(time.Duration(20+rng.IntN(400)) * time.Millisecond)
-			if err := cmd.Process.Signal(syscall.SIGKILL); err == nil {
-				killed = true
-			}
+			left := steps - len(seen)
+			killAt = rng.IntN(max(1, 2*left/(minKills-kills+2)))
 		}
+		jitter := time.Duration(rng.IntN(5000)) * time.Microsecond
+		_, wait := start(t, project, manifest, killAt, jitter)
+		killed := killAt >= 0
 		effects, err := wait()
 		for _, e := range effects {
 			seen[e]++
