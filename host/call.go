@@ -149,8 +149,9 @@ func (p *Plugin) Call(ctx context.Context, req Request) (*Result, error) {
 	defer p.inflight.Add(-1)
 	inst, stderr := in.plugin, in.stderr
 	// An instance is never reused: it is closed after this call whatever
-	// happened in it.
-	defer in.close()
+	// happened in it, in the background (returning its memories to the pool
+	// means zeroing them, which the caller need not wait for).
+	defer p.host.closeLater(in)
 	inst.Config = req.Config
 
 	rc, out, err := inst.CallWithContext(callCtx, req.Function, req.Input)

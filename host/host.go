@@ -36,6 +36,8 @@ type Host struct {
 
 	mem *memPool
 
+	closers sync.WaitGroup // instances being closed in the background
+
 	mu       sync.Mutex
 	compiled map[compileKey]*Plugin
 	closed   bool
@@ -68,6 +70,16 @@ func New(ctx context.Context, cfg Config, log hclog.Logger) (*Host, error) {
 
 func (h *Host) isClosed() bool { return h.closing.Load() }
 
+// closeLater closes an instance that has served its call, off the caller's
+// path. Close waits for every one of them.
+func (h *Host) closeLater(in *instance) {
+	h.closers.Add(1)
+	go func() {
+		defer h.closers.Done()
+		in.close()
+	}()
+}
+
 // runtimeConfig is the one wazero configuration every runtime of the host
 // uses.
 func (h *Host) runtimeConfig() wazero.RuntimeConfig {
@@ -83,6 +95,7 @@ func (h *Host) Close(ctx context.Context) error {
 		return nil
 	}
 	h.closed = true
+	h.closers.Wait()
 	var errs []error
 	for _, p := range h.compiled {
 		for p.refilling.Load() {
