@@ -59,6 +59,13 @@ const (
 // DefaultFunction is the export called when a step names none.
 const DefaultFunction = "run"
 
+// ExportPrepare is an optional export of type () -> i32 that does nothing.
+// When a plugin has it, the host calls it on an instance it makes ahead of
+// time, so that the guest runtime's own start-up (Go's _initialize, which
+// Extism runs before the first call) happens before the step's call, off
+// its critical path. It must have no effect a step could observe.
+const ExportPrepare = "12fa_prepare"
+
 // NamespaceVersion reports the ABI version a Wasm import module name asks
 // for. ok is false when module is not a 12fa namespace at all.
 func NamespaceVersion(module string) (version int, ok bool) {

@@ -97,6 +97,7 @@ func (p *Plugin) Call(ctx context.Context, req Request) (*Result, error) {
 		return nil, callErr(ErrNoFunction, "plugin exports no function %q of type () -> i32", req.Function)
 	}
 	a := &attempt{req: &req, writes: make(map[string]json.RawMessage)}
+	p.lastTimeout.Store(int64(req.Timeout))
 	start := time.Now()
 	callCtx, cancel := context.WithTimeout(ctx, req.Timeout)
 	defer cancel()
@@ -256,9 +257,20 @@ func (p *Plugin) refill() {
 		if len(p.spare) > 0 || p.host.isClosed() {
 			return
 		}
-		in, err := p.newInstance(context.Background(), nil)
+		in, err := p.newInstance(p.host.bg, nil)
 		if err != nil {
 			return // the next call instantiates inline and reports the error
+		}
+		if p.Exports[abi.ExportPrepare] {
+			// Run the guest runtime's start-up now. A plugin whose prepare
+			// fails or hangs gets no spare; its calls instantiate inline.
+			ctx, cancel := context.WithTimeout(p.host.bg, time.Duration(p.lastTimeout.Load()))
+			_, _, err := in.plugin.CallWithContext(ctx, abi.ExportPrepare, nil)
+			cancel()
+			if err != nil {
+				p.host.closeLater(in)
+				return
+			}
 		}
 		select {
 		case p.spare <- in:

@@ -37,6 +37,10 @@ type Host struct {
 	mem *memPool
 
 	closers sync.WaitGroup // instances being closed in the background
+	// bg is the context of background work (spare instances); Close
+	// cancels it.
+	bg       context.Context
+	cancelBg context.CancelFunc
 
 	mu       sync.Mutex
 	compiled map[compileKey]*Plugin
@@ -65,6 +69,7 @@ func New(ctx context.Context, cfg Config, log hclog.Logger) (*Host, error) {
 		cache = wazero.NewCompilationCache()
 	}
 	h := &Host{cfg: cfg, log: log, cache: cache, compiled: make(map[compileKey]*Plugin), mem: newMemPool()}
+	h.bg, h.cancelBg = context.WithCancel(context.WithoutCancel(ctx))
 	return h, nil
 }
 
@@ -89,6 +94,7 @@ func (h *Host) runtimeConfig() wazero.RuntimeConfig {
 // Close releases every compiled plugin and the cache handle.
 func (h *Host) Close(ctx context.Context) error {
 	h.closing.Store(true)
+	h.cancelBg()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -132,6 +138,9 @@ type Plugin struct {
 	spare     chan *instance
 	refilling atomic.Bool
 	inflight  atomic.Int32
+	// lastTimeout bounds the prepare call of a spare instance: the timeout
+	// of the plugin's latest call.
+	lastTimeout atomic.Int64
 }
 
 // SHA256Hex returns the hex sha256 of b, the digest plugins are known by.

@@ -269,3 +269,32 @@ func TestPlugin_Call_Isolation(t *testing.T) {
 		}
 	}
 }
+
+// TestPlugin_Call_PrepareThatHangs: a spare instance whose prepare export
+// hangs does not hold up the calls (they instantiate inline) nor Close
+// (which cancels it), even with a long call timeout.
+func TestPlugin_Call_PrepareThatHangs(t *testing.T) {
+	h, err := host.New(t.Context(), host.Config{CacheDir: sharedCache}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := h.Load(t.Context(), testutil.MustReadExample(t, "wat/prepareloop.wasm"), host.Limits{MaxPages: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, err := p.Call(t.Context(), host.Request{Input: []byte("{}"), Timeout: 30 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.Close(t.Context()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waited for a spare whose prepare never returns")
+	}
+}

@@ -47,6 +47,12 @@ const (
 // ErrLimited is returned when a per-attempt limit dropped the call.
 var ErrLimited = errors.New("12fa: limit reached")
 
+// prepare lets the host run the Go runtime's start-up on an instance before
+// the step's call (see abi.ExportPrepare). It does nothing itself.
+//
+//go:wasmexport 12fa_prepare
+func prepare() int32 { return 0 }
+
 // Input returns the raw input document.
 func Input() []byte { return input() }
 

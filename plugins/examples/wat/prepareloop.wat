@@ -1,0 +1,9 @@
+;; prepareloop: a plugin whose 12fa_prepare export never returns. The host
+;; must bound the prepare call and fall back to making instances inline;
+;; run itself is a no-op that succeeds.
+(module
+  (func (export "12fa_prepare") (result i32)
+    (loop $forever (br $forever))
+    (i32.const 0))
+  (func (export "run") (result i32)
+    (i32.const 0)))
