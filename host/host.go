@@ -91,7 +91,8 @@ func (h *Host) runtimeConfig() wazero.RuntimeConfig {
 	return wazero.NewRuntimeConfig().WithCompilationCache(h.cache).WithCloseOnContextDone(true)
 }
 
-// Close releases every compiled plugin and the cache handle.
+// Close releases every compiled plugin and the cache handle. No call may be
+// in flight.
 func (h *Host) Close(ctx context.Context) error {
 	h.closing.Store(true)
 	h.cancelBg()
@@ -101,12 +102,16 @@ func (h *Host) Close(ctx context.Context) error {
 		return nil
 	}
 	h.closed = true
+	// Refills first (they may hand instances to closeLater), then the
+	// instances being closed, then the compiled plugins.
+	for _, p := range h.compiled {
+		for p.refilling.Load() {
+			runtime.Gosched() // a refill finishing; it sees closing and stops
+		}
+	}
 	h.closers.Wait()
 	var errs []error
 	for _, p := range h.compiled {
-		for p.refilling.Load() {
-			runtime.Gosched() // a refill finishing; it sees closed and stops
-		}
 		if in := p.takeSpare(); in != nil {
 			in.close()
 		}
