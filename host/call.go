@@ -105,7 +105,17 @@ func (p *Plugin) Call(ctx context.Context, req Request) (*Result, error) {
 
 	var in *instance
 	if len(req.Mounts) == 0 {
-		in = p.takeSpare()
+		in = p.takeSpare() // its memory is reserved already
+	}
+	if in == nil && !p.host.budget.TryAcquire(p.reservation()) {
+		// Spare instances made ahead hold budget: give it back before waiting.
+		p.host.dropSpares()
+		if err := p.host.budget.Acquire(callCtx, p.reservation()); err != nil {
+			if ctx.Err() != nil {
+				return nil, callErr(ErrCanceled, "%v", ctx.Err())
+			}
+			return nil, callErr(ErrTimeout, "waited %s for memory budget and gave up", req.Timeout)
+		}
 	}
 	res := &Result{}
 	finish := func(err error) (*Result, error) {
@@ -192,6 +202,8 @@ type instance struct {
 	stderr, stdout *boundedBuffer
 	mem            *memTracker
 	closeFS        func()
+	// release gives back the instance's share of the memory budget.
+	release func()
 }
 
 func (in *instance) close() {
@@ -201,16 +213,29 @@ func (in *instance) close() {
 	if in.closeFS != nil {
 		in.closeFS()
 	}
+	if in.release != nil {
+		in.release()
+	}
 }
 
-// newInstance instantiates the plugin. The returned instance is never nil:
-// on error it still carries the buffers that explain the failure.
-func (p *Plugin) newInstance(ctx context.Context, mounts []Mount) (*instance, error) {
-	in := &instance{
-		stderr: &boundedBuffer{max: abi.MaxStderrBytes},
-		stdout: &boundedBuffer{max: abi.MaxStderrBytes},
-		mem:    &memTracker{pool: p.host.mem},
+// newInstance instantiates the plugin; the caller has reserved its memory
+// budget, which the instance gives back when closed (or at once on error).
+// The returned instance is never nil: on error it still carries the buffers
+// that explain the failure.
+func (p *Plugin) newInstance(ctx context.Context, mounts []Mount) (in *instance, err error) {
+	n := p.reservation()
+	in = &instance{
+		stderr:  &boundedBuffer{max: abi.MaxStderrBytes},
+		stdout:  &boundedBuffer{max: abi.MaxStderrBytes},
+		mem:     &memTracker{pool: p.host.mem},
+		release: func() { p.host.budget.Release(n) },
 	}
+	defer func() {
+		if err != nil {
+			in.release()
+			in.release = nil
+		}
+	}()
 	mc := wazero.NewModuleConfig().
 		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader).
 		WithStderr(in.stderr).WithStdout(in.stdout)
@@ -254,7 +279,7 @@ func (p *Plugin) refill() {
 	}
 	go func() {
 		defer p.refilling.Store(false)
-		if len(p.spare) > 0 || p.host.isClosed() {
+		if len(p.spare) > 0 || p.host.isClosed() || !p.host.budget.TryAcquire(p.reservation()) {
 			return
 		}
 		in, err := p.newInstance(p.host.bg, nil)

@@ -13,6 +13,7 @@ import (
 	extism "github.com/extism/go-sdk"
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/12fa/12fa/abi"
 )
@@ -25,7 +26,18 @@ type Config struct {
 	// CacheDir holds compiled modules between processes. Empty keeps them in
 	// memory only.
 	CacheDir string
+	// MemoryBudget bounds the linear memory that instances alive at once may
+	// grow to, in bytes: each call (and each spare instance) reserves twice
+	// its plugin's memory cap (the guest's memory and the Extism kernel's)
+	// before it is made, and waits while the budget is spent. Default:
+	// DefaultMemoryBudget. A call whose reservation alone exceeds the budget
+	// runs alone.
+	MemoryBudget int64
 }
+
+// DefaultMemoryBudget is the default Config.MemoryBudget: 8 GiB, enough for
+// 64 concurrent instances at the default 64 MiB cap.
+const DefaultMemoryBudget = 8 << 30
 
 // Host compiles plugins and makes instances of them. It is safe for
 // concurrent use.
@@ -34,7 +46,8 @@ type Host struct {
 	log   hclog.Logger
 	cache wazero.CompilationCache
 
-	mem *memPool
+	mem    *memPool
+	budget *semaphore.Weighted
 
 	closers sync.WaitGroup // instances being closed in the background
 	// bg is the context of background work (spare instances); Close
@@ -70,10 +83,26 @@ func New(ctx context.Context, cfg Config, log hclog.Logger) (*Host, error) {
 	}
 	h := &Host{cfg: cfg, log: log, cache: cache, compiled: make(map[compileKey]*Plugin), mem: newMemPool()}
 	h.bg, h.cancelBg = context.WithCancel(context.WithoutCancel(ctx))
+	if cfg.MemoryBudget <= 0 {
+		cfg.MemoryBudget = DefaultMemoryBudget
+	}
+	h.cfg = cfg
+	h.budget = semaphore.NewWeighted(cfg.MemoryBudget)
 	return h, nil
 }
 
 func (h *Host) isClosed() bool { return h.closing.Load() }
+
+// dropSpares closes every spare instance, giving their memory budget back.
+func (h *Host) dropSpares() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.compiled {
+		if in := p.takeSpare(); in != nil {
+			h.closeLater(in)
+		}
+	}
+}
 
 // closeLater closes an instance that has served its call, off the caller's
 // path. Close waits for every one of them.
@@ -125,6 +154,12 @@ func (h *Host) Close(ctx context.Context) error {
 type Limits struct {
 	// MaxPages caps each linear memory of an instance, in 64 KiB pages.
 	MaxPages uint32
+}
+
+// reservation is what one instance of p may hold in linear memory, capped
+// at the whole budget so that a large plugin can still run alone.
+func (p *Plugin) reservation() int64 {
+	return min(2*int64(p.limits.MaxPages)*PageSize, p.host.cfg.MemoryBudget)
 }
 
 // Plugin is a compiled plugin. Make calls to it with Call; each call gets a

@@ -298,3 +298,61 @@ func TestPlugin_Call_PrepareThatHangs(t *testing.T) {
 		t.Fatal("Close waited for a spare whose prepare never returns")
 	}
 }
+
+// TestHost_MemoryBudget: calls wait while the instances alive at once would
+// exceed the memory budget, and one that cannot get it within its timeout
+// fails with a timeout naming the budget.
+func TestHost_MemoryBudget(t *testing.T) {
+	const pages = 64 // each instance reserves 2 × 64 pages = 8 MiB
+	h, err := host.New(t.Context(), host.Config{CacheDir: sharedCache, MemoryBudget: 2 * 2 * pages * host.PageSize}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(t.Context())
+	p, err := h.Load(t.Context(), testutil.MustReadExample(t, "effect/effect.wasm"), host.Limits{MaxPages: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = p
+	small, err := h.Load(t.Context(), testutil.MustReadExample(t, "effect/effect.wasm"), host.Limits{MaxPages: pages})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const calls, sleep = 6, 300 * time.Millisecond
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, calls)
+	for range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := small.Call(t.Context(), host.Request{Input: envelope(t, "s", map[string]any{"sleep_ms": sleep.Milliseconds()}), Timeout: 20 * time.Second})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two at a time: at least three rounds of sleeps.
+	if elapsed := time.Since(start); elapsed < 3*sleep {
+		t.Fatalf("%d calls of %s finished in %s: more than two ran at once", calls, sleep, elapsed)
+	}
+
+	// The large plugin's reservation is capped at the whole budget: it runs
+	// alone, and a call that cannot get the budget in time times out.
+	hold := make(chan struct{})
+	go func() {
+		defer close(hold)
+		_, _ = p.Call(t.Context(), host.Request{Input: envelope(t, "s", map[string]any{"sleep_ms": 1000}), Timeout: 20 * time.Second})
+	}()
+	time.Sleep(200 * time.Millisecond)
+	_, err = small.Call(t.Context(), host.Request{Input: envelope(t, "s", nil), Timeout: 100 * time.Millisecond})
+	if !errors.Is(err, host.ErrTimeout) || !strings.Contains(err.Error(), "memory budget") {
+		t.Fatalf("err = %v, want a timeout waiting for the memory budget", err)
+	}
+	<-hold
+}

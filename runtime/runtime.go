@@ -41,6 +41,9 @@ type Config struct {
 	OnEvent func(Event)
 	// Now is the clock for records. Default: time.Now.
 	Now func() time.Time
+	// MemoryBudget bounds the linear memory of all instances alive at once
+	// (see host.Config.MemoryBudget); 0 means host.DefaultMemoryBudget.
+	MemoryBudget int64
 	// NoGroupCommit gives every journal append its own fsync, as a naive
 	// engine would; benchmarks use it as their baseline.
 	NoGroupCommit bool
@@ -110,7 +113,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	h, err := host.New(ctx, host.Config{CacheDir: cfg.CacheDir}, cfg.Logger.Named("host"))
+	h, err := host.New(ctx, host.Config{CacheDir: cfg.CacheDir, MemoryBudget: cfg.MemoryBudget}, cfg.Logger.Named("host"))
 	if err != nil {
 		_ = st.Close()
 		return nil, fmt.Errorf("runtime: %w", err)

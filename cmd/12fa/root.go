@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/runtime"
 )
 
@@ -61,6 +62,7 @@ type globalOptions struct {
 	cacheDir string
 	noCache  bool
 	logLevel string
+	budget   manifest.Size
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -71,6 +73,7 @@ func (o *globalOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.cacheDir, "cache-dir", "", "compiled-plugin cache (default: the user cache directory)")
 	fs.BoolVar(&o.noCache, "no-cache", false, "do not cache compiled plugins on disk")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "engine diagnostics on stderr: trace, debug, info, warn, error, off")
+	fs.Var(&sizeFlag{&o.budget}, "memory-budget", "linear memory all instances alive at once may use, e.g. 8GiB (default 8GiB)")
 }
 
 func (o *globalOptions) projectDir() (string, error) {
@@ -89,7 +92,8 @@ func (o *globalOptions) runtimeConfig(onEvent func(runtime.Event)) (runtime.Conf
 	if err != nil {
 		return runtime.Config{}, err
 	}
-	return runtime.Config{ProjectDir: dir, CacheDir: o.cacheDir, NoCache: o.noCache, Logger: o.logger(), OnEvent: onEvent}, nil
+	return runtime.Config{ProjectDir: dir, CacheDir: o.cacheDir, NoCache: o.noCache, Logger: o.logger(), OnEvent: onEvent,
+		MemoryBudget: int64(o.budget)}, nil
 }
 
 func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -114,6 +118,18 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	)
 	return root
 }
+
+// sizeFlag is a pflag.Value for sizes such as "8GiB".
+type sizeFlag struct{ s *manifest.Size }
+
+func (f *sizeFlag) String() string {
+	if f.s == nil || *f.s == 0 {
+		return ""
+	}
+	return fmt.Sprint(int64(*f.s))
+}
+func (f *sizeFlag) Set(v string) error { return f.s.UnmarshalText([]byte(v)) }
+func (f *sizeFlag) Type() string       { return "size" }
 
 func isTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
