@@ -184,6 +184,7 @@ func (p *Plugin) Call(ctx context.Context, req Request) (*Result, error) {
 		return finish(callErr(ErrOutputTooLarge, "%d bytes, the limit is %d", len(out), req.MaxOutputBytes))
 	}
 	res.Output = out
+	p.lastCallNS.Store(int64(time.Since(start)))
 	return finish(nil)
 }
 
@@ -282,16 +283,25 @@ func (p *Plugin) refill() {
 		if len(p.spare) > 0 || p.host.isClosed() || !p.host.budget.TryAcquire(p.reservation()) {
 			return
 		}
+		began := time.Now()
 		in, err := p.newInstance(p.host.bg, nil)
 		if err != nil {
 			return // the next call instantiates inline and reports the error
 		}
-		if p.Exports[abi.ExportPrepare] {
+		made := time.Since(began)
+		p.instantiateNS.Store(int64(made))
+		// Prepare only when the whole refill is likely to be done before the
+		// next call needs it: for calls shorter than instantiation plus
+		// prepare, a spare that is merely instantiated, and ready sooner,
+		// saves more.
+		if p.Exports[abi.ExportPrepare] && p.lastCallNS.Load() > int64(made)+p.prepareNS.Load() {
 			// Run the guest runtime's start-up now. A plugin whose prepare
 			// fails or hangs gets no spare; its calls instantiate inline.
 			ctx, cancel := context.WithTimeout(p.host.bg, time.Duration(p.lastTimeout.Load()))
+			began := time.Now()
 			_, _, err := in.plugin.CallWithContext(ctx, abi.ExportPrepare, nil)
 			cancel()
+			p.prepareNS.Store(int64(time.Since(began)))
 			if err != nil {
 				p.host.closeLater(in)
 				return

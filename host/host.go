@@ -181,6 +181,9 @@ type Plugin struct {
 	// lastTimeout bounds the prepare call of a spare instance: the timeout
 	// of the plugin's latest call.
 	lastTimeout atomic.Int64
+	// How long the latest successful call, instantiation and prepare took
+	// (ns): they decide whether a spare is worth preparing.
+	lastCallNS, instantiateNS, prepareNS atomic.Int64
 }
 
 // SHA256Hex returns the hex sha256 of b, the digest plugins are known by.
