@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -54,10 +55,46 @@ type Workflow struct {
 
 // Defaults is the [defaults] table.
 type Defaults struct {
-	Timeout   Duration `toml:"timeout"`
-	Memory    Size     `toml:"memory"`
-	MaxOutput Size     `toml:"max_output"`
+	Timeout      Duration `toml:"timeout"`
+	TotalTimeout Duration `toml:"total_timeout"`
+	Memory       Size     `toml:"memory"`
+	MaxOutput    Size     `toml:"max_output"`
+	Retry        *Retry   `toml:"retry"`
+	NonRetryable []string `toml:"non_retryable"`
+	OnFailure    string   `toml:"on_failure"`
 }
+
+// Retry is a step's retry policy. Attempts are spaced by an exponential
+// backoff: initial_interval × backoff^(n-1), capped at max_interval, each
+// moved by up to ±jitter of itself.
+type Retry struct {
+	// MaxAttempts counts every attempt, the first included (1: no retry).
+	MaxAttempts     int      `toml:"max_attempts"`
+	InitialInterval Duration `toml:"initial_interval"`
+	Backoff         float64  `toml:"backoff"`
+	MaxInterval     Duration `toml:"max_interval"`
+	Jitter          float64  `toml:"jitter"`
+	// NonIdempotent retries a step that is not idempotent too; by default
+	// only idempotent steps are retried.
+	NonIdempotent bool `toml:"non_idempotent"`
+}
+
+// Retry defaults, for fields a policy leaves out.
+const (
+	DefaultMaxAttempts     = 3
+	DefaultInitialInterval = 500 * time.Millisecond
+	DefaultBackoff         = 2.0
+	DefaultMaxInterval     = 30 * time.Second
+	DefaultJitter          = 0.2
+)
+
+// What a step does when it fails for good (Step.OnFailure).
+const (
+	// OnFailurePause keeps the run resumable: resume tries the step again.
+	OnFailurePause = "pause"
+	// OnFailureFail ends the run failed; resume --retry-failed restarts it.
+	OnFailureFail = "fail"
+)
 
 // Step is one [[step]] table with defaults applied.
 type Step struct {
@@ -72,11 +109,19 @@ type Step struct {
 	Idempotent  bool              `toml:"idempotent"`
 	// Needs lists the earlier steps whose outputs the step's envelope
 	// carries. Nil (the key absent) means every earlier step.
-	Needs     *[]string `toml:"needs"`
-	Timeout   Duration  `toml:"timeout"`
-	Memory    Size      `toml:"memory"`
-	MaxOutput Size      `toml:"max_output"`
-	Allow     Allow     `toml:"allow"`
+	Needs   *[]string `toml:"needs"`
+	Timeout Duration  `toml:"timeout"`
+	// TotalTimeout bounds all attempts of the step, backoff included.
+	TotalTimeout Duration `toml:"total_timeout"`
+	Memory       Size     `toml:"memory"`
+	MaxOutput    Size     `toml:"max_output"`
+	Allow        Allow    `toml:"allow"`
+	Retry        *Retry   `toml:"retry"`
+	// NonRetryable lists error codes (the code of a plugin's error
+	// document) that are never retried; [defaults] adds its own.
+	NonRetryable []string `toml:"non_retryable"`
+	// OnFailure is "pause" (default) or "fail".
+	OnFailure string `toml:"on_failure"`
 
 	// PluginPath is Plugin resolved against the manifest's directory.
 	PluginPath string `toml:"-"`
@@ -248,6 +293,34 @@ func (m *Manifest) finish(name string, pos map[string]int) error {
 		if s.MaxOutput == 0 {
 			s.MaxOutput = m.Defaults.MaxOutput
 		}
+		if s.TotalTimeout == 0 {
+			s.TotalTimeout = m.Defaults.TotalTimeout
+		}
+		if s.Retry == nil {
+			if m.Defaults.Retry != nil {
+				r := *m.Defaults.Retry
+				s.Retry = &r
+			} else {
+				s.Retry = &Retry{}
+			}
+		}
+		if err := s.Retry.finish(); err != nil {
+			return bad(key("retry"), "step %q: retry: %v", s.ID, err)
+		}
+		s.NonRetryable = append(s.NonRetryable, m.Defaults.NonRetryable...)
+		if s.OnFailure == "" {
+			s.OnFailure = m.Defaults.OnFailure
+		}
+		if s.OnFailure == "" {
+			s.OnFailure = OnFailurePause
+		}
+		switch s.OnFailure {
+		case OnFailurePause, OnFailureFail:
+		case "rollback":
+			return bad(key("on_failure"), "step %q: on_failure = \"rollback\" is not supported yet (use \"pause\" or \"fail\")", s.ID)
+		default:
+			return bad(key("on_failure"), "step %q: on_failure must be \"pause\" or \"fail\", not %q", s.ID, s.OnFailure)
+		}
 		if s.Memory < 64<<10 || s.Memory > MaxMemory {
 			return bad(key("memory"), "step %q: memory must be between 64KiB and 4GiB", s.ID)
 		}
@@ -278,6 +351,43 @@ func (m *Manifest) finish(name string, pos map[string]int) error {
 		}
 	}
 	return nil
+}
+
+// finish fills a policy's unset fields with the defaults and checks it.
+func (r *Retry) finish() error {
+	if r.MaxAttempts == 0 {
+		r.MaxAttempts = DefaultMaxAttempts
+	}
+	if r.InitialInterval == 0 {
+		r.InitialInterval = Duration(DefaultInitialInterval)
+	}
+	if r.Backoff == 0 {
+		r.Backoff = DefaultBackoff
+	}
+	if r.MaxInterval == 0 {
+		r.MaxInterval = Duration(DefaultMaxInterval)
+	}
+	if r.Jitter == 0 {
+		r.Jitter = DefaultJitter
+	}
+	switch {
+	case r.MaxAttempts < 1 || r.MaxAttempts > 1000:
+		return fmt.Errorf("max_attempts must be between 1 and 1000")
+	case r.Backoff < 1 || r.Backoff > 100:
+		return fmt.Errorf("backoff must be between 1 and 100")
+	case r.Jitter < 0 || r.Jitter > 1:
+		return fmt.Errorf("jitter must be between 0 and 1")
+	case r.MaxInterval < r.InitialInterval:
+		return fmt.Errorf("max_interval is shorter than initial_interval")
+	}
+	return nil
+}
+
+// Delay is the wait before attempt n+1 after attempt n failed (n from 1),
+// before jitter.
+func (r *Retry) Delay(n int) time.Duration {
+	d := float64(r.InitialInterval) * math.Pow(r.Backoff, float64(n-1))
+	return time.Duration(min(d, float64(r.MaxInterval)))
 }
 
 func resolve(dir, p string) string {

@@ -32,6 +32,9 @@ name = "demo"
 [defaults]
 timeout = "5s"
 memory = "32MiB"
+retry = { max_attempts = 5, initial_interval = "1s" }
+non_retryable = ["quota"]
+on_failure = "fail"
 
 [[step]]
 id = "a"
@@ -61,10 +64,17 @@ allow = { paths = { "./data" = "/data" }, write_paths = { "./out" = "/out" } }
 	if time.Duration(b.Timeout) != time.Minute || b.MemoryPages() != 16 || !b.Idempotent {
 		t.Fatalf("step b: %+v", b)
 	}
+	if a.Retry.MaxAttempts != 5 || time.Duration(a.Retry.InitialInterval) != time.Second || a.Retry.Backoff != 2 ||
+		a.OnFailure != "fail" || len(a.NonRetryable) != 1 {
+		t.Fatalf("step a policy: %+v %v %v", *a.Retry, a.OnFailure, a.NonRetryable)
+	}
+	if got := a.Retry.Delay(3); got != 4*time.Second {
+		t.Fatalf("third delay = %s, want 4s", got)
+	}
 	if b.Allow.Paths["./data"] != "/data" || b.Allow.WritePaths["./out"] != "/out" {
 		t.Fatalf("step b allow: %+v", b.Allow)
 	}
-	if b.PluginPath != filepath.Join(filepath.Dir(p), "step.wasm") || b.Line != 15 {
+	if b.PluginPath != filepath.Join(filepath.Dir(p), "step.wasm") || b.Line != 18 {
 		t.Fatalf("step b: plugin path %s line %d", b.PluginPath, b.Line)
 	}
 	if string(b.InputJSON) != "null" {
@@ -91,6 +101,9 @@ func TestLoad_Errors(t *testing.T) {
 		{"syntax", head + "[[step]\n", `:3:`},
 		{"bad sha", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nsha256 = \"abc\"\n", `:6: invalid manifest: step "a": sha256 must be 64 hex digits`},
 		{"needs a later step", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nneeds = [\"b\"]\n[[step]]\nid = \"b\"\nplugin = \"step.wasm\"\n", `:6: invalid manifest: step "a" needs "b", which is not an earlier step`},
+		{"bad on_failure", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\non_failure = \"explode\"\n", `:6: invalid manifest: step "a": on_failure must be "pause" or "fail", not "explode"`},
+		{"bad retry", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nretry = { max_attempts = 3, jitter = 2.0 }\n", `:6: invalid manifest: step "a": retry: jitter must be between 0 and 1`},
+		{"unknown retry key", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nretry = { attempts = 3 }\n", `:6: invalid manifest: unknown key "step.attempts"`},
 		{"relative guest path", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nallow = { paths = { \"d\" = \"data\" } }\n", `:6: invalid manifest: step "a": guest path "data" must be absolute`},
 	}
 	for _, tc := range tests {

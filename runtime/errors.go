@@ -18,6 +18,9 @@ var (
 	ErrPluginPin = errors.New("plugin does not match its sha256 pin")
 	// ErrManifestChanged: the manifest's steps differ from the run's.
 	ErrManifestChanged = errors.New("manifest steps differ from the run's")
+	// ErrRunPaused: a step failed for good and its on_failure is "pause":
+	// the run stays resumable, and resume tries the step again.
+	ErrRunPaused = errors.New("run paused")
 	// ErrRunFailed: the run failed earlier; resume needs RetryFailed.
 	ErrRunFailed = errors.New("run failed")
 	// ErrRunActive: the run is already being executed in this process.

@@ -49,4 +49,7 @@ type Event struct {
 	Log *host.LogLine
 	// Err is why a step or run failed.
 	Err error
+	// RetryIn is the wait before the next attempt (step_failed with a retry
+	// scheduled; 0 when the step failed for good).
+	RetryIn time.Duration
 }

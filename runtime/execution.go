@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/12fa/12fa/host"
@@ -95,12 +97,114 @@ func (x *execution) step(ctx context.Context, i int, rs state.Step) error {
 				"%w: attempt %d started at %s and never ended; resume with --rerun-interrupted to run it again or --mark-done if its effect happened",
 				ErrInterrupted, rs.Attempt, rs.StartedAt.Format(time.RFC3339))}
 		}
-	case state.StepFailed:
-		if !x.opts.RetryFailed {
-			return &StepError{Step: id, Attempt: rs.Attempt, Cause: rs.Cause, Err: fmt.Errorf("%w: %s", ErrRunFailed, rs.Error)}
+	}
+	// Pending, interrupted and to run again, or failed in a run that was
+	// paused, retried by hand, or has a retry scheduled.
+	return x.attempts(ctx, i, rs)
+}
+
+// failure is a failed attempt, not yet journaled.
+type failure struct {
+	cause string
+	err   error
+	dur   time.Duration
+}
+
+// attempts runs attempts of step i until one succeeds or the retry policy
+// gives up, journaling each; a retry's schedule is journaled before the
+// wait, so a crash during backoff resumes it instead of starting over.
+func (x *execution) attempts(ctx context.Context, i int, rs state.Step) error {
+	l := &x.steps[i]
+	s := l.step
+	pol := s.Retry
+	attempt, left := rs.Attempt+1, pol.MaxAttempts
+	seriesStart := x.rt.cfg.Now()
+	if !rs.NextAttemptAt.IsZero() && rs.AttemptsLeft > 0 {
+		seriesStart, left = rs.SeriesStart, rs.AttemptsLeft
+		if err := x.sleepUntil(ctx, i, attempt, rs.NextAttemptAt); err != nil {
+			return err
 		}
 	}
-	return x.attempt(ctx, i, rs.Attempt+1)
+	first := attempt
+	for {
+		f, err := x.attempt(ctx, i, attempt)
+		if err != nil || f == nil {
+			return err
+		}
+		left--
+		now := x.rt.cfg.Now()
+		delay := jitter(pol.Delay(attempt-first+1), pol.Jitter)
+		retry := left > 0 && retryable(f, s) && (s.Idempotent || pol.NonIdempotent)
+		if retry && s.TotalTimeout > 0 && now.Add(delay).Sub(seriesStart) > time.Duration(s.TotalTimeout) {
+			retry = false
+			f.err = fmt.Errorf("%w; total_timeout %s leaves no time for attempt %d", f.err, time.Duration(s.TotalTimeout), attempt+1)
+		}
+		failed := &state.Record{Type: state.EventStepFailed, Run: x.runID, Step: s.ID, Attempt: attempt,
+			Cause: f.cause, Error: f.err.Error(), DurationMS: ms(f.dur)}
+		if retry {
+			next := &state.Record{Type: state.EventStepRetry, Run: x.runID, Step: s.ID, Attempt: attempt + 1,
+				NotBefore: now.Add(delay), SeriesStart: seriesStart, Remaining: left}
+			if err := x.rt.store.Append(context.WithoutCancel(ctx), failed, next); err != nil {
+				return fmt.Errorf("journal failure of step %q: %w", s.ID, err)
+			}
+			x.rt.emit(Event{Type: EventStepFailed, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt,
+				Duration: f.dur, Err: f.err, RetryIn: delay})
+			if err := x.sleepUntil(ctx, i, attempt+1, next.NotBefore); err != nil {
+				return err
+			}
+			attempt++
+			continue
+		}
+		return x.failedForGood(ctx, i, attempt, f, failed)
+	}
+}
+
+// sleepUntil waits for a scheduled attempt, or for ctx.
+func (x *execution) sleepUntil(ctx context.Context, i, attempt int, t time.Time) error {
+	d := t.Sub(x.rt.cfg.Now())
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return &StepError{Step: x.steps[i].step.ID, Attempt: attempt, Cause: "canceled",
+			Err: fmt.Errorf("%w while waiting to retry: %w", ErrCanceled, ctx.Err())}
+	}
+}
+
+// retryable says whether a failure may go away on another attempt. Traps,
+// timeouts and memory limits may; a plugin's own error may unless it says
+// otherwise or its code is listed in non_retryable; a bad host call, an
+// output too large and anything about the plugin itself never do.
+func retryable(f *failure, s *manifest.Step) bool {
+	switch f.cause {
+	case "timeout", "trap", "memory_limit", "instantiate":
+		return true
+	case "plugin_error":
+		var ce *host.CallError
+		if errors.As(f.err, &ce) && ce.Guest != nil {
+			if ce.Guest.Retryable != nil {
+				return *ce.Guest.Retryable
+			}
+			if ce.Guest.Code != "" && slices.Contains(s.NonRetryable, ce.Guest.Code) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// jitter moves d by up to ±frac of itself.
+func jitter(d time.Duration, frac float64) time.Duration {
+	if frac <= 0 || d <= 0 {
+		return d
+	}
+	return time.Duration(float64(d) * (1 + frac*(2*rand.Float64()-1)))
 }
 
 func (x *execution) addOutput(id string, out json.RawMessage) {
@@ -147,8 +251,10 @@ func (x *execution) envelope(l *loaded, attempt int) []byte {
 	return append(b, "}}"...)
 }
 
-// attempt runs one attempt of step i and journals it.
-func (x *execution) attempt(ctx context.Context, i, attempt int) error {
+// attempt runs one attempt of step i and journals its start and, on
+// success, its completion. A failed attempt comes back as a *failure for
+// the caller to journal with what follows it.
+func (x *execution) attempt(ctx context.Context, i, attempt int) (*failure, error) {
 	l := &x.steps[i]
 	s := l.step
 	started := &state.Record{Type: state.EventStepStarted, Run: x.runID, Step: s.ID, Attempt: attempt, Plugin: l.sha}
@@ -162,7 +268,7 @@ func (x *execution) attempt(ctx context.Context, i, attempt int) error {
 		err = x.rt.store.Append(ctx, started)
 	}
 	if err != nil {
-		return fmt.Errorf("journal start of step %q: %w", s.ID, err)
+		return nil, fmt.Errorf("journal start of step %q: %w", s.ID, err)
 	}
 	x.rt.emit(Event{Type: EventStepStarted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt})
 
@@ -193,19 +299,19 @@ func (x *execution) attempt(ctx context.Context, i, attempt int) error {
 		if errors.Is(err, host.ErrCanceled) {
 			// Not the step's fault: leave it started, so resume handles it like
 			// a crash.
-			return &StepError{Step: s.ID, Attempt: attempt, Cause: "canceled", Err: fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())}
+			return nil, &StepError{Step: s.ID, Attempt: attempt, Cause: "canceled", Err: fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())}
 		}
-		return x.failed(ctx, i, attempt, dur, host.CauseName(err), err)
+		return &failure{cause: host.CauseName(err), err: err, dur: dur}, nil
 	}
 	out, err := normalizeOutput(res.Output)
 	if err != nil {
-		return x.failed(ctx, i, attempt, dur, "bad_output", err)
+		return &failure{cause: "bad_output", err: err, dur: dur}, nil
 	}
 	done := &state.Record{Type: state.EventStepCompleted, Run: x.runID, Step: s.ID, Attempt: attempt,
 		Output: out, Context: res.ContextWrites, DurationMS: ms(dur)}
 	// The step has acted: record it even if the caller gave up meanwhile.
 	if err := x.rt.store.Append(context.WithoutCancel(ctx), done); err != nil {
-		return fmt.Errorf("journal completion of step %q: %w", s.ID, err)
+		return nil, fmt.Errorf("journal completion of step %q: %w", s.ID, err)
 	}
 	for k, v := range res.ContextWrites {
 		if string(v) == "null" {
@@ -217,21 +323,23 @@ func (x *execution) attempt(ctx context.Context, i, attempt int) error {
 	x.res.Ran++
 	x.addOutput(s.ID, out)
 	x.rt.emit(Event{Type: EventStepCompleted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Output: out, Duration: dur})
-	return nil
+	return nil, nil
 }
 
-// failed journals a failed attempt and the run's failure.
-func (x *execution) failed(ctx context.Context, i, attempt int, dur time.Duration, cause string, err error) error {
-	id := x.steps[i].step.ID
-	serr := &StepError{Step: id, Attempt: attempt, Cause: cause, Err: fmt.Errorf("%w: %w", ErrStepFailed, err)}
-	recs := []*state.Record{
-		{Type: state.EventStepFailed, Run: x.runID, Step: id, Attempt: attempt, Cause: cause, Error: err.Error(), DurationMS: ms(dur)},
-		{Type: state.EventRunFailed, Run: x.runID, Step: id, Cause: cause, Error: err.Error()},
+// failedForGood journals a step's last failed attempt and what its
+// on_failure makes of the run: paused (resumable) or failed.
+func (x *execution) failedForGood(ctx context.Context, i, attempt int, f *failure, failed *state.Record) error {
+	s := x.steps[i].step
+	end, sentinel := state.EventRunPaused, ErrRunPaused
+	if s.OnFailure != manifest.OnFailurePause {
+		end, sentinel = state.EventRunFailed, ErrRunFailed
 	}
-	if jerr := x.rt.store.Append(context.WithoutCancel(ctx), recs...); jerr != nil {
-		return errors.Join(serr, fmt.Errorf("journal failure of step %q: %w", id, jerr))
+	serr := &StepError{Step: s.ID, Attempt: attempt, Cause: f.cause, Err: fmt.Errorf("%w (%w): %w", ErrStepFailed, sentinel, f.err)}
+	stop := &state.Record{Type: end, Run: x.runID, Step: s.ID, Cause: f.cause, Error: f.err.Error()}
+	if jerr := x.rt.store.Append(context.WithoutCancel(ctx), failed, stop); jerr != nil {
+		return errors.Join(serr, fmt.Errorf("journal failure of step %q: %w", s.ID, jerr))
 	}
-	x.rt.emit(Event{Type: EventStepFailed, Run: x.runID, Step: id, Index: i, Attempt: attempt, Duration: dur, Err: serr})
+	x.rt.emit(Event{Type: EventStepFailed, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: f.dur, Err: serr})
 	x.rt.emit(Event{Type: EventRunFailed, Run: x.runID, Workflow: x.m.Workflow.Name, Err: serr})
 	return serr
 }

@@ -187,7 +187,7 @@ func (r *Runtime) Resume(ctx context.Context, runID string, opts RunOptions) (*R
 	if runID == "" {
 		runs := r.store.Runs()
 		for i := len(runs) - 1; i >= 0; i-- {
-			if runs[i].Status == state.RunRunning || (opts.RetryFailed && runs[i].Status == state.RunFailed) {
+			if continuable(runs[i].Status, opts) {
 				runID = runs[i].ID
 				break
 			}
@@ -333,8 +333,7 @@ func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loa
 		runs := r.store.Runs()
 		for i := len(runs) - 1; i >= 0 && !found; i-- {
 			if runs[i].Workflow == m.Workflow.Name && runs[i].Manifest == m.Path &&
-				(runs[i].Status == state.RunRunning || (opts.RetryFailed && runs[i].Status == state.RunFailed)) &&
-				r.claim(runs[i].ID) {
+				continuable(runs[i].Status, opts) && r.claim(runs[i].ID) {
 				run, found = runs[i], true
 			}
 		}
@@ -394,6 +393,13 @@ func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loa
 	run, _ = r.store.Run(run.ID)
 	r.emit(Event{Type: EventRunResumed, Run: run.ID, Workflow: m.Workflow.Name, Steps: len(steps)})
 	return run, nil
+}
+
+// continuable says whether a run in this status is picked up by run or
+// resume without naming it: an interrupted or paused run is; a failed one
+// only with RetryFailed.
+func continuable(st state.RunStatus, opts RunOptions) bool {
+	return st == state.RunRunning || st == state.RunPaused || (opts.RetryFailed && st == state.RunFailed)
 }
 
 func failedRunError(run state.Run) error {

@@ -239,8 +239,8 @@ func TestRuntime_Run_Errors(t *testing.T) {
 		}
 	})
 	t.Run("trap fails the run and keeps the completed step", func(t *testing.T) {
-		m := f.manifest(effect("a", true, nil), manifest.Step{ID: "boom", Plugin: "trap.wasm"}, effect("c", true, nil))
-		res, err := rt.Run(t.Context(), m, runtime.RunOptions{})
+		m := f.manifest(effect("a", true, nil), manifest.Step{ID: "boom", Plugin: "trap.wasm", OnFailure: manifest.OnFailureFail}, effect("c", true, nil))
+		res, err := rt.Run(t.Context(), m, runtime.RunOptions{New: true})
 		var se *runtime.StepError
 		if !errors.As(err, &se) || se.Step != "boom" || se.Cause != "trap" || !errors.Is(err, host.ErrTrap) {
 			t.Fatalf("err = %v", err)
@@ -255,7 +255,7 @@ func TestRuntime_Run_Errors(t *testing.T) {
 	})
 	t.Run("timeout", func(t *testing.T) {
 		m := f.manifest(manifest.Step{ID: "spin", Plugin: "loop.wasm", Timeout: manifest.Duration(150 * time.Millisecond)})
-		_, err := rt.Run(t.Context(), m, runtime.RunOptions{})
+		_, err := rt.Run(t.Context(), m, runtime.RunOptions{New: true})
 		var se *runtime.StepError
 		if !errors.As(err, &se) || se.Cause != "timeout" {
 			t.Fatalf("err = %v", err)

@@ -23,6 +23,9 @@ const (
 	EventStepCompleted EventType = "step_completed"
 	// EventStepFailed ends an attempt with its cause.
 	EventStepFailed EventType = "step_failed"
+	// EventStepRetry schedules the next attempt of a failed step (NotBefore);
+	// a resume waits for it rather than starting over.
+	EventStepRetry EventType = "step_retry"
 	// EventStepMarkedDone completes an interrupted step by a person's say-so,
 	// without running it again.
 	EventStepMarkedDone EventType = "step_marked_done"
@@ -33,6 +36,9 @@ const (
 	EventRunCompleted EventType = "run_completed"
 	// EventRunFailed ends a run that cannot go on without help.
 	EventRunFailed EventType = "run_failed"
+	// EventRunPaused stops a run whose step failed for good, keeping it
+	// resumable: resume tries the step again.
+	EventRunPaused EventType = "run_paused"
 )
 
 // Record is one line of the journal.
@@ -61,6 +67,14 @@ type Record struct {
 	// EventStepFailed and EventRunFailed.
 	Cause string `json:"cause,omitempty"`
 	Error string `json:"error,omitempty"`
+
+	// EventStepRetry: when the next attempt may start, and when the series
+	// of attempts it belongs to began (for total_timeout).
+	NotBefore   time.Time `json:"not_before,omitzero"`
+	SeriesStart time.Time `json:"series_start,omitzero"`
+	// Remaining counts the attempts the series still allows, the scheduled
+	// one included.
+	Remaining int `json:"remaining,omitempty"`
 }
 
 // StepDecl is a step as declared when its run started.
@@ -77,6 +91,7 @@ const (
 	RunRunning   RunStatus = "running"
 	RunCompleted RunStatus = "completed"
 	RunFailed    RunStatus = "failed"
+	RunPaused    RunStatus = "paused"
 )
 
 // StepStatus is where a step stands.
@@ -120,6 +135,11 @@ type Step struct {
 	MarkedDone bool            `json:"marked_done,omitempty"`
 	Cause      string          `json:"cause,omitempty"`
 	Error      string          `json:"error,omitempty"`
+	// NextAttemptAt is set while a retry is scheduled; SeriesStart is when
+	// its series of attempts began.
+	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
+	SeriesStart   time.Time `json:"series_start,omitzero"`
+	AttemptsLeft  int       `json:"attempts_left,omitempty"`
 }
 
 // Step returns the step with the given id.
@@ -199,12 +219,12 @@ func validate(runs map[string]*Run, recs []*Record) error {
 var knownEvents = map[EventType]bool{
 	EventRunStarted: true, EventRunResumed: true, EventStepStarted: true, EventStepCompleted: true,
 	EventStepFailed: true, EventStepMarkedDone: true, EventPluginUpgraded: true,
-	EventRunCompleted: true, EventRunFailed: true,
+	EventRunCompleted: true, EventRunFailed: true, EventStepRetry: true, EventRunPaused: true,
 }
 
 var stepEvents = map[EventType]bool{
 	EventStepStarted: true, EventStepCompleted: true, EventStepFailed: true,
-	EventStepMarkedDone: true, EventPluginUpgraded: true,
+	EventStepMarkedDone: true, EventPluginUpgraded: true, EventStepRetry: true,
 }
 
 // apply folds one record into runs. Records read back from a journal are
@@ -239,6 +259,7 @@ func apply(runs map[string]*Run, rec *Record) error {
 	case EventStepStarted:
 		s.Status, s.Attempt, s.StartedAt = StepRunning, rec.Attempt, rec.Time
 		s.EndedAt, s.DurationMS, s.Cause, s.Error = time.Time{}, 0, "", ""
+		s.NextAttemptAt, s.AttemptsLeft = time.Time{}, 0
 		if rec.Plugin != "" {
 			s.Plugin = rec.Plugin
 		}
@@ -266,12 +287,16 @@ func apply(runs map[string]*Run, rec *Record) error {
 		if rec.Attempt > 0 {
 			s.Attempt = rec.Attempt
 		}
+	case EventStepRetry:
+		s.NextAttemptAt, s.SeriesStart, s.AttemptsLeft = rec.NotBefore, rec.SeriesStart, rec.Remaining
 	case EventPluginUpgraded:
 		s.Plugin = rec.Plugin
 	case EventRunCompleted:
 		r.Status = RunCompleted
 	case EventRunFailed:
 		r.Status, r.Cause, r.Error = RunFailed, rec.Cause, rec.Error
+	case EventRunPaused:
+		r.Status, r.Cause, r.Error = RunPaused, rec.Cause, rec.Error
 	}
 	return nil
 }

@@ -225,7 +225,12 @@ func (p *printer) event(e runtime.Event) {
 	case runtime.EventStepMarkedDone:
 		line = fmt.Sprintf("[%d/%d] %s: marked done by hand, not run again (output null)\n", e.Index+1, steps, e.Step)
 	case runtime.EventStepFailed:
-		line = fmt.Sprintf("[%d/%d] %s: FAILED after %s: %v\n", e.Index+1, steps, e.Step, e.Duration.Round(10*time.Microsecond), e.Err)
+		if e.RetryIn > 0 {
+			line = fmt.Sprintf("[%d/%d] %s: attempt %d failed after %s: %v; retrying in %s\n", e.Index+1, steps, e.Step, e.Attempt,
+				e.Duration.Round(10*time.Microsecond), e.Err, e.RetryIn.Round(time.Millisecond))
+		} else {
+			line = fmt.Sprintf("[%d/%d] %s: FAILED after %s: %v\n", e.Index+1, steps, e.Step, e.Duration.Round(10*time.Microsecond), e.Err)
+		}
 	}
 	if line == "" {
 		return

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -85,8 +86,8 @@ func printStatus(g *globalOptions, runs []state.Run, all bool) {
 			continue
 		}
 		fmt.Fprintf(g.stdout, "\nrun %s (%s)\n", r.ID, r.Status)
-		if r.Status == state.RunFailed {
-			fmt.Fprintf(g.stdout, "  stopped: %s: %s\n", r.Cause, r.Error)
+		if why := stopReason(r); why != "" {
+			fmt.Fprintf(g.stdout, "  %s\n", why)
 		}
 		tw := tabwriter.NewWriter(g.stdout, 0, 2, 2, ' ', 0)
 		fmt.Fprintln(tw, "  STEP\tSTATUS\tATTEMPT\tDURATION\tOUTPUT\tNOTE")
@@ -113,4 +114,36 @@ func printStatus(g *globalOptions, runs []state.Run, all bool) {
 		}
 		tw.Flush()
 	}
+}
+
+// stopReason says in one line why a run stopped and how to go on.
+func stopReason(r state.Run) string {
+	var next string
+	switch r.Status {
+	case state.RunPaused:
+		next = "`12fa resume` tries it again"
+	case state.RunFailed:
+		next = "`12fa resume --retry-failed` tries it again"
+	default:
+		return ""
+	}
+	for _, s := range r.Steps {
+		if s.Status != state.StepFailed {
+			continue
+		}
+		attempts := "1 attempt"
+		if s.Attempt != 1 {
+			attempts = fmt.Sprintf("%d attempts", s.Attempt)
+		}
+		return fmt.Sprintf("stopped: step %q failed after %s (%s): %s; %s", s.ID, attempts, r.Cause, firstLineOf(r.Error), next)
+	}
+	return fmt.Sprintf("stopped (%s): %s; %s", r.Cause, firstLineOf(r.Error), next)
+}
+
+func firstLineOf(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	if len(line) > 200 {
+		line = line[:200] + "…"
+	}
+	return line
 }

@@ -22,6 +22,7 @@ const (
 	exitFailure     = 1 // usage, manifest, store or host error
 	exitStepFailed  = 2 // a step failed; the run is failed
 	exitNeedsPerson = 3 // an interrupted step, a changed plugin: a person must decide
+	exitPaused      = 4 // a step failed for good and the run is paused: resume tries again
 	exitCanceled    = 130
 )
 
@@ -49,6 +50,8 @@ func exitFor(err error) error {
 	case errors.Is(err, runtime.ErrInterrupted), errors.Is(err, runtime.ErrPluginChanged),
 		errors.Is(err, runtime.ErrManifestChanged):
 		return &exitError{exitNeedsPerson, err}
+	case errors.Is(err, runtime.ErrRunPaused):
+		return &exitError{exitPaused, err}
 	case errors.Is(err, runtime.ErrStepFailed), errors.Is(err, runtime.ErrRunFailed),
 		errors.Is(err, runtime.ErrPluginPin):
 		return &exitError{exitStepFailed, err}

@@ -1,7 +1,9 @@
 // Command effect is a test fixture: it logs "effect <step>" (the side effect
 // that tests count), counts completed steps in the context, and returns its
 // step id, attempt, the count and the ids of the outputs it received. With input
-// {"sleep_ms": N} it sleeps first; with {"fail": true} it fails.
+// {"sleep_ms": N} it sleeps first; with {"fail": true} it fails, with
+// {"fail_until_attempt": N} it fails attempts before N ({"code": …,
+// "permanent": true} shape the error).
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o effect.wasm .
 package main
@@ -17,6 +19,11 @@ import (
 type input struct {
 	SleepMS int  `json:"sleep_ms"`
 	Fail    bool `json:"fail"`
+	// FailUntilAttempt fails every attempt before this one.
+	FailUntilAttempt int `json:"fail_until_attempt"`
+	// Code and Permanent shape the error when failing.
+	Code      string `json:"code"`
+	Permanent bool   `json:"permanent"`
 }
 
 //go:wasmexport run
@@ -27,8 +34,15 @@ func run() int32 {
 		if in.SleepMS > 0 {
 			time.Sleep(time.Duration(in.SleepMS) * time.Millisecond)
 		}
-		if in.Fail {
-			return nil, pdk.Fail("asked_to_fail", "step %s was asked to fail", env.Step)
+		if in.Fail || env.Attempt < in.FailUntilAttempt {
+			code := in.Code
+			if code == "" {
+				code = "asked_to_fail"
+			}
+			if in.Permanent {
+				return nil, pdk.FailPermanent(code, "step %s was asked to fail (attempt %d)", env.Step, env.Attempt)
+			}
+			return nil, pdk.Fail(code, "step %s was asked to fail (attempt %d)", env.Step, env.Attempt)
 		}
 		pdk.Log(pdk.Info, "effect "+env.Step)
 		var count int
