@@ -94,6 +94,9 @@ const (
 	OnFailurePause = "pause"
 	// OnFailureFail ends the run failed; resume --retry-failed restarts it.
 	OnFailureFail = "fail"
+	// OnFailureRollback undoes the run (saga): the failed step's rollback,
+	// then those of the completed steps in reverse order.
+	OnFailureRollback = "rollback"
 )
 
 // Step is one [[step]] table with defaults applied.
@@ -120,8 +123,11 @@ type Step struct {
 	// NonRetryable lists error codes (the code of a plugin's error
 	// document) that are never retried; [defaults] adds its own.
 	NonRetryable []string `toml:"non_retryable"`
-	// OnFailure is "pause" (default) or "fail".
+	// OnFailure is "pause" (default), "fail" or "rollback".
 	OnFailure string `toml:"on_failure"`
+	// Rollback names an export of the same plugin that undoes the step; it
+	// is called when the run rolls back. It must be safe to call twice.
+	Rollback string `toml:"rollback"`
 
 	// PluginPath is Plugin resolved against the manifest's directory.
 	PluginPath string `toml:"-"`
@@ -315,11 +321,9 @@ func (m *Manifest) finish(name string, pos map[string]int) error {
 			s.OnFailure = OnFailurePause
 		}
 		switch s.OnFailure {
-		case OnFailurePause, OnFailureFail:
-		case "rollback":
-			return bad(key("on_failure"), "step %q: on_failure = \"rollback\" is not supported yet (use \"pause\" or \"fail\")", s.ID)
+		case OnFailurePause, OnFailureFail, OnFailureRollback:
 		default:
-			return bad(key("on_failure"), "step %q: on_failure must be \"pause\" or \"fail\", not %q", s.ID, s.OnFailure)
+			return bad(key("on_failure"), "step %q: on_failure must be \"pause\", \"fail\" or \"rollback\", not %q", s.ID, s.OnFailure)
 		}
 		if s.Memory < 64<<10 || s.Memory > MaxMemory {
 			return bad(key("memory"), "step %q: memory must be between 64KiB and 4GiB", s.ID)

@@ -101,7 +101,7 @@ func TestLoad_Errors(t *testing.T) {
 		{"syntax", head + "[[step]\n", `:3:`},
 		{"bad sha", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nsha256 = \"abc\"\n", `:6: invalid manifest: step "a": sha256 must be 64 hex digits`},
 		{"needs a later step", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nneeds = [\"b\"]\n[[step]]\nid = \"b\"\nplugin = \"step.wasm\"\n", `:6: invalid manifest: step "a" needs "b", which is not an earlier step`},
-		{"bad on_failure", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\non_failure = \"explode\"\n", `:6: invalid manifest: step "a": on_failure must be "pause" or "fail", not "explode"`},
+		{"bad on_failure", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\non_failure = \"explode\"\n", `:6: invalid manifest: step "a": on_failure must be "pause", "fail" or "rollback", not "explode"`},
 		{"bad retry", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nretry = { max_attempts = 3, jitter = 2.0 }\n", `:6: invalid manifest: step "a": retry: jitter must be between 0 and 1`},
 		{"unknown retry key", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nretry = { attempts = 3 }\n", `:6: invalid manifest: unknown key "step.attempts"`},
 		{"relative guest path", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nallow = { paths = { \"d\" = \"data\" } }\n", `:6: invalid manifest: step "a": guest path "data" must be absolute`},

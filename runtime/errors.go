@@ -21,6 +21,11 @@ var (
 	// ErrRunPaused: a step failed for good and its on_failure is "pause":
 	// the run stays resumable, and resume tries the step again.
 	ErrRunPaused = errors.New("run paused")
+	// ErrRolledBack: a step failed for good and the run was rolled back.
+	ErrRolledBack = errors.New("run rolled back")
+	// ErrRollbackFailed: a step's rollback failed for good; the run is in
+	// rollback_failed and Rollback tries again.
+	ErrRollbackFailed = errors.New("rollback failed")
 	// ErrRunFailed: the run failed earlier; resume needs RetryFailed.
 	ErrRunFailed = errors.New("run failed")
 	// ErrRunActive: the run is already being executed in this process.

@@ -25,8 +25,15 @@ const (
 	// it (RunOptions.MarkDone).
 	EventStepMarkedDone EventType = "step_marked_done"
 	EventStepFailed     EventType = "step_failed"
-	EventRunCompleted   EventType = "run_completed"
-	EventRunFailed      EventType = "run_failed"
+	// Rollback events: a step's rollback attempt started, succeeded or
+	// failed (RetryIn > 0 when another attempt follows), and the run's
+	// rollback ended.
+	EventRollbackStarted   EventType = "rollback_started"
+	EventRollbackCompleted EventType = "rollback_completed"
+	EventRollbackFailed    EventType = "rollback_failed"
+	EventRunRolledBack     EventType = "run_rolled_back"
+	EventRunCompleted      EventType = "run_completed"
+	EventRunFailed         EventType = "run_failed"
 )
 
 // Event is something that happened in a run, for progress output.

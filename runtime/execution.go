@@ -35,6 +35,23 @@ func (x *execution) run(ctx context.Context, run *state.Run) (*Result, error) {
 	if x.context == nil {
 		x.context = contextMap{}
 	}
+	if run.Status == state.RunRollingBack || x.opts.rollback {
+		// A rollback under way (or asked for): finish it, never go forward.
+		for i, rs := range run.Steps {
+			if rs.Status == state.StepCompleted {
+				x.addOutput(x.steps[i].step.ID, rs.Output)
+			}
+		}
+		if x.opts.rollback && run.Status != state.RunRollingBack {
+			rec := &state.Record{Type: state.EventRunRollingBack, Run: x.runID, Cause: "requested", Error: "rollback asked for by hand"}
+			if err := x.rt.store.Append(ctx, rec); err != nil {
+				return x.res, fmt.Errorf("start rollback of run %s: %w", x.runID, err)
+			}
+		}
+		err := x.rollback(ctx, nil)
+		x.finish(run.ID)
+		return x.res, err
+	}
 	for i := range x.steps {
 		rs := run.Steps[i]
 		if err := x.step(ctx, i, rs); err != nil {
@@ -331,7 +348,10 @@ func (x *execution) attempt(ctx context.Context, i, attempt int) (*failure, erro
 func (x *execution) failedForGood(ctx context.Context, i, attempt int, f *failure, failed *state.Record) error {
 	s := x.steps[i].step
 	end, sentinel := state.EventRunPaused, ErrRunPaused
-	if s.OnFailure != manifest.OnFailurePause {
+	switch {
+	case rollsBack(s):
+		end, sentinel = state.EventRunRollingBack, ErrRolledBack
+	case s.OnFailure != manifest.OnFailurePause:
 		end, sentinel = state.EventRunFailed, ErrRunFailed
 	}
 	serr := &StepError{Step: s.ID, Attempt: attempt, Cause: f.cause, Err: fmt.Errorf("%w (%w): %w", ErrStepFailed, sentinel, f.err)}
@@ -340,6 +360,9 @@ func (x *execution) failedForGood(ctx context.Context, i, attempt int, f *failur
 		return errors.Join(serr, fmt.Errorf("journal failure of step %q: %w", s.ID, jerr))
 	}
 	x.rt.emit(Event{Type: EventStepFailed, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: f.dur, Err: serr})
+	if rollsBack(s) {
+		return x.rollback(ctx, &StepError{Step: s.ID, Attempt: attempt, Cause: f.cause, Err: fmt.Errorf("%w: %w", ErrStepFailed, f.err)})
+	}
 	x.rt.emit(Event{Type: EventRunFailed, Run: x.runID, Workflow: x.m.Workflow.Name, Err: serr})
 	return serr
 }

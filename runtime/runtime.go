@@ -149,6 +149,9 @@ type RunOptions struct {
 	MarkDone bool
 	// RetryFailed continues a failed run from its failed step.
 	RetryFailed bool
+
+	// rollback is set by Rollback.
+	rollback bool
 }
 
 // Result is the outcome of Run or Resume.
@@ -200,7 +203,7 @@ func (r *Runtime) Resume(ctx context.Context, runID string, opts RunOptions) (*R
 	if !ok {
 		return nil, fmt.Errorf("resume: %w: %q", ErrRunNotFound, runID)
 	}
-	if run.Status == state.RunFailed && !opts.RetryFailed {
+	if run.Status == state.RunFailed && !opts.RetryFailed && !opts.rollback {
 		return nil, failedRunError(run)
 	}
 	if run.Manifest == "" {
@@ -212,6 +215,20 @@ func (r *Runtime) Resume(ctx context.Context, runID string, opts RunOptions) (*R
 	}
 	opts.RunID = runID
 	return r.Run(ctx, m, opts)
+}
+
+// Rollback undoes the run with the given id (saga): the rollback exports of
+// its failed or interrupted step and of its completed steps, in reverse
+// order. It continues a rollback under way or one that failed.
+func (r *Runtime) Rollback(ctx context.Context, runID string) (*Result, error) {
+	if runID == "" {
+		runs := r.store.Runs()
+		if len(runs) == 0 {
+			return nil, fmt.Errorf("rollback: %w: the store has no runs", ErrRunNotFound)
+		}
+		runID = runs[len(runs)-1].ID
+	}
+	return r.Resume(ctx, runID, RunOptions{rollback: true})
 }
 
 // loaded is a step's plugin, read and checked.
@@ -265,8 +282,10 @@ func (r *Runtime) load(ctx context.Context, m *manifest.Manifest) ([]loaded, err
 		if fn == "" {
 			fn = abi.DefaultFunction
 		}
-		if !p.Exports[fn] {
-			return nil, &StepError{Step: s.ID, Cause: "no_function", Err: fmt.Errorf("%s exports no function %q of type () -> i32", s.Plugin, fn)}
+		for _, f := range []string{fn, s.Rollback} {
+			if f != "" && !p.Exports[f] {
+				return nil, &StepError{Step: s.ID, Cause: "no_function", Err: fmt.Errorf("%s exports no function %q of type () -> i32", s.Plugin, f)}
+			}
 		}
 		steps[i] = loaded{step: s, sha: f.sha, plugin: p}
 	}
@@ -362,8 +381,11 @@ func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loa
 		return run, nil
 	}
 
-	if run.Status == state.RunFailed && !opts.RetryFailed {
+	if run.Status == state.RunFailed && !opts.RetryFailed && !opts.rollback {
 		return run, failedRunError(run)
+	}
+	if (run.Status == state.RunRolledBack || run.Status == state.RunRollbackFailed) && !opts.rollback {
+		return run, fmt.Errorf("run %s is %s; 12fa rollback %s tries the rollback again", run.ID, run.Status, run.ID)
 	}
 	if len(run.Steps) != len(steps) {
 		return run, fmt.Errorf("run %s: %w: it has %d steps, %s has %d", run.ID, ErrManifestChanged, len(run.Steps), m.Path, len(steps))
@@ -383,10 +405,20 @@ func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loa
 		}
 		upgrades = append(upgrades, &state.Record{Type: state.EventPluginUpgraded, Run: run.ID, Step: rs.ID, Plugin: l.sha})
 	}
-	if run.Status == state.RunCompleted {
+	if run.Status == state.RunCompleted && !opts.rollback {
 		return run, nil
 	}
-	recs := append([]*state.Record{{Type: state.EventRunResumed, Run: run.ID}}, upgrades...)
+	if run.Status == state.RunRolledBack {
+		return run, fmt.Errorf("run %s is rolled back already", run.ID)
+	}
+	var recs []*state.Record
+	if run.Status != state.RunRollingBack && !opts.rollback {
+		recs = append(recs, &state.Record{Type: state.EventRunResumed, Run: run.ID})
+	}
+	recs = append(recs, upgrades...)
+	if len(recs) == 0 {
+		return run, nil
+	}
 	if err := r.store.Append(ctx, recs...); err != nil {
 		return run, fmt.Errorf("resume run %s: %w", run.ID, err)
 	}
@@ -399,7 +431,8 @@ func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loa
 // resume without naming it: an interrupted or paused run is; a failed one
 // only with RetryFailed.
 func continuable(st state.RunStatus, opts RunOptions) bool {
-	return st == state.RunRunning || st == state.RunPaused || (opts.RetryFailed && st == state.RunFailed)
+	return st == state.RunRunning || st == state.RunPaused || st == state.RunRollingBack ||
+		(opts.RetryFailed && st == state.RunFailed)
 }
 
 func failedRunError(run state.Run) error {

@@ -39,6 +39,18 @@ const (
 	// EventRunPaused stops a run whose step failed for good, keeping it
 	// resumable: resume tries the step again.
 	EventRunPaused EventType = "run_paused"
+	// EventRunRollingBack starts a run's rollback (saga): the failed step's
+	// rollback, then those of completed steps in reverse order.
+	EventRunRollingBack EventType = "run_rolling_back"
+	// EventRollbackStarted, EventRollbackCompleted and EventRollbackFailed
+	// journal each attempt of a step's rollback, like a step's.
+	EventRollbackStarted   EventType = "rollback_started"
+	EventRollbackCompleted EventType = "rollback_completed"
+	EventRollbackFailed    EventType = "rollback_failed"
+	// EventRunRolledBack ends a rollback whose every step succeeded.
+	EventRunRolledBack EventType = "run_rolled_back"
+	// EventRunRollbackFailed ends a rollback that could not finish.
+	EventRunRollbackFailed EventType = "run_rollback_failed"
 )
 
 // Record is one line of the journal.
@@ -92,6 +104,21 @@ const (
 	RunCompleted RunStatus = "completed"
 	RunFailed    RunStatus = "failed"
 	RunPaused    RunStatus = "paused"
+	// RunRollingBack: the rollback started and has not ended (a resume
+	// continues it).
+	RunRollingBack    RunStatus = "rolling_back"
+	RunRolledBack     RunStatus = "rolled_back"
+	RunRollbackFailed RunStatus = "rollback_failed"
+)
+
+// RollbackStatus is where a step's rollback stands ("" when none ran).
+type RollbackStatus string
+
+// Rollback statuses.
+const (
+	RollbackRunning   RollbackStatus = "running"
+	RollbackCompleted RollbackStatus = "completed"
+	RollbackFailed    RollbackStatus = "failed"
 )
 
 // StepStatus is where a step stands.
@@ -140,6 +167,10 @@ type Step struct {
 	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
 	SeriesStart   time.Time `json:"series_start,omitzero"`
 	AttemptsLeft  int       `json:"attempts_left,omitempty"`
+	// Rollback and RollbackAttempt follow the step's rollback.
+	Rollback        RollbackStatus `json:"rollback,omitempty"`
+	RollbackAttempt int            `json:"rollback_attempt,omitempty"`
+	RollbackError   string         `json:"rollback_error,omitempty"`
 }
 
 // Step returns the step with the given id.
@@ -220,11 +251,14 @@ var knownEvents = map[EventType]bool{
 	EventRunStarted: true, EventRunResumed: true, EventStepStarted: true, EventStepCompleted: true,
 	EventStepFailed: true, EventStepMarkedDone: true, EventPluginUpgraded: true,
 	EventRunCompleted: true, EventRunFailed: true, EventStepRetry: true, EventRunPaused: true,
+	EventRunRollingBack: true, EventRollbackStarted: true, EventRollbackCompleted: true,
+	EventRollbackFailed: true, EventRunRolledBack: true, EventRunRollbackFailed: true,
 }
 
 var stepEvents = map[EventType]bool{
 	EventStepStarted: true, EventStepCompleted: true, EventStepFailed: true,
 	EventStepMarkedDone: true, EventPluginUpgraded: true, EventStepRetry: true,
+	EventRollbackStarted: true, EventRollbackCompleted: true, EventRollbackFailed: true,
 }
 
 // apply folds one record into runs. Records read back from a journal are
@@ -297,6 +331,18 @@ func apply(runs map[string]*Run, rec *Record) error {
 		r.Status, r.Cause, r.Error = RunFailed, rec.Cause, rec.Error
 	case EventRunPaused:
 		r.Status, r.Cause, r.Error = RunPaused, rec.Cause, rec.Error
+	case EventRunRollingBack:
+		r.Status, r.Cause, r.Error = RunRollingBack, rec.Cause, rec.Error
+	case EventRollbackStarted:
+		s.Rollback, s.RollbackAttempt, s.RollbackError = RollbackRunning, rec.Attempt, ""
+	case EventRollbackCompleted:
+		s.Rollback = RollbackCompleted
+	case EventRollbackFailed:
+		s.Rollback, s.RollbackError = RollbackFailed, rec.Error
+	case EventRunRolledBack:
+		r.Status = RunRolledBack
+	case EventRunRollbackFailed:
+		r.Status, r.Cause, r.Error = RunRollbackFailed, rec.Cause, rec.Error
 	}
 	return nil
 }

@@ -89,6 +89,33 @@ The exit code is the most serious of theirs.`,
 	return cmd
 }
 
+func newRollbackCommand(g *globalOptions) *cobra.Command {
+	o := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "rollback [run-id]",
+		Short: "Undo a run: its steps' rollback exports, last completed first (default: the newest run)",
+		Long: `Undo a run (saga): call the rollback export named in the manifest of its
+failed or interrupted step, then of each completed step in reverse order.
+Each rollback is journaled and retried like a step; a rollback that stopped
+(crash, failure) continues from where it was.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := ""
+			if len(args) == 1 {
+				id = args[0]
+			}
+			return execute(cmd, g, o, false, func(rt *runtime.Runtime) ([]*runtime.Result, []error) {
+				res, err := rt.Rollback(cmd.Context(), id)
+				return []*runtime.Result{res}, []error{err}
+			})
+		},
+	}
+	fs := cmd.Flags()
+	fs.BoolVar(&o.json, "json", false, "print the result as JSON on stdout, progress on stderr")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print only the result")
+	return cmd
+}
+
 func newResumeCommand(g *globalOptions) *cobra.Command {
 	o := &runFlags{}
 	cmd := &cobra.Command{
@@ -224,6 +251,17 @@ func (p *printer) event(e runtime.Event) {
 		line = fmt.Sprintf("[%d/%d] %s: ok in %s: %s\n", e.Index+1, steps, e.Step, e.Duration.Round(10*time.Microsecond), shorten(e.Output))
 	case runtime.EventStepMarkedDone:
 		line = fmt.Sprintf("[%d/%d] %s: marked done by hand, not run again (output null)\n", e.Index+1, steps, e.Step)
+	case runtime.EventRollbackStarted:
+		line = fmt.Sprintf("[%d/%d] %s: rolling back (attempt %d)\n", e.Index+1, steps, e.Step, e.Attempt)
+	case runtime.EventRollbackCompleted:
+		line = fmt.Sprintf("[%d/%d] %s: rolled back in %s\n", e.Index+1, steps, e.Step, e.Duration.Round(10*time.Microsecond))
+	case runtime.EventRollbackFailed:
+		line = fmt.Sprintf("[%d/%d] %s: ROLLBACK FAILED: %v\n", e.Index+1, steps, e.Step, e.Err)
+		if e.RetryIn > 0 {
+			line = fmt.Sprintf("[%d/%d] %s: rollback attempt %d failed: %v; retrying in %s\n", e.Index+1, steps, e.Step, e.Attempt, e.Err, e.RetryIn.Round(time.Millisecond))
+		}
+	case runtime.EventRunRolledBack:
+		line = fmt.Sprintf("run %s rolled back\n", e.Run)
 	case runtime.EventStepFailed:
 		if e.RetryIn > 0 {
 			line = fmt.Sprintf("[%d/%d] %s: attempt %d failed after %s: %v; retrying in %s\n", e.Index+1, steps, e.Step, e.Attempt,

@@ -124,6 +124,12 @@ func stopReason(r state.Run) string {
 		next = "`12fa resume` tries it again"
 	case state.RunFailed:
 		next = "`12fa resume --retry-failed` tries it again"
+	case state.RunRollbackFailed:
+		return fmt.Sprintf("rollback failed: %s; `12fa rollback %s` tries it again", firstLineOf(r.Error), r.ID)
+	case state.RunRollingBack:
+		return fmt.Sprintf("rolling back (%s); if no 12fa process is running, `12fa resume` finishes it", firstLineOf(r.Error))
+	case state.RunRolledBack:
+		next = "the run is rolled back"
 	default:
 		return ""
 	}

@@ -53,6 +53,7 @@ func exitFor(err error) error {
 	case errors.Is(err, runtime.ErrRunPaused):
 		return &exitError{exitPaused, err}
 	case errors.Is(err, runtime.ErrStepFailed), errors.Is(err, runtime.ErrRunFailed),
+		errors.Is(err, runtime.ErrRolledBack), errors.Is(err, runtime.ErrRollbackFailed),
 		errors.Is(err, runtime.ErrPluginPin):
 		return &exitError{exitStepFailed, err}
 	}
@@ -115,6 +116,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newInitCommand(g),
 		newRunCommand(g),
 		newResumeCommand(g),
+		newRollbackCommand(g),
 		newStatusCommand(g),
 		newCleanCommand(g),
 		newBenchCommand(g),

@@ -24,6 +24,25 @@ type input struct {
 	// Code and Permanent shape the error when failing.
 	Code      string `json:"code"`
 	Permanent bool   `json:"permanent"`
+	// UndoFail makes the undo export fail.
+	UndoFail bool `json:"undo_fail"`
+}
+
+// undo is the step's rollback: it logs "undo <step>" (the effect tests
+// count) and returns what it saw.
+//
+//go:wasmexport undo
+func undo() int32 {
+	return pdk.Run(func(env *pdk.Envelope) (any, error) {
+		var in input
+		_ = json.Unmarshal(env.Input, &in)
+		if in.UndoFail {
+			return nil, pdk.Fail("undo_failed", "undo of %s was asked to fail", env.Step)
+		}
+		pdk.Log(pdk.Info, "undo "+env.Step)
+		_, done := env.Outputs[env.Step]
+		return map[string]any{"undone": env.Step, "had_output": done}, nil
+	})
 }
 
 //go:wasmexport run

@@ -1,0 +1,128 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/12fa/12fa/host"
+	"github.com/12fa/12fa/manifest"
+	"github.com/12fa/12fa/state"
+)
+
+// rollback undoes the run (saga): the rollback of the step that failed or
+// was interrupted, then those of the completed steps in reverse order; steps
+// without a rollback export are passed over. Each rollback is journaled like
+// a step and retried per its step's policy; a rollback already completed is
+// not run again when a resumed process continues. cause is the error that
+// started it (nil when continuing or asked for by hand).
+func (x *execution) rollback(ctx context.Context, cause error) error {
+	run, ok := x.rt.store.Run(x.runID)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrRunNotFound, x.runID)
+	}
+	var order []int
+	for i := len(run.Steps) - 1; i >= 0; i-- {
+		if st := run.Steps[i].Status; st == state.StepFailed || st == state.StepRunning {
+			order = append(order, i)
+		}
+	}
+	for i := len(run.Steps) - 1; i >= 0; i-- {
+		if run.Steps[i].Status == state.StepCompleted {
+			order = append(order, i)
+		}
+	}
+	for _, i := range order {
+		rs := run.Steps[i]
+		if x.steps[i].step.Rollback == "" || rs.Rollback == state.RollbackCompleted {
+			continue
+		}
+		if err := x.rollbackStep(ctx, i, rs.RollbackAttempt); err != nil {
+			var se *StepError
+			if errors.As(err, &se) && se.Cause == "canceled" {
+				return err // the rollback stays in progress; resume continues it
+			}
+			rec := &state.Record{Type: state.EventRunRollbackFailed, Run: x.runID, Step: x.steps[i].step.ID, Cause: "rollback", Error: err.Error()}
+			if jerr := x.rt.store.Append(context.WithoutCancel(ctx), rec); jerr != nil {
+				return errors.Join(err, jerr)
+			}
+			x.rt.emit(Event{Type: EventRunFailed, Run: x.runID, Workflow: x.m.Workflow.Name, Err: err})
+			return errors.Join(cause, err)
+		}
+	}
+	if err := x.rt.store.Append(context.WithoutCancel(ctx), &state.Record{Type: state.EventRunRolledBack, Run: x.runID}); err != nil {
+		return errors.Join(cause, fmt.Errorf("journal end of rollback: %w", err))
+	}
+	x.rt.emit(Event{Type: EventRunRolledBack, Run: x.runID, Workflow: x.m.Workflow.Name, Err: cause})
+	if cause == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrRolledBack, cause)
+}
+
+// rollbackStep calls step i's rollback export until it succeeds or its
+// retry policy gives up. A rollback must be safe to run twice: it is run
+// again after a crash inside it, whatever the step's idempotency.
+func (x *execution) rollbackStep(ctx context.Context, i, prevAttempts int) error {
+	l := &x.steps[i]
+	s := l.step
+	pol := s.Retry
+	attempt := prevAttempts + 1
+	for left := pol.MaxAttempts; ; left-- {
+		started := &state.Record{Type: state.EventRollbackStarted, Run: x.runID, Step: s.ID, Attempt: attempt}
+		if err := x.rt.store.Append(ctx, started); err != nil {
+			return fmt.Errorf("journal start of rollback of %q: %w", s.ID, err)
+		}
+		x.rt.emit(Event{Type: EventRollbackStarted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt})
+		res, err := l.plugin.Call(ctx, host.Request{
+			Function:       s.Rollback,
+			Input:          x.envelope(l, attempt),
+			Config:         s.Config,
+			Timeout:        time.Duration(s.Timeout),
+			MaxOutputBytes: int(s.MaxOutput),
+			Context:        x.context,
+			Mounts:         mountsFor(x.m, s),
+			OnLog: func(line host.LogLine) {
+				x.rt.emit(Event{Type: EventStepLog, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Log: &line})
+			},
+		})
+		var dur time.Duration
+		if res != nil {
+			dur = res.Duration
+		}
+		if err == nil {
+			done := &state.Record{Type: state.EventRollbackCompleted, Run: x.runID, Step: s.ID, Attempt: attempt, DurationMS: ms(dur)}
+			if err := x.rt.store.Append(context.WithoutCancel(ctx), done); err != nil {
+				return fmt.Errorf("journal rollback of %q: %w", s.ID, err)
+			}
+			x.rt.emit(Event{Type: EventRollbackCompleted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: dur})
+			return nil
+		}
+		if errors.Is(err, host.ErrCanceled) {
+			return &StepError{Step: s.ID, Attempt: attempt, Cause: "canceled", Err: fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())}
+		}
+		f := &failure{cause: host.CauseName(err), err: err, dur: dur}
+		retry := left > 1 && retryable(f, s)
+		var delay time.Duration
+		if retry {
+			delay = jitter(pol.Delay(attempt-prevAttempts), pol.Jitter)
+		}
+		failed := &state.Record{Type: state.EventRollbackFailed, Run: x.runID, Step: s.ID, Attempt: attempt,
+			Cause: f.cause, Error: err.Error(), DurationMS: ms(dur)}
+		if jerr := x.rt.store.Append(context.WithoutCancel(ctx), failed); jerr != nil {
+			return errors.Join(err, jerr)
+		}
+		x.rt.emit(Event{Type: EventRollbackFailed, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: dur, Err: err, RetryIn: delay})
+		if !retry {
+			return &StepError{Step: s.ID, Attempt: attempt, Cause: f.cause, Err: fmt.Errorf("%w: %w", ErrRollbackFailed, err)}
+		}
+		if err := x.sleepUntil(ctx, i, attempt+1, x.rt.cfg.Now().Add(delay)); err != nil {
+			return err
+		}
+		attempt++
+	}
+}
+
+// rollsBack reports whether a failure of s for good rolls the run back.
+func rollsBack(s *manifest.Step) bool { return s.OnFailure == manifest.OnFailureRollback }
