@@ -44,6 +44,8 @@ type Config struct {
 	// MemoryBudget bounds the linear memory of all instances alive at once
 	// (see host.Config.MemoryBudget); 0 means host.DefaultMemoryBudget.
 	MemoryBudget int64
+	// WrapJournal wraps the journal file; tests use it to inject faults.
+	WrapJournal func(*os.File) state.JournalWriter
 	// NoGroupCommit gives every journal append its own fsync, as a naive
 	// engine would; benchmarks use it as their baseline.
 	NoGroupCommit bool
@@ -109,7 +111,8 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := state.Init(dir); err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	st, err := state.Open(state.Config{Dir: dir, Now: cfg.Now, NoGroupCommit: cfg.NoGroupCommit}, cfg.Logger.Named("state"))
+	st, err := state.Open(state.Config{Dir: dir, Now: cfg.Now, NoGroupCommit: cfg.NoGroupCommit, WrapJournal: cfg.WrapJournal},
+		cfg.Logger.Named("state"))
 	if err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}

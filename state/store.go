@@ -44,10 +44,21 @@ type Config struct {
 	ReadOnly bool
 	// Now returns the time recorded in records; time.Now when nil.
 	Now func() time.Time
+	// WrapJournal, when set, wraps the journal file the store appends to;
+	// tests use it to inject write and fsync errors.
+	WrapJournal func(*os.File) JournalWriter
 	// NoGroupCommit makes every Append wait for the one before it, so each
 	// pays its own write and fsync: the naive baseline benchmarks compare
 	// group commit against. Not for production use.
 	NoGroupCommit bool
+}
+
+// JournalWriter is what the store appends records to: the journal's
+// *os.File, or a wrapper of it (Config.WrapJournal).
+type JournalWriter interface {
+	io.Writer
+	Sync() error
+	Close() error
 }
 
 // Store is the embedded file store. Its methods are safe for concurrent use.
@@ -58,7 +69,7 @@ type Store struct {
 
 	serial  sync.Mutex // held across a whole append with NoGroupCommit
 	mu      sync.Mutex
-	journal *os.File
+	journal JournalWriter
 	seq     uint64
 	runs    map[string]*Run
 
@@ -196,7 +207,11 @@ func (s *Store) replay() error {
 		_ = f.Close()
 		return fmt.Errorf("seek journal: %w", err)
 	}
-	s.journal = f
+	if s.cfg.WrapJournal != nil {
+		s.journal = s.cfg.WrapJournal(f)
+	} else {
+		s.journal = f
+	}
 	return nil
 }
 
