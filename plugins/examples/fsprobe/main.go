@@ -4,13 +4,14 @@
 //
 // Input: {"ops": [{"op": "read", "path": "/data/x"}, …]}, op one of read,
 // write, append, list, mkdirall, remove, rename, symlink, link, truncate,
-// stat, lstat, readlink, chtimes, env.
+// stat, lstat, readlink, chtimes, env, dial (TCP to path).
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o fsprobe.wasm .
 package main
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"sort"
 	"strings"
@@ -110,6 +111,12 @@ func do(o op) (string, error) {
 		return "", os.Chtimes(o.Path, t, t)
 	case "env":
 		return strings.Join(os.Environ(), ","), nil
+	case "dial":
+		c, err := net.Dial("tcp", o.Path)
+		if err != nil {
+			return "", err
+		}
+		return "connected", c.Close()
 	}
 	return "", os.ErrInvalid
 }
