@@ -309,11 +309,6 @@ func TestHost_MemoryBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close(t.Context())
-	p, err := h.Load(t.Context(), testutil.MustReadExample(t, "effect/effect.wasm"), host.Limits{MaxPages: 512})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = p
 	small, err := h.Load(t.Context(), testutil.MustReadExample(t, "effect/effect.wasm"), host.Limits{MaxPages: pages})
 	if err != nil {
 		t.Fatal(err)
@@ -342,17 +337,27 @@ func TestHost_MemoryBudget(t *testing.T) {
 		t.Fatalf("%d calls of %s finished in %s: more than two ran at once", calls, sleep, elapsed)
 	}
 
-	// The large plugin's reservation is capped at the whole budget: it runs
-	// alone, and a call that cannot get the budget in time times out.
-	hold := make(chan struct{})
-	go func() {
-		defer close(hold)
-		_, _ = p.Call(t.Context(), host.Request{Input: envelope(t, "s", map[string]any{"sleep_ms": 1000}), Timeout: 20 * time.Second})
-	}()
-	time.Sleep(200 * time.Millisecond)
+	// With the budget held by two running calls, a third that cannot get
+	// it within its timeout fails with a timeout naming the budget.
+	spin, err := h.Load(t.Context(), testutil.MustReadExample(t, "wat/logloop.wasm"), host.Limits{MaxPages: pages})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := make(chan struct{}, 2)
+	done := make(chan struct{}, 2)
+	for range 2 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			_, _ = spin.Call(t.Context(), host.Request{Input: []byte("{}"), Timeout: 1500 * time.Millisecond,
+				OnLog: func(host.LogLine) { running <- struct{}{} }})
+		}()
+	}
+	<-running
+	<-running
 	_, err = small.Call(t.Context(), host.Request{Input: envelope(t, "s", nil), Timeout: 100 * time.Millisecond})
 	if !errors.Is(err, host.ErrTimeout) || !strings.Contains(err.Error(), "memory budget") {
 		t.Fatalf("err = %v, want a timeout waiting for the memory budget", err)
 	}
-	<-hold
+	<-done
+	<-done
 }
