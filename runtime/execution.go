@@ -289,19 +289,7 @@ func (x *execution) attempt(ctx context.Context, i, attempt int) (*failure, erro
 	}
 	x.rt.emit(Event{Type: EventStepStarted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt})
 
-	req := host.Request{
-		Function:       s.Function,
-		Input:          x.envelope(l, attempt),
-		Config:         s.Config,
-		Timeout:        time.Duration(s.Timeout),
-		MaxOutputBytes: int(s.MaxOutput),
-		Context:        x.context,
-		Mounts:         mountsFor(x.m, s),
-		OnLog: func(line host.LogLine) {
-			x.rt.emit(Event{Type: EventStepLog, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Log: &line})
-		},
-	}
-	res, err := l.plugin.Call(ctx, req)
+	res, err := l.plugin.Call(ctx, x.request(i, attempt, s.Function))
 	var dur time.Duration
 	if res != nil {
 		dur = res.Duration
@@ -365,6 +353,24 @@ func (x *execution) failedForGood(ctx context.Context, i, attempt int, f *failur
 	}
 	x.rt.emit(Event{Type: EventRunFailed, Run: x.runID, Workflow: x.m.Workflow.Name, Err: serr})
 	return serr
+}
+
+// request is the host call of step i's export fn, for one attempt.
+func (x *execution) request(i, attempt int, fn string) host.Request {
+	l := &x.steps[i]
+	s := l.step
+	return host.Request{
+		Function:       fn,
+		Input:          x.envelope(l, attempt),
+		Config:         s.Config,
+		Timeout:        time.Duration(s.Timeout),
+		MaxOutputBytes: int(s.MaxOutput),
+		Context:        x.context,
+		Mounts:         mountsFor(x.m, s),
+		OnLog: func(line host.LogLine) {
+			x.rt.emit(Event{Type: EventStepLog, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Log: &line})
+		},
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -75,18 +75,7 @@ func (x *execution) rollbackStep(ctx context.Context, i, prevAttempts int) error
 			return fmt.Errorf("journal start of rollback of %q: %w", s.ID, err)
 		}
 		x.rt.emit(Event{Type: EventRollbackStarted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt})
-		res, err := l.plugin.Call(ctx, host.Request{
-			Function:       s.Rollback,
-			Input:          x.envelope(l, attempt),
-			Config:         s.Config,
-			Timeout:        time.Duration(s.Timeout),
-			MaxOutputBytes: int(s.MaxOutput),
-			Context:        x.context,
-			Mounts:         mountsFor(x.m, s),
-			OnLog: func(line host.LogLine) {
-				x.rt.emit(Event{Type: EventStepLog, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Log: &line})
-			},
-		})
+		res, err := l.plugin.Call(ctx, x.request(i, attempt, s.Rollback))
 		var dur time.Duration
 		if res != nil {
 			dur = res.Duration

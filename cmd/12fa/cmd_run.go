@@ -22,8 +22,7 @@ type runFlags struct {
 	rerunInterrupted bool
 	markDone         bool
 	retryFailed      bool
-	json             bool
-	quiet            bool
+	outputFlags
 }
 
 func (o *runFlags) AddFlags(fs *pflag.FlagSet) {
@@ -31,6 +30,16 @@ func (o *runFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.rerunInterrupted, "rerun-interrupted", false, "run an interrupted non-idempotent step again")
 	fs.BoolVar(&o.markDone, "mark-done", false, "complete an interrupted non-idempotent step without running it (output null)")
 	fs.BoolVar(&o.retryFailed, "retry-failed", false, "continue a failed run from its failed step")
+	o.outputFlags.AddFlags(fs)
+}
+
+// outputFlags say how a command that runs steps reports.
+type outputFlags struct {
+	json  bool
+	quiet bool
+}
+
+func (o *outputFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON on stdout, progress on stderr")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print only the result")
 }
@@ -74,7 +83,7 @@ The exit code is the most serious of theirs.`,
 			}
 			opts := o.options()
 			opts.New = o.newRun
-			return execute(cmd, g, &o.runFlags, len(ms) > 1, func(rt *runtime.Runtime) ([]*runtime.Result, []error) {
+			return execute(cmd, g, &o.outputFlags, len(ms) > 1, func(rt *runtime.Runtime) ([]*runtime.Result, []error) {
 				if len(ms) == 1 {
 					res, err := rt.Run(cmd.Context(), ms[0], opts)
 					return []*runtime.Result{res}, []error{err}
@@ -90,7 +99,7 @@ The exit code is the most serious of theirs.`,
 }
 
 func newRollbackCommand(g *globalOptions) *cobra.Command {
-	o := &runFlags{}
+	o := &outputFlags{}
 	cmd := &cobra.Command{
 		Use:   "rollback [run-id]",
 		Short: "Undo a run: its steps' rollback exports, last completed first (default: the newest run)",
@@ -110,9 +119,7 @@ Each rollback is journaled and retried like a step; a rollback that stopped
 			})
 		},
 	}
-	fs := cmd.Flags()
-	fs.BoolVar(&o.json, "json", false, "print the result as JSON on stdout, progress on stderr")
-	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print only the result")
+	o.AddFlags(cmd.Flags())
 	return cmd
 }
 
@@ -127,7 +134,7 @@ func newResumeCommand(g *globalOptions) *cobra.Command {
 			if len(args) == 1 {
 				id = args[0]
 			}
-			return execute(cmd, g, o, false, func(rt *runtime.Runtime) ([]*runtime.Result, []error) {
+			return execute(cmd, g, &o.outputFlags, false, func(rt *runtime.Runtime) ([]*runtime.Result, []error) {
 				res, err := rt.Resume(cmd.Context(), id, o.options())
 				return []*runtime.Result{res}, []error{err}
 			})
@@ -140,7 +147,7 @@ func newResumeCommand(g *globalOptions) *cobra.Command {
 // execute opens a runtime, runs fn with progress output, prints the results
 // and maps errors to exit codes. With several runs, progress lines name
 // their run.
-func execute(cmd *cobra.Command, g *globalOptions, o *runFlags, many bool, fn func(*runtime.Runtime) ([]*runtime.Result, []error)) error {
+func execute(cmd *cobra.Command, g *globalOptions, o *outputFlags, many bool, fn func(*runtime.Runtime) ([]*runtime.Result, []error)) error {
 	progress := g.stdout
 	if o.json {
 		progress = g.stderr
