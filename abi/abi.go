@@ -152,6 +152,9 @@ const (
 	MaxLogBytes = 256 << 10
 	// MaxStderrBytes bounds the guest stderr (and stdout) kept per attempt.
 	MaxStderrBytes = 64 << 10
+	// MaxInputBytes bounds the envelope a step receives (its input and the
+	// earlier outputs it gets).
+	MaxInputBytes = 16 << 20
 	// DefaultMaxOutputBytes is the default bound on a step's output.
 	DefaultMaxOutputBytes = 4 << 20
 	// MaxErrorBytes bounds the error document a step returns.

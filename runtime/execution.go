@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/12fa/12fa/abi"
 	"github.com/12fa/12fa/host"
 	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/state"
@@ -144,7 +145,19 @@ func (x *execution) attempts(ctx context.Context, i int, rs state.Step) error {
 	}
 	first := attempt
 	for {
-		f, err := x.attempt(ctx, i, attempt)
+		// An attempt runs for its timeout, or what total_timeout leaves of
+		// the series, whichever is shorter.
+		timeout := time.Duration(s.Timeout)
+		if s.TotalTimeout > 0 {
+			left := time.Duration(s.TotalTimeout) - x.rt.cfg.Now().Sub(seriesStart)
+			if left <= 0 {
+				f := &failure{cause: "timeout", err: fmt.Errorf("total_timeout %s spent before attempt %d", time.Duration(s.TotalTimeout), attempt)}
+				failed := &state.Record{Type: state.EventStepFailed, Run: x.runID, Step: s.ID, Attempt: attempt, Cause: f.cause, Error: f.err.Error()}
+				return x.failedForGood(ctx, i, attempt, f, failed)
+			}
+			timeout = min(timeout, left)
+		}
+		f, err := x.attempt(ctx, i, attempt, timeout)
 		if err != nil || f == nil {
 			return err
 		}
@@ -271,7 +284,7 @@ func (x *execution) envelope(l *loaded, attempt int) []byte {
 // attempt runs one attempt of step i and journals its start and, on
 // success, its completion. A failed attempt comes back as a *failure for
 // the caller to journal with what follows it.
-func (x *execution) attempt(ctx context.Context, i, attempt int) (*failure, error) {
+func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Duration) (*failure, error) {
 	l := &x.steps[i]
 	s := l.step
 	started := &state.Record{Type: state.EventStepStarted, Run: x.runID, Step: s.ID, Attempt: attempt, Plugin: l.sha}
@@ -289,7 +302,13 @@ func (x *execution) attempt(ctx context.Context, i, attempt int) (*failure, erro
 	}
 	x.rt.emit(Event{Type: EventStepStarted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt})
 
-	res, err := l.plugin.Call(ctx, x.request(i, attempt, s.Function))
+	req := x.request(i, attempt, s.Function)
+	req.Timeout = timeout
+	if len(req.Input) > abi.MaxInputBytes {
+		return &failure{cause: "input_too_large", err: fmt.Errorf("the envelope is %d bytes, the limit is %d (declare needs = [...] to pass fewer outputs)",
+			len(req.Input), abi.MaxInputBytes)}, nil
+	}
+	res, err := l.plugin.Call(ctx, req)
 	var dur time.Duration
 	if res != nil {
 		dur = res.Duration

@@ -158,3 +158,35 @@ func TestRuntime_Retry_CrashDuringBackoff(t *testing.T) {
 		t.Fatalf("attempt 2 started at %s, its retry was scheduled for %s", started2, notBefore)
 	}
 }
+
+// TestRuntime_TotalTimeoutCutsAnAttempt: total_timeout bounds the attempt
+// that is running, not only the decision to retry.
+func TestRuntime_TotalTimeoutCutsAnAttempt(t *testing.T) {
+	f := newFixture(t)
+	rt := f.open()
+	defer rt.Close(t.Context())
+	s := manifest.Step{ID: "spin", Plugin: "loop.wasm", Idempotent: true, Retry: fast(3),
+		Timeout: manifest.Duration(20 * time.Second), TotalTimeout: manifest.Duration(300 * time.Millisecond)}
+	res, err := rt.Run(t.Context(), f.manifest(s), runtime.RunOptions{})
+	if !errors.Is(err, runtime.ErrRunPaused) {
+		t.Fatalf("err = %v", err)
+	}
+	st := res.Steps[0]
+	if st.Cause != "timeout" || st.DurationMS > 5000 {
+		t.Fatalf("step stopped by %q after %.0f ms; total_timeout is 300ms, timeout 20s", st.Cause, st.DurationMS)
+	}
+}
+
+// TestRuntime_InputTooLarge: an envelope over abi.MaxInputBytes fails the
+// step without calling it, and is not retried.
+func TestRuntime_InputTooLarge(t *testing.T) {
+	f := newFixture(t)
+	rt := f.open()
+	defer rt.Close(t.Context())
+	s := flaky("big", true, map[string]any{"blob": strings.Repeat("x", 17<<20)}, fast(3))
+	res, err := rt.Run(t.Context(), f.manifest(s), runtime.RunOptions{})
+	var se *runtime.StepError
+	if !errors.As(err, &se) || se.Cause != "input_too_large" || res.Steps[0].Attempt != 1 {
+		t.Fatalf("err = %v, attempts %d", err, res.Steps[0].Attempt)
+	}
+}
