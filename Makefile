@@ -4,7 +4,7 @@ GO        ?= go
 BIN       := bin/12fa
 EXAMPLE   := plugins/examples/plugin-manifest.toml
 EXAMPLE_DIR ?= .example-project
-GO_PLUGINS := analyze plan report effect gopanic fsprobe gonoop
+GO_PLUGINS := analyze plan report effect gopanic fsprobe gonoop ask
 WAT_PLUGINS := $(wildcard plugins/examples/wat/*.wat)
 GUEST_GOFLAGS := -trimpath -ldflags=-s -buildmode=c-shared
 

@@ -19,6 +19,8 @@
 //	ctx_get(key i64) -> i64             offset of the JSON value, 0 if unset
 //	ctx_set(key i64, value i64) -> i32  Status; value is a JSON document
 //	log(level i32, message i64) -> i32  Status; message is plain text
+//	input_request(req i64) -> i64       offset of an InputResponse; req is
+//	                                    an InputRequest
 //
 // A call that breaks the contract (an offset outside memory, a key that is
 // empty or too long, a value that is not JSON or too large) fails the step
@@ -54,6 +56,8 @@ const (
 	FuncCtxGet = "ctx_get"
 	FuncCtxSet = "ctx_set"
 	FuncLog    = "log"
+	// FuncInputRequest asks a person a question (see InputRequest).
+	FuncInputRequest = "input_request"
 )
 
 // DefaultFunction is the export called when a step names none.
@@ -159,6 +163,36 @@ const (
 	DefaultMaxOutputBytes = 4 << 20
 	// MaxErrorBytes bounds the error document a step returns.
 	MaxErrorBytes = 64 << 10
+)
+
+// InputRequest is the document a step passes to FuncInputRequest.
+//
+// A question is known by the run, the step and Key: asking it again (in a
+// later attempt) returns the answer once a person gave one. Until then the
+// response says it is pending, the step should ask its other questions and
+// return, and the run waits; when answered, the step runs again from its
+// start. So a step that asks must be safe to re-run up to its questions.
+type InputRequest struct {
+	Key      string   `json:"key"`
+	Question string   `json:"question"`
+	Options  []string `json:"options,omitempty"`
+	Default  string   `json:"default,omitempty"`
+}
+
+// InputResponse is what FuncInputRequest returns.
+type InputResponse struct {
+	Answered bool   `json:"answered"`
+	Answer   string `json:"answer,omitempty"`
+	// ID names the question for `12fa respond`.
+	ID string `json:"id"`
+}
+
+// Limits of input requests.
+const (
+	// MaxQuestionBytes bounds an InputRequest document.
+	MaxQuestionBytes = 16 << 10
+	// MaxInputRequests bounds the questions one attempt may ask.
+	MaxInputRequests = 64
 )
 
 // Envelope is the input document a step receives.

@@ -24,6 +24,13 @@ type ContextReader interface {
 	Get(key string) (json.RawMessage, bool)
 }
 
+// InputProvider answers a step's questions (input_request). The runtime
+// gives each call one bound to its run and step.
+type InputProvider interface {
+	// RequestInput returns the answer to req, or records it as pending.
+	RequestInput(ctx context.Context, req abi.InputRequest) (abi.InputResponse, error)
+}
+
 // LogLine is one line a guest logged, or one line of its stderr or stdout.
 type LogLine struct {
 	Time    time.Time    `json:"time"`
@@ -50,6 +57,8 @@ type Request struct {
 	Mounts []Mount
 	// OnLog, when set, sees each log line as the guest writes it.
 	OnLog func(LogLine)
+	// Inputs answers input_request; without it the function is refused.
+	Inputs InputProvider
 }
 
 // Result is what a call produced. On failure it still holds the logs and
@@ -63,6 +72,9 @@ type Result struct {
 	// LogsDropped counts log lines over the per-attempt limits.
 	LogsDropped int
 	Duration    time.Duration
+	// Pending lists the ids of the questions the call asked that have no
+	// answer yet: the step must wait for them.
+	Pending []string
 }
 
 type attemptKey struct{}
@@ -80,6 +92,8 @@ type attempt struct {
 	logsDropped int
 	violation   *CallError
 	mem         *memTracker
+	asked       int
+	pending     []string
 }
 
 // Call runs one function of the plugin in a fresh instance.
@@ -121,7 +135,7 @@ func (p *Plugin) Call(ctx context.Context, req Request) (*Result, error) {
 	finish := func(err error) (*Result, error) {
 		res.Duration = time.Since(start)
 		a.mu.Lock()
-		res.ContextWrites, res.LogsDropped = a.writes, a.logsDropped
+		res.ContextWrites, res.LogsDropped, res.Pending = a.writes, a.logsDropped, a.pending
 		a.mu.Unlock()
 		if in != nil {
 			for _, b := range []struct {

@@ -37,6 +37,7 @@ func (h *Host) hostFunctions() []extism.HostFunction {
 		{abi.FuncCtxGet, ctxGet, []extism.ValueType{i64}, []extism.ValueType{i64}},
 		{abi.FuncCtxSet, ctxSet, []extism.ValueType{i64, i64}, []extism.ValueType{i32}},
 		{abi.FuncLog, logFn, []extism.ValueType{i32, i64}, []extism.ValueType{i32}},
+		{abi.FuncInputRequest, inputRequest, []extism.ValueType{i64}, []extism.ValueType{i64}},
 	}
 	out := make([]extism.HostFunction, 0, len(table))
 	for _, t := range table {
@@ -180,4 +181,48 @@ func logFn(ctx context.Context, p *extism.CurrentPlugin, a *attempt, stack []uin
 		return uint64(abi.StatusLimited), nil
 	}
 	return uint64(abi.StatusOK), nil
+}
+
+func inputRequest(ctx context.Context, p *extism.CurrentPlugin, a *attempt, stack []uint64) (uint64, error) {
+	raw, err := readBlock(ctx, p, stack[0], abi.MaxQuestionBytes, false)
+	if err != nil {
+		return 0, fmt.Errorf("request: %w", err)
+	}
+	var req abi.InputRequest
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return 0, fmt.Errorf("request is not an input request document: %v", err)
+	}
+	if req.Key == "" || req.Question == "" || len(req.Key) > abi.MaxKeyBytes {
+		return 0, errors.New("request needs a key (at most 256 bytes) and a question")
+	}
+	if a.req.Inputs == nil {
+		return 0, errors.New("this call cannot ask questions")
+	}
+	a.mu.Lock()
+	a.asked++
+	over := a.asked > abi.MaxInputRequests
+	a.mu.Unlock()
+	if over {
+		return 0, fmt.Errorf("more than %d questions in one attempt", abi.MaxInputRequests)
+	}
+	resp, err := a.req.Inputs.RequestInput(ctx, req)
+	if err != nil {
+		return 0, fmt.Errorf("record the question: %w", err)
+	}
+	if !resp.Answered {
+		a.mu.Lock()
+		a.pending = append(a.pending, resp.ID)
+		a.mu.Unlock()
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return 0, err
+	}
+	off, err := p.WriteBytes(b)
+	if err != nil {
+		return 0, fmt.Errorf("write response: %s", firstLine(err.Error()))
+	}
+	return off, nil
 }

@@ -21,6 +21,9 @@ var (
 	// ErrRunPaused: a step failed for good and its on_failure is "pause":
 	// the run stays resumable, and resume tries the step again.
 	ErrRunPaused = errors.New("run paused")
+	// ErrWaiting: a step asked questions nobody has answered yet; the run
+	// goes on (the step runs again) once they are answered.
+	ErrWaiting = errors.New("waiting for answers")
 	// ErrRolledBack: a step failed for good and the run was rolled back.
 	ErrRolledBack = errors.New("run rolled back")
 	// ErrRollbackFailed: a step's rollback failed for good; the run is in

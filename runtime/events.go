@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/12fa/12fa/host"
+	"github.com/12fa/12fa/inputs"
 )
 
 // EventType names a runtime event.
@@ -21,6 +22,9 @@ const (
 	EventStepStarted   EventType = "step_started"
 	EventStepLog       EventType = "step_log"
 	EventStepCompleted EventType = "step_completed"
+	// EventStepWaiting: the step asked questions (Questions) nobody has
+	// answered yet; the run waits.
+	EventStepWaiting EventType = "step_waiting"
 	// EventStepMarkedDone: an interrupted step was completed without running
 	// it (RunOptions.MarkDone).
 	EventStepMarkedDone EventType = "step_marked_done"
@@ -56,6 +60,8 @@ type Event struct {
 	Log *host.LogLine
 	// Err is why a step or run failed.
 	Err error
+	// Questions are the unanswered questions of a step_waiting event.
+	Questions []inputs.Question
 	// RetryIn is the wait before the next attempt (step_failed with a retry
 	// scheduled; 0 when the step failed for good).
 	RetryIn time.Duration

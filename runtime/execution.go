@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/12fa/12fa/abi"
 	"github.com/12fa/12fa/host"
+	"github.com/12fa/12fa/inputs"
 	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/state"
 )
@@ -121,11 +123,13 @@ func (x *execution) step(ctx context.Context, i int, rs state.Step) error {
 	return x.attempts(ctx, i, rs)
 }
 
-// failure is a failed attempt, not yet journaled.
+// failure is an attempt that did not complete, not yet journaled: a
+// failure, or (waiting set) a step that asked questions nobody answered.
 type failure struct {
-	cause string
-	err   error
-	dur   time.Duration
+	cause   string
+	err     error
+	dur     time.Duration
+	waiting []string
 }
 
 // attempts runs attempts of step i until one succeeds or the retry policy
@@ -160,6 +164,9 @@ func (x *execution) attempts(ctx context.Context, i int, rs state.Step) error {
 		f, err := x.attempt(ctx, i, attempt, timeout)
 		if err != nil || f == nil {
 			return err
+		}
+		if f.waiting != nil {
+			return x.wait(ctx, i, attempt, f)
 		}
 		left--
 		now := x.rt.cfg.Now()
@@ -304,6 +311,7 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 
 	req := x.request(i, attempt, s.Function)
 	req.Timeout = timeout
+	req.Inputs = stepInputs{store: x.rt.inputs, run: x.runID, step: s.ID}
 	if len(req.Input) > abi.MaxInputBytes {
 		return &failure{cause: "input_too_large", err: fmt.Errorf("the envelope is %d bytes, the limit is %d (declare needs = [...] to pass fewer outputs)",
 			len(req.Input), abi.MaxInputBytes)}, nil
@@ -312,6 +320,11 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 	var dur time.Duration
 	if res != nil {
 		dur = res.Duration
+		if len(res.Pending) > 0 && (err == nil || errors.Is(err, host.ErrPluginFailed)) {
+			// It asked what nobody answered yet: whatever it returned, the
+			// step waits and runs again once they are answered.
+			return &failure{cause: "waiting", err: ErrWaiting, dur: dur, waiting: res.Pending}, nil
+		}
 		// stderr and stdout lines are collected at the end of the call.
 		for _, line := range res.Logs {
 			if line.Source != "log" {
@@ -348,6 +361,33 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 	x.addOutput(s.ID, out)
 	x.rt.emit(Event{Type: EventStepCompleted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Output: out, Duration: dur})
 	return nil, nil
+}
+
+// wait journals a step that asked questions nobody has answered, and stops
+// the run until they are.
+func (x *execution) wait(ctx context.Context, i, attempt int, f *failure) error {
+	s := x.steps[i].step
+	msg := fmt.Sprintf("%d question(s) waiting for an answer: %s", len(f.waiting), strings.Join(f.waiting, ", "))
+	recs := []*state.Record{
+		{Type: state.EventStepWaiting, Run: x.runID, Step: s.ID, Attempt: attempt, Pending: f.waiting, DurationMS: ms(f.dur)},
+		{Type: state.EventRunWaiting, Run: x.runID, Step: s.ID, Cause: "waiting", Error: msg},
+	}
+	if err := x.rt.store.Append(context.WithoutCancel(ctx), recs...); err != nil {
+		return fmt.Errorf("journal questions of step %q: %w", s.ID, err)
+	}
+	qs, _ := x.rt.inputs.Get(f.waiting)
+	x.rt.emit(Event{Type: EventStepWaiting, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: f.dur, Questions: qs})
+	return &StepError{Step: s.ID, Attempt: attempt, Cause: "waiting", Err: fmt.Errorf("%w: %s", ErrWaiting, msg)}
+}
+
+// stepInputs gives a step's calls its questions in the store.
+type stepInputs struct {
+	store     *inputs.Store
+	run, step string
+}
+
+func (si stepInputs) RequestInput(_ context.Context, req abi.InputRequest) (abi.InputResponse, error) {
+	return si.store.Ask(si.run, si.step, req)
 }
 
 // failedForGood journals a step's last failed attempt and what its

@@ -18,6 +18,7 @@ import (
 
 	"github.com/12fa/12fa/abi"
 	"github.com/12fa/12fa/host"
+	"github.com/12fa/12fa/inputs"
 	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/state"
 )
@@ -70,10 +71,11 @@ func DefaultCacheDir() (string, error) {
 // executed in order by one goroutine, and the runs share the host's compiled
 // plugins and the store's journal (whose fsyncs they share too).
 type Runtime struct {
-	cfg   Config
-	log   hclog.Logger
-	store *state.Store
-	host  *host.Host
+	cfg    Config
+	log    hclog.Logger
+	store  *state.Store
+	host   *host.Host
+	inputs *inputs.Store
 
 	mu     sync.Mutex
 	active map[string]bool // runs being executed in this process
@@ -121,7 +123,8 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		_ = st.Close()
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	return &Runtime{cfg: cfg, log: cfg.Logger, store: st, host: h, active: make(map[string]bool)}, nil
+	return &Runtime{cfg: cfg, log: cfg.Logger, store: st, host: h, inputs: inputs.New(dir, cfg.Now),
+		active: make(map[string]bool)}, nil
 }
 
 // Close releases the host and the store (writing its snapshot).
@@ -434,7 +437,7 @@ func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loa
 // resume without naming it: an interrupted or paused run is; a failed one
 // only with RetryFailed.
 func continuable(st state.RunStatus, opts RunOptions) bool {
-	return st == state.RunRunning || st == state.RunPaused || st == state.RunRollingBack ||
+	return st == state.RunRunning || st == state.RunPaused || st == state.RunRollingBack || st == state.RunWaiting ||
 		(opts.RetryFailed && st == state.RunFailed)
 }
 
@@ -511,6 +514,21 @@ func ListRuns(projectDir string, log hclog.Logger) ([]state.Run, error) {
 	}
 	defer st.Close()
 	return st.Runs(), nil
+}
+
+// Questions lists the questions steps of a project asked, answered or not.
+// It takes no lock but the questions file's own, so it works during a run.
+func Questions(projectDir string) ([]inputs.Question, error) {
+	return inputs.New(StoreDir(projectDir), nil).List()
+}
+
+// Respond answers question id of a project; the waiting run goes on at its
+// next run or resume.
+func Respond(projectDir, id, answer string) (inputs.Question, error) {
+	if _, err := os.Stat(StoreDir(projectDir)); err != nil {
+		return inputs.Question{}, fmt.Errorf("respond: %w", state.ErrNotInitialized)
+	}
+	return inputs.New(StoreDir(projectDir), nil).Respond(id, answer)
 }
 
 // Clean removes a project's store. It fails while another process holds it.

@@ -23,6 +23,11 @@ const (
 	EventStepCompleted EventType = "step_completed"
 	// EventStepFailed ends an attempt with its cause.
 	EventStepFailed EventType = "step_failed"
+	// EventStepWaiting ends an attempt that asked questions nobody has
+	// answered yet (Pending); the step runs again once they are.
+	EventStepWaiting EventType = "step_waiting"
+	// EventRunWaiting stops a run until its questions are answered.
+	EventRunWaiting EventType = "run_waiting"
 	// EventStepRetry schedules the next attempt of a failed step (NotBefore);
 	// a resume waits for it rather than starting over.
 	EventStepRetry EventType = "step_retry"
@@ -87,6 +92,9 @@ type Record struct {
 	// Remaining counts the attempts the series still allows, the scheduled
 	// one included.
 	Remaining int `json:"remaining,omitempty"`
+
+	// EventStepWaiting: the ids of the questions waiting for an answer.
+	Pending []string `json:"pending,omitempty"`
 }
 
 // StepDecl is a step as declared when its run started.
@@ -104,6 +112,8 @@ const (
 	RunCompleted RunStatus = "completed"
 	RunFailed    RunStatus = "failed"
 	RunPaused    RunStatus = "paused"
+	// RunWaiting: a step asked questions; the run goes on once answered.
+	RunWaiting RunStatus = "waiting"
 	// RunRollingBack: the rollback started and has not ended (a resume
 	// continues it).
 	RunRollingBack    RunStatus = "rolling_back"
@@ -130,6 +140,8 @@ const (
 	StepRunning   StepStatus = "running"
 	StepCompleted StepStatus = "completed"
 	StepFailed    StepStatus = "failed"
+	// StepWaiting: the step asked questions that have no answer yet.
+	StepWaiting StepStatus = "waiting"
 )
 
 // Run is what the journal says about one run.
@@ -167,6 +179,8 @@ type Step struct {
 	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
 	SeriesStart   time.Time `json:"series_start,omitzero"`
 	AttemptsLeft  int       `json:"attempts_left,omitempty"`
+	// Pending lists the questions a waiting step waits for.
+	Pending []string `json:"pending,omitempty"`
 	// Rollback and RollbackAttempt follow the step's rollback.
 	Rollback        RollbackStatus `json:"rollback,omitempty"`
 	RollbackAttempt int            `json:"rollback_attempt,omitempty"`
@@ -253,12 +267,14 @@ var knownEvents = map[EventType]bool{
 	EventRunCompleted: true, EventRunFailed: true, EventStepRetry: true, EventRunPaused: true,
 	EventRunRollingBack: true, EventRollbackStarted: true, EventRollbackCompleted: true,
 	EventRollbackFailed: true, EventRunRolledBack: true, EventRunRollbackFailed: true,
+	EventStepWaiting: true, EventRunWaiting: true,
 }
 
 var stepEvents = map[EventType]bool{
 	EventStepStarted: true, EventStepCompleted: true, EventStepFailed: true,
 	EventStepMarkedDone: true, EventPluginUpgraded: true, EventStepRetry: true,
 	EventRollbackStarted: true, EventRollbackCompleted: true, EventRollbackFailed: true,
+	EventStepWaiting: true,
 }
 
 // apply folds one record into runs. Records read back from a journal are
@@ -293,7 +309,7 @@ func apply(runs map[string]*Run, rec *Record) error {
 	case EventStepStarted:
 		s.Status, s.Attempt, s.StartedAt = StepRunning, rec.Attempt, rec.Time
 		s.EndedAt, s.DurationMS, s.Cause, s.Error = time.Time{}, 0, "", ""
-		s.NextAttemptAt, s.AttemptsLeft = time.Time{}, 0
+		s.NextAttemptAt, s.AttemptsLeft, s.Pending = time.Time{}, 0, nil
 		if rec.Plugin != "" {
 			s.Plugin = rec.Plugin
 		}
@@ -321,6 +337,8 @@ func apply(runs map[string]*Run, rec *Record) error {
 		if rec.Attempt > 0 {
 			s.Attempt = rec.Attempt
 		}
+	case EventStepWaiting:
+		s.Status, s.EndedAt, s.DurationMS, s.Pending = StepWaiting, rec.Time, rec.DurationMS, rec.Pending
 	case EventStepRetry:
 		s.NextAttemptAt, s.SeriesStart, s.AttemptsLeft = rec.NotBefore, rec.SeriesStart, rec.Remaining
 	case EventPluginUpgraded:
@@ -331,6 +349,8 @@ func apply(runs map[string]*Run, rec *Record) error {
 		r.Status, r.Cause, r.Error = RunFailed, rec.Cause, rec.Error
 	case EventRunPaused:
 		r.Status, r.Cause, r.Error = RunPaused, rec.Cause, rec.Error
+	case EventRunWaiting:
+		r.Status, r.Cause, r.Error = RunWaiting, rec.Cause, rec.Error
 	case EventRunRollingBack:
 		r.Status, r.Cause, r.Error = RunRollingBack, rec.Cause, rec.Error
 	case EventRollbackStarted:

@@ -19,6 +19,8 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/12fa/12fa/internal/atomicfile"
 )
 
 // File names inside the store directory.
@@ -100,7 +102,7 @@ func Init(dir string) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("create journal: %w", err)
 	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // Open opens the store in cfg.Dir, which Init must have created, and
@@ -149,7 +151,7 @@ func (s *Store) acquire() error {
 	host, _ := os.Hostname()
 	owner := fmt.Sprintf("pid %d on %s since %s (%s)\n", os.Getpid(), host,
 		time.Now().UTC().Format(time.RFC3339), strings.Join(os.Args, " "))
-	if err := WriteFileAtomic(s.path(OwnerFile), []byte(owner), 0o644); err != nil {
+	if err := atomicfile.Write(s.path(OwnerFile), []byte(owner), 0o644); err != nil {
 		_ = s.lock.Unlock()
 		return err
 	}
@@ -493,7 +495,7 @@ func (s *Store) WriteSnapshot() error {
 	if err != nil {
 		return fmt.Errorf("encode snapshot: %w", err)
 	}
-	if err := WriteFileAtomic(s.path(SnapshotFile), append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(s.path(SnapshotFile), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
 	s.mu.Lock()

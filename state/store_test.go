@@ -176,23 +176,6 @@ func TestStore_Append_RefusesNonsense(t *testing.T) {
 	}
 }
 
-func TestWriteFileAtomic(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "f.json")
-	for _, content := range []string{"one", "two"} {
-		if err := state.WriteFileAtomic(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		b, _ := os.ReadFile(p)
-		if string(b) != content {
-			t.Fatalf("content %q", b)
-		}
-	}
-	entries, _ := os.ReadDir(filepath.Dir(p))
-	if len(entries) != 1 {
-		t.Fatalf("temp files left: %v", entries)
-	}
-}
-
 func appendFile(t *testing.T, path, s string) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)

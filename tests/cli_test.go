@@ -3,7 +3,9 @@
 package tests
 
 import (
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -17,6 +19,32 @@ func TestCLI(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata",
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// 12fa-respond-all ANSWER answers every pending question: ANSWER
+			// to those with options, "v1.2" to the others. Output and errors
+			// of each `12fa respond` go to the script's stdout and stderr.
+			"12fa-respond-all": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: 12fa-respond-all ANSWER")
+				}
+				out, err := exec.Command(bin, "-C", ts.Getenv("WORK"), "inputs", "--all", "--json").Output()
+				ts.Check(err)
+				var qs struct {
+					Questions []struct {
+						ID      string   `json:"id"`
+						Options []string `json:"options"`
+					} `json:"questions"`
+				}
+				ts.Check(json.Unmarshal(out, &qs))
+				for _, q := range qs.Questions {
+					answer := "v1.2"
+					if len(q.Options) > 0 {
+						answer = args[0]
+					}
+					cmd := exec.Command(bin, "-C", ts.Getenv("WORK"), "respond", q.ID, answer)
+					cmd.Stdout, cmd.Stderr = ts.Stdout(), ts.Stderr()
+					_ = cmd.Run() // the script checks what it printed
+				}
+			},
 			// expand SRC DST copies SRC to DST with $VARS expanded.
 			"expand": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 2 {
@@ -35,7 +63,7 @@ func TestCLI(t *testing.T) {
 			}
 			for _, p := range []string{"effect/effect.wasm", "gopanic/gopanic.wasm", "wat/noop.wasm", "wat/loop.wasm",
 				"wat/grow.wasm", "wat/trap.wasm", "wat/badptr.wasm", "wat/badjson.wasm", "wat/bigoutput.wasm",
-				"wat/logflood.wasm", "wat/abiv2.wasm", "wat/fail.wasm", "fsprobe/fsprobe.wasm"} {
+				"wat/logflood.wasm", "wat/abiv2.wasm", "wat/fail.wasm", "fsprobe/fsprobe.wasm", "ask/ask.wasm"} {
 				b, err := os.ReadFile(filepath.Join(examples(t), p))
 				if err != nil {
 					return err

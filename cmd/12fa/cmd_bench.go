@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/12fa/12fa/bench"
-	"github.com/12fa/12fa/state"
+	"github.com/12fa/12fa/internal/atomicfile"
 )
 
 type benchOptions struct {
@@ -68,7 +68,7 @@ with and without a compile cache; flatness over 10,000 steps.`,
 				if err != nil {
 					return err
 				}
-				if err := state.WriteFileAtomic(o.out, append(b, '\n'), 0o644); err != nil {
+				if err := atomicfile.Write(o.out, append(b, '\n'), 0o644); err != nil {
 					return err
 				}
 				fmt.Fprintf(g.stdout, "\nwrote %s\n", o.out)

@@ -258,6 +258,18 @@ func (p *printer) event(e runtime.Event) {
 		line = fmt.Sprintf("[%d/%d] %s: ok in %s: %s\n", e.Index+1, steps, e.Step, e.Duration.Round(10*time.Microsecond), shorten(e.Output))
 	case runtime.EventStepMarkedDone:
 		line = fmt.Sprintf("[%d/%d] %s: marked done by hand, not run again (output null)\n", e.Index+1, steps, e.Step)
+	case runtime.EventStepWaiting:
+		var b strings.Builder
+		fmt.Fprintf(&b, "[%d/%d] %s: waiting for %d answer(s):\n", e.Index+1, steps, e.Step, len(e.Questions))
+		for _, q := range e.Questions {
+			opts := ""
+			if len(q.Options) > 0 {
+				opts = " [" + strings.Join(q.Options, "/") + "]"
+			}
+			fmt.Fprintf(&b, "    %s  %s%s\n", q.ID, q.Question, opts)
+		}
+		b.WriteString("    answer with: 12fa respond <id> <answer>; then 12fa resume\n")
+		line = b.String()
 	case runtime.EventRollbackStarted:
 		line = fmt.Sprintf("[%d/%d] %s: rolling back (attempt %d)\n", e.Index+1, steps, e.Step, e.Attempt)
 	case runtime.EventRollbackCompleted:

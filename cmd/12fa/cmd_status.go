@@ -126,6 +126,8 @@ func stopReason(r state.Run) string {
 		next = "`12fa resume --retry-failed` tries it again"
 	case state.RunRollbackFailed:
 		return fmt.Sprintf("rollback failed: %s; `12fa rollback %s` tries it again", firstLineOf(r.Error), r.ID)
+	case state.RunWaiting:
+		return fmt.Sprintf("waiting: %s; `12fa inputs` lists them, `12fa respond <id> <answer>` answers, then `12fa resume`", firstLineOf(r.Error))
 	case state.RunRollingBack:
 		return fmt.Sprintf("rolling back (%s); if no 12fa process is running, `12fa resume` finishes it", firstLineOf(r.Error))
 	case state.RunRolledBack:

@@ -23,6 +23,7 @@ const (
 	exitStepFailed  = 2 // a step failed; the run is failed
 	exitNeedsPerson = 3 // an interrupted step, a changed plugin: a person must decide
 	exitPaused      = 4 // a step failed for good and the run is paused: resume tries again
+	exitWaiting     = 5 // a step asked questions: answer them (12fa respond), then resume
 	exitCanceled    = 130
 )
 
@@ -50,6 +51,8 @@ func exitFor(err error) error {
 	case errors.Is(err, runtime.ErrInterrupted), errors.Is(err, runtime.ErrPluginChanged),
 		errors.Is(err, runtime.ErrManifestChanged):
 		return &exitError{exitNeedsPerson, err}
+	case errors.Is(err, runtime.ErrWaiting):
+		return &exitError{exitWaiting, err}
 	case errors.Is(err, runtime.ErrRunPaused):
 		return &exitError{exitPaused, err}
 	case errors.Is(err, runtime.ErrStepFailed), errors.Is(err, runtime.ErrRunFailed),
@@ -118,6 +121,8 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newResumeCommand(g),
 		newRollbackCommand(g),
 		newStatusCommand(g),
+		newInputsCommand(g),
+		newRespondCommand(g),
 		newCleanCommand(g),
 		newBenchCommand(g),
 	)

@@ -54,6 +54,9 @@ func hostCtxSet(key, value uint64) uint32
 //go:wasmimport 12fa:v1 log
 func hostLog(level int32, message uint64) uint32
 
+//go:wasmimport 12fa:v1 input_request
+func hostInputRequest(req uint64) uint64
+
 // input copies the call's input out of the kernel.
 func input() []byte {
 	n := extismInputLength()

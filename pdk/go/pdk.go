@@ -47,6 +47,32 @@ const (
 // ErrLimited is returned when a per-attempt limit dropped the call.
 var ErrLimited = errors.New("12fa: limit reached")
 
+// ErrWaiting is what a step returns (from the function given to Run) when
+// it asked questions that have no answer yet. The host notes them, the run
+// waits, and once they are answered the step runs again from its start.
+var ErrWaiting = errors.New("12fa: waiting for answers")
+
+// Ask asks a person a question, known by key within this step. It returns
+// the answer if one was given; otherwise answered is false, and the step
+// should ask its other questions and return ErrWaiting. A step that asks
+// must be safe to run again up to its questions.
+func Ask(key, question string, options ...string) (answer string, answered bool, err error) {
+	return AskWith(abi.InputRequest{Key: key, Question: question, Options: options})
+}
+
+// AskWith is Ask with every field of the request.
+func AskWith(req abi.InputRequest) (answer string, answered bool, err error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return "", false, err
+	}
+	var resp abi.InputResponse
+	if err := json.Unmarshal(load(hostInputRequest(alloc(b))), &resp); err != nil {
+		return "", false, fmt.Errorf("12fa: decode input response: %w", err)
+	}
+	return resp.Answer, resp.Answered, nil
+}
+
 // prepare lets the host run the Go runtime's start-up on an instance before
 // the step's call (see abi.ExportPrepare). It does nothing itself.
 //
@@ -174,7 +200,12 @@ func Run(fn func(env *Envelope) (any, error)) int32 {
 	env, err := GetEnvelope()
 	if err == nil {
 		var out any
-		if out, err = fn(env); err == nil {
+		out, err = fn(env)
+		if errors.Is(err, ErrWaiting) {
+			setOutput([]byte("null")) // the host sees the open questions
+			return 0
+		}
+		if err == nil {
 			if err = Output(out); err == nil {
 				return 0
 			}

@@ -1,14 +1,14 @@
 //go:build !windows
 
-package state
+package atomicfile
 
 import (
 	"fmt"
 	"os"
 )
 
-// syncDir makes a rename or a file creation in dir durable.
-func syncDir(dir string) error {
+// SyncDir makes a rename or a file creation in dir durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("open directory %s: %w", dir, err)

@@ -1,4 +1,6 @@
-package state
+// Package atomicfile replaces files so that a crash leaves the old or the
+// new content, never a mix: the one way 12fa's stores rewrite a file.
+package atomicfile
 
 import (
 	"fmt"
@@ -6,10 +8,10 @@ import (
 	"path/filepath"
 )
 
-// WriteFileAtomic replaces path with data so that a crash leaves either the
-// old or the new content: temp file in the same directory, fsync, rename,
-// fsync of the directory. It is the only way 12fa replaces a state file.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
+// Write replaces path with data so that a crash leaves either the old or
+// the new content: temp file in the same directory, fsync, rename, fsync of
+// the directory.
+func Write(path string, data []byte, perm os.FileMode) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -37,5 +39,5 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	if err = os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", tmp, path, err)
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }

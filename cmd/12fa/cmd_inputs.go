@@ -1,0 +1,82 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/12fa/12fa/inputs"
+	"github.com/12fa/12fa/runtime"
+)
+
+func newInputsCommand(g *globalOptions) *cobra.Command {
+	var asJSON, all bool
+	cmd := &cobra.Command{
+		Use:   "inputs",
+		Short: "List the questions steps are waiting on (12fa respond answers them)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := g.projectDir()
+			if err != nil {
+				return err
+			}
+			qs, err := runtime.Questions(dir)
+			if err != nil {
+				return exitFor(err)
+			}
+			var shown []inputs.Question
+			for _, q := range qs {
+				if all || q.Status == inputs.Pending {
+					shown = append(shown, q)
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
+					Questions []inputs.Question `json:"questions"`
+				}{shown})
+			}
+			if len(shown) == 0 {
+				fmt.Fprintln(g.stdout, "no questions waiting")
+				return nil
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tRUN\tSTEP\tAGE\tQUESTION\tOPTIONS\tANSWER")
+			for _, q := range shown {
+				age := time.Since(q.AskedAt).Round(time.Second)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", q.ID, q.Run, q.Step, age, q.Question, strings.Join(q.Options, "/"), q.Answer)
+			}
+			tw.Flush()
+			fmt.Fprintln(g.stdout, "\nanswer with: 12fa respond <id> <answer>; then 12fa resume")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the questions as JSON")
+	cmd.Flags().BoolVar(&all, "all", false, "also list answered questions")
+	return cmd
+}
+
+func newRespondCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "respond <input-id> <answer>",
+		Short: "Answer a question a step asked; the run goes on at its next run or resume",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := g.projectDir()
+			if err != nil {
+				return err
+			}
+			q, err := runtime.Respond(dir, args[0], args[1])
+			if err != nil {
+				return exitFor(err)
+			}
+			fmt.Fprintf(g.stdout, "answered %s (%q): %q; 12fa resume continues run %s\n", q.ID, q.Question, q.Answer, q.Run)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,204 @@
+// Package inputs keeps the questions steps ask people, and their answers, in
+// .12fa/human-inputs.json (the 12-factor-agents package's file).
+//
+// The file has a lock of its own (human-inputs.lock), held only for a
+// read-modify-write, so that `12fa respond` can answer while a run holds
+// the store's lock. Writes replace the file atomically (temp file, fsync,
+// rename, directory fsync).
+//
+// inputs imports abi only; runtime wires it to the host.
+package inputs
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gofrs/flock"
+
+	"github.com/12fa/12fa/abi"
+	"github.com/12fa/12fa/internal/atomicfile"
+)
+
+// File names in the store directory.
+const (
+	FileName = "human-inputs.json"
+	LockName = "human-inputs.lock"
+)
+
+// Errors.
+var (
+	// ErrNotFound: no question has the given id.
+	ErrNotFound = errors.New("no such question")
+	// ErrAnswered: the question has an answer already.
+	ErrAnswered = errors.New("question already answered")
+	// ErrBadAnswer: the answer is not one of the question's options.
+	ErrBadAnswer = errors.New("answer is not one of the options")
+)
+
+// Status of a question.
+const (
+	Pending  = "pending"
+	Answered = "answered"
+)
+
+// Question is one question a step asked.
+type Question struct {
+	ID         string    `json:"id"`
+	Run        string    `json:"run"`
+	Step       string    `json:"step"`
+	Key        string    `json:"key"`
+	Question   string    `json:"question"`
+	Options    []string  `json:"options,omitempty"`
+	Default    string    `json:"default,omitempty"`
+	Status     string    `json:"status"`
+	Answer     string    `json:"answer,omitempty"`
+	AskedAt    time.Time `json:"asked_at"`
+	AnsweredAt time.Time `json:"answered_at,omitzero"`
+}
+
+type file struct {
+	Version   int        `json:"version"`
+	Questions []Question `json:"questions"`
+}
+
+// Store is the questions of one store directory.
+type Store struct {
+	dir string
+	now func() time.Time
+}
+
+// New returns the Store of the store directory dir.
+func New(dir string, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{dir: dir, now: now}
+}
+
+// ID returns the id of the question key of a run's step.
+func ID(run, step, key string) string {
+	sum := sha256.Sum256([]byte(run + "\x00" + step + "\x00" + key))
+	return "q-" + hex.EncodeToString(sum[:5])
+}
+
+// Ask returns the question's answer when it has one; otherwise it records
+// the question (durably) as pending.
+func (s *Store) Ask(run, step string, req abi.InputRequest) (abi.InputResponse, error) {
+	if req.Key == "" || req.Question == "" {
+		return abi.InputResponse{}, errors.New("a question needs a key and a question")
+	}
+	if req.Default != "" && len(req.Options) > 0 && !slices.Contains(req.Options, req.Default) {
+		return abi.InputResponse{}, fmt.Errorf("default %q is not one of the options", req.Default)
+	}
+	id := ID(run, step, req.Key)
+	var resp abi.InputResponse
+	err := s.update(func(f *file) (bool, error) {
+		for _, q := range f.Questions {
+			if q.ID == id {
+				resp = abi.InputResponse{ID: id, Answered: q.Status == Answered, Answer: q.Answer}
+				return false, nil
+			}
+		}
+		f.Questions = append(f.Questions, Question{ID: id, Run: run, Step: step, Key: req.Key, Question: req.Question,
+			Options: req.Options, Default: req.Default, Status: Pending, AskedAt: s.now().UTC()})
+		resp = abi.InputResponse{ID: id}
+		return true, nil
+	})
+	return resp, err
+}
+
+// Respond records the answer to question id. An answer must be one of the
+// question's options when it has some; answering twice is refused.
+func (s *Store) Respond(id, answer string) (Question, error) {
+	var out Question
+	err := s.update(func(f *file) (bool, error) {
+		for i := range f.Questions {
+			q := &f.Questions[i]
+			if q.ID != id {
+				continue
+			}
+			if q.Status == Answered {
+				return false, fmt.Errorf("%w: %s was answered %q at %s", ErrAnswered, id, q.Answer, q.AnsweredAt.Format(time.RFC3339))
+			}
+			if len(q.Options) > 0 && !slices.Contains(q.Options, answer) {
+				return false, fmt.Errorf("%w: %q (choose one of: %s)", ErrBadAnswer, answer, strings.Join(q.Options, ", "))
+			}
+			q.Status, q.Answer, q.AnsweredAt = Answered, answer, s.now().UTC()
+			out = *q
+			return true, nil
+		}
+		return false, fmt.Errorf("%w: %q (12fa inputs lists the open ones)", ErrNotFound, id)
+	})
+	return out, err
+}
+
+// Get returns the questions with the given ids, in that order.
+func (s *Store) Get(ids []string) ([]Question, error) {
+	f, err := s.read()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Question, 0, len(ids))
+	for _, id := range ids {
+		for _, q := range f.Questions {
+			if q.ID == id {
+				out = append(out, q)
+			}
+		}
+	}
+	return out, nil
+}
+
+// List returns every question, oldest first.
+func (s *Store) List() ([]Question, error) {
+	f, err := s.read()
+	return f.Questions, err
+}
+
+// update runs fn on the file under its lock and writes the file back when
+// fn reports a change.
+func (s *Store) update(fn func(*file) (bool, error)) error {
+	lock := flock.New(filepath.Join(s.dir, LockName))
+	if err := lock.Lock(); err != nil {
+		return fmt.Errorf("lock %s: %w", LockName, err)
+	}
+	defer lock.Unlock()
+	f, err := s.read()
+	if err != nil {
+		return err
+	}
+	changed, err := fn(&f)
+	if err != nil || !changed {
+		return err
+	}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", FileName, err)
+	}
+	return atomicfile.Write(filepath.Join(s.dir, FileName), append(b, '\n'), 0o644)
+}
+
+func (s *Store) read() (file, error) {
+	name := filepath.Join(s.dir, FileName)
+	b, err := os.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return file{Version: 1}, nil
+	}
+	if err != nil {
+		return file{}, fmt.Errorf("read %s: %w", name, err)
+	}
+	var f file
+	if err := json.Unmarshal(b, &f); err != nil {
+		return file{}, fmt.Errorf("%s is corrupt (%v); it was left as it is", name, err)
+	}
+	return f, nil
+}

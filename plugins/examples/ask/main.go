@@ -1,0 +1,31 @@
+// Command ask is an example step that needs a person: it asks two
+// questions at once, waits, and uses the answers when the step runs again.
+//
+// Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o ask.wasm .
+package main
+
+import (
+	pdk "github.com/12fa/12fa/pdk/go"
+)
+
+//go:wasmexport run
+func run() int32 {
+	return pdk.Run(func(env *pdk.Envelope) (any, error) {
+		pdk.Logf(pdk.Info, "attempt %d: asking", env.Attempt)
+		deploy, ok1, err := pdk.Ask("deploy", "Deploy to production?", "yes", "no")
+		if err != nil {
+			return nil, err
+		}
+		name, ok2, err := pdk.Ask("release-name", "What should the release be called?")
+		if err != nil {
+			return nil, err
+		}
+		if !ok1 || !ok2 {
+			return nil, pdk.ErrWaiting
+		}
+		pdk.Logf(pdk.Info, "deploy=%s name=%s", deploy, name)
+		return map[string]any{"deploy": deploy == "yes", "release": name}, nil
+	})
+}
+
+func main() {}
