@@ -15,7 +15,7 @@ const module = "github.com/12fa/12fa/"
 var allowed = map[string][]string{
 	"abi":      {},
 	"runtime":  {"abi", "host", "state", "manifest", "checkpoint", "inputs", "notify"},
-	"cmd/12fa": {"runtime", "manifest", "state", "abi", "bench"},
+	"cmd/12fa": {"runtime", "manifest", "state", "inputs", "abi", "bench"},
 	"bench":    {"runtime", "manifest", "state"},
 }
 
