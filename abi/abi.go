@@ -21,6 +21,9 @@
 //	log(level i32, message i64) -> i32  Status; message is plain text
 //	input_request(req i64) -> i64       offset of an InputResponse; req is
 //	                                    an InputRequest
+//	notify(doc i64) -> i32              Status; doc is a Notification
+//	                                    (StatusDenied: notifications are
+//	                                    off; StatusLimited: rate limit)
 //
 // A call that breaks the contract (an offset outside memory, a key that is
 // empty or too long, a value that is not JSON or too large) fails the step
@@ -58,6 +61,8 @@ const (
 	FuncLog    = "log"
 	// FuncInputRequest asks a person a question (see InputRequest).
 	FuncInputRequest = "input_request"
+	// FuncNotify sends a Notification through the host's notifier.
+	FuncNotify = "notify"
 )
 
 // DefaultFunction is the export called when a step names none.
@@ -186,6 +191,32 @@ type InputResponse struct {
 	// ID names the question for `12fa respond`.
 	ID string `json:"id"`
 }
+
+// Notification is what FuncNotify sends (ntfy's fields).
+type Notification struct {
+	Title    string   `json:"title,omitempty"`
+	Message  string   `json:"message"`
+	Priority int      `json:"priority,omitempty"` // 1 (min) to 5 (max); 3 default
+	Tags     []string `json:"tags,omitempty"`
+	Click    string   `json:"click,omitempty"`
+	Actions  []Action `json:"actions,omitempty"`
+}
+
+// Action is a button on a notification.
+type Action struct {
+	Action string `json:"action"` // "view" or "http"
+	Label  string `json:"label"`
+	URL    string `json:"url"`
+}
+
+// Limits of notifications.
+const (
+	// MaxNotificationBytes bounds a Notification document.
+	MaxNotificationBytes = 8 << 10
+	// MaxNotificationsPerAttempt bounds the notifications one attempt may
+	// send; later ones return StatusLimited.
+	MaxNotificationsPerAttempt = 5
+)
 
 // Limits of input requests.
 const (

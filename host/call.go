@@ -31,6 +31,18 @@ type InputProvider interface {
 	RequestInput(ctx context.Context, req abi.InputRequest) (abi.InputResponse, error)
 }
 
+// Notifier sends a step's notifications (notify). The runtime gives each
+// call one that applies the run's rate limit.
+type Notifier interface {
+	// Notify sends n; abi.StatusLimited-style refusals come back as
+	// ErrLimited.
+	Notify(ctx context.Context, n abi.Notification) error
+}
+
+// ErrLimited is what a Notifier returns when a rate limit drops a
+// notification.
+var ErrLimited = errors.New("rate limit reached")
+
 // LogLine is one line a guest logged, or one line of its stderr or stdout.
 type LogLine struct {
 	Time    time.Time    `json:"time"`
@@ -59,6 +71,9 @@ type Request struct {
 	OnLog func(LogLine)
 	// Inputs answers input_request; without it the function is refused.
 	Inputs InputProvider
+	// Notifier sends notify's notifications; without it notify returns
+	// StatusDenied.
+	Notifier Notifier
 }
 
 // Result is what a call produced. On failure it still holds the logs and
@@ -94,6 +109,7 @@ type attempt struct {
 	mem         *memTracker
 	asked       int
 	pending     []string
+	notified    int
 }
 
 // Call runs one function of the plugin in a fresh instance.

@@ -38,6 +38,7 @@ func (h *Host) hostFunctions() []extism.HostFunction {
 		{abi.FuncCtxSet, ctxSet, []extism.ValueType{i64, i64}, []extism.ValueType{i32}},
 		{abi.FuncLog, logFn, []extism.ValueType{i32, i64}, []extism.ValueType{i32}},
 		{abi.FuncInputRequest, inputRequest, []extism.ValueType{i64}, []extism.ValueType{i64}},
+		{abi.FuncNotify, notifyFn, []extism.ValueType{i64}, []extism.ValueType{i32}},
 	}
 	out := make([]extism.HostFunction, 0, len(table))
 	for _, t := range table {
@@ -225,4 +226,37 @@ func inputRequest(ctx context.Context, p *extism.CurrentPlugin, a *attempt, stac
 		return 0, fmt.Errorf("write response: %s", firstLine(err.Error()))
 	}
 	return off, nil
+}
+
+func notifyFn(ctx context.Context, p *extism.CurrentPlugin, a *attempt, stack []uint64) (uint64, error) {
+	raw, err := readBlock(ctx, p, stack[0], abi.MaxNotificationBytes, false)
+	if err != nil {
+		return 0, fmt.Errorf("notification: %w", err)
+	}
+	var n abi.Notification
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&n); err != nil {
+		return 0, fmt.Errorf("notification is not a notification document: %v", err)
+	}
+	if n.Message == "" || n.Priority < 0 || n.Priority > 5 {
+		return 0, errors.New("notification needs a message and a priority from 1 to 5 (or none)")
+	}
+	if a.req.Notifier == nil {
+		return uint64(abi.StatusDenied), nil
+	}
+	a.mu.Lock()
+	a.notified++
+	over := a.notified > abi.MaxNotificationsPerAttempt
+	a.mu.Unlock()
+	if over {
+		return uint64(abi.StatusLimited), nil
+	}
+	switch err := a.req.Notifier.Notify(ctx, n); {
+	case errors.Is(err, ErrLimited):
+		return uint64(abi.StatusLimited), nil
+	case err != nil:
+		return uint64(abi.StatusInternal), nil
+	}
+	return uint64(abi.StatusOK), nil
 }

@@ -44,6 +44,7 @@ type Manifest struct {
 	Dir      string
 	Workflow Workflow
 	Defaults Defaults
+	Notify   Notify
 	Steps    []Step
 }
 
@@ -188,7 +189,18 @@ func (s *Size) UnmarshalText(b []byte) error {
 type file struct {
 	Workflow Workflow `toml:"workflow"`
 	Defaults Defaults `toml:"defaults"`
+	Notify   Notify   `toml:"notify"`
 	Steps    []Step   `toml:"step"`
+}
+
+// Notify is the [notify] table: where the run's notifications go (ntfy).
+// The environment (ENABLE_NTFY, NTFY_URL, NTFY_TOPIC, NTFY_TOKEN) is used
+// when it is absent.
+type Notify struct {
+	NtfyURL string `toml:"ntfy_url"`
+	Topic   string `toml:"topic"`
+	// TokenEnv names the environment variable holding an access token.
+	TokenEnv string `toml:"token_env"`
 }
 
 var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -217,7 +229,7 @@ func Parse(name, path string, b []byte) (*Manifest, error) {
 	if perr != nil {
 		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalid, perr)
 	}
-	m := &Manifest{Path: path, Dir: filepath.Dir(path), Workflow: f.Workflow, Defaults: f.Defaults, Steps: f.Steps}
+	m := &Manifest{Path: path, Dir: filepath.Dir(path), Workflow: f.Workflow, Defaults: f.Defaults, Notify: f.Notify, Steps: f.Steps}
 	if err := m.finish(name, pos); err != nil {
 		return nil, err
 	}
@@ -255,6 +267,9 @@ func (m *Manifest) finish(name string, pos map[string]int) error {
 	}
 	if len(m.Steps) == 0 {
 		return bad("", "no [[step]] tables: a workflow needs at least one step")
+	}
+	if (m.Notify.NtfyURL == "") != (m.Notify.Topic == "") {
+		return bad("notify", "[notify] needs both ntfy_url and topic")
 	}
 	if m.Defaults.Timeout == 0 {
 		m.Defaults.Timeout = Duration(DefaultTimeout)

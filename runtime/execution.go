@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/12fa/12fa/abi"
@@ -32,6 +33,80 @@ type execution struct {
 	outputs bytes.Buffer
 	// byID holds each completed step's output, for steps that declare needs.
 	byID map[string]json.RawMessage
+	// notifier is where the run's notifications go (nil: off); notified
+	// counts the plugins' own, for the per-run limit.
+	notifier Notifier
+	notified atomic.Int32
+}
+
+// maxPluginNotificationsPerRun bounds what a run's plugins may send.
+const maxPluginNotificationsPerRun = 20
+
+// announce sends one of the runner's own notifications, if they are on. It
+// never waits and never fails the run.
+func (x *execution) announce(ctx context.Context, n abi.Notification) {
+	if x.notifier == nil {
+		return
+	}
+	if err := x.notifier.Notify(context.WithoutCancel(ctx), n); err != nil {
+		x.rt.log.Warn("notification not sent", "title", n.Title, "error", err)
+	}
+}
+
+// announceEnd tells how the run stopped: completed, waiting for answers
+// (one notification for all its questions), paused, failed or rolled back.
+func (x *execution) announceEnd(ctx context.Context, res *Result) {
+	if res == nil || x.notifier == nil {
+		return
+	}
+	run, ok := x.rt.store.Run(x.runID)
+	if !ok {
+		return
+	}
+	wf := x.m.Workflow.Name
+	switch run.Status {
+	case state.RunCompleted:
+		if res.Ran > 0 || res.MarkedDone > 0 {
+			x.announce(ctx, abi.Notification{Title: "Run completed: " + wf, Priority: 3, Tags: []string{"white_check_mark"},
+				Message: fmt.Sprintf("run %s: %d steps ran, %d replayed", run.ID, res.Ran, res.Replayed)})
+		}
+	case state.RunWaiting:
+		var ids []string
+		for _, s := range run.Steps {
+			ids = append(ids, s.Pending...)
+		}
+		qs, _ := x.rt.inputs.Get(ids)
+		var b strings.Builder
+		fmt.Fprintf(&b, "run %s waits for %d answer(s):\n", run.ID, len(qs))
+		for _, q := range qs {
+			fmt.Fprintf(&b, "- %s", q.Question)
+			if len(q.Options) > 0 {
+				fmt.Fprintf(&b, " [%s]", strings.Join(q.Options, "/"))
+			}
+			fmt.Fprintf(&b, " (12fa respond %s <answer>)\n", q.ID)
+		}
+		b.WriteString("then: 12fa resume " + run.ID)
+		x.announce(ctx, abi.Notification{Title: "Input required: " + wf, Priority: 4, Tags: []string{"question"}, Message: b.String()})
+	case state.RunPaused, state.RunFailed, state.RunRolledBack, state.RunRollbackFailed:
+		x.announce(ctx, abi.Notification{Title: fmt.Sprintf("Run %s: %s", run.Status, wf), Priority: 4, Tags: []string{"warning"},
+			Message: fmt.Sprintf("run %s stopped (%s): %s", run.ID, run.Cause, firstLine(run.Error))})
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// runNotifier is the notifier a step's calls get: the run's, with the
+// per-run limit.
+type runNotifier struct{ x *execution }
+
+func (rn runNotifier) Notify(ctx context.Context, n abi.Notification) error {
+	if rn.x.notified.Add(1) > maxPluginNotificationsPerRun {
+		return host.ErrLimited
+	}
+	return rn.x.notifier.Notify(ctx, n)
 }
 
 func (x *execution) run(ctx context.Context, run *state.Run) (*Result, error) {
@@ -312,6 +387,9 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 	req := x.request(i, attempt, s.Function)
 	req.Timeout = timeout
 	req.Inputs = stepInputs{store: x.rt.inputs, run: x.runID, step: s.ID}
+	if x.notifier != nil {
+		req.Notifier = runNotifier{x}
+	}
 	if len(req.Input) > abi.MaxInputBytes {
 		return &failure{cause: "input_too_large", err: fmt.Errorf("the envelope is %d bytes, the limit is %d (declare needs = [...] to pass fewer outputs)",
 			len(req.Input), abi.MaxInputBytes)}, nil

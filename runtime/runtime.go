@@ -20,6 +20,7 @@ import (
 	"github.com/12fa/12fa/host"
 	"github.com/12fa/12fa/inputs"
 	"github.com/12fa/12fa/manifest"
+	"github.com/12fa/12fa/notify"
 	"github.com/12fa/12fa/state"
 )
 
@@ -45,6 +46,9 @@ type Config struct {
 	// MemoryBudget bounds the linear memory of all instances alive at once
 	// (see host.Config.MemoryBudget); 0 means host.DefaultMemoryBudget.
 	MemoryBudget int64
+	// Notifier, when set, receives every run's notifications instead of the
+	// ntfy client a manifest's [notify] table (or the environment) sets up.
+	Notifier Notifier
 	// WrapJournal wraps the journal file; tests use it to inject faults.
 	WrapJournal func(*os.File) state.JournalWriter
 	// NoGroupCommit gives every journal append its own fsync, as a naive
@@ -77,8 +81,14 @@ type Runtime struct {
 	host   *host.Host
 	inputs *inputs.Store
 
-	mu     sync.Mutex
-	active map[string]bool // runs being executed in this process
+	mu        sync.Mutex
+	active    map[string]bool         // runs being executed in this process
+	notifiers map[string]*notify.Ntfy // by server and topic
+}
+
+// Notifier sends notifications; *notify.Ntfy is one.
+type Notifier interface {
+	Notify(ctx context.Context, n abi.Notification) error
 }
 
 // Init creates the store of a project if it does not exist.
@@ -124,12 +134,55 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
 	return &Runtime{cfg: cfg, log: cfg.Logger, store: st, host: h, inputs: inputs.New(dir, cfg.Now),
-		active: make(map[string]bool)}, nil
+		active: make(map[string]bool), notifiers: make(map[string]*notify.Ntfy)}, nil
 }
 
-// Close releases the host and the store (writing its snapshot).
+// Close releases the host and the store (writing its snapshot), and gives
+// queued notifications up to five seconds to go out.
 func (r *Runtime) Close(ctx context.Context) error {
-	return errors.Join(r.host.Close(ctx), r.store.Close())
+	errs := []error{r.host.Close(ctx), r.store.Close()}
+	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	r.mu.Lock()
+	for _, n := range r.notifiers {
+		if err := n.Close(nctx); err != nil {
+			r.log.Warn("notifications not sent", "error", err)
+		}
+	}
+	r.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// notifierFor returns where a run of m sends notifications, or nil when
+// they are off: Config.Notifier, else the manifest's [notify] table, else
+// the environment (ENABLE_NTFY …).
+func (r *Runtime) notifierFor(m *manifest.Manifest) Notifier {
+	if r.cfg.Notifier != nil {
+		return r.cfg.Notifier
+	}
+	cfg, ok := notify.FromEnv()
+	if m.Notify.NtfyURL != "" {
+		cfg, ok = notify.Config{URL: m.Notify.NtfyURL, Topic: m.Notify.Topic}, true
+		if m.Notify.TokenEnv != "" {
+			cfg.Token = os.Getenv(m.Notify.TokenEnv)
+		}
+	}
+	if !ok {
+		return nil
+	}
+	key := cfg.URL + "\x00" + cfg.Topic
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n, ok := r.notifiers[key]; ok {
+		return n
+	}
+	n, err := notify.New(cfg, r.log.Named("notify"))
+	if err != nil {
+		r.log.Warn("notifications off", "error", err)
+		return nil
+	}
+	r.notifiers[key] = n
+	return n
 }
 
 // StoreStats returns the journal's I/O counts since New (records, writes,
@@ -312,8 +365,14 @@ func (r *Runtime) Run(ctx context.Context, m *manifest.Manifest, opts RunOptions
 	}
 	defer r.release(run.ID)
 	x := &execution{rt: r, m: m, steps: steps, opts: opts, runID: run.ID,
-		context: contextMap(run.Context), res: &Result{RunID: run.ID}}
-	return x.run(ctx, &run)
+		context: contextMap(run.Context), res: &Result{RunID: run.ID}, notifier: r.notifierFor(m)}
+	if run.Status == state.RunRunning && len(run.Steps) > 0 && run.Steps[0].Status == state.StepPending && run.Steps[0].Attempt == 0 {
+		x.announce(ctx, abi.Notification{Title: "Run started: " + m.Workflow.Name, Priority: 2, Tags: []string{"arrow_forward"},
+			Message: fmt.Sprintf("run %s, %d steps", run.ID, len(run.Steps))})
+	}
+	res, err := x.run(ctx, &run)
+	x.announceEnd(ctx, res)
+	return res, err
 }
 
 // claim marks a run as being executed by this process; it fails if another

@@ -38,7 +38,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{t: t, project: t.TempDir(), cache: sharedCache}
-	for _, p := range []string{"effect/effect.wasm", "wat/noop.wasm", "wat/trap.wasm", "wat/loop.wasm"} {
+	for _, p := range []string{"effect/effect.wasm", "ask/ask.wasm", "wat/noop.wasm", "wat/trap.wasm", "wat/loop.wasm"} {
 		dst := filepath.Join(f.project, "plugins", filepath.Base(p))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			t.Fatal(err)

@@ -57,6 +57,9 @@ func hostLog(level int32, message uint64) uint32
 //go:wasmimport 12fa:v1 input_request
 func hostInputRequest(req uint64) uint64
 
+//go:wasmimport 12fa:v1 notify
+func hostNotify(doc uint64) uint32
+
 // input copies the call's input out of the kernel.
 func input() []byte {
 	n := extismInputLength()

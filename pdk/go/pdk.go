@@ -60,6 +60,27 @@ func Ask(key, question string, options ...string) (answer string, answered bool,
 	return AskWith(abi.InputRequest{Key: key, Question: question, Options: options})
 }
 
+// Notification is what Notify sends; see abi.Notification.
+type Notification = abi.Notification
+
+// ErrNotifyOff is returned by Notify when the run has no notifier.
+var ErrNotifyOff = errors.New("12fa: notifications are off")
+
+// Notify sends a notification through the host's notifier (ntfy). It never
+// waits for delivery. It returns ErrLimited past the rate limit (5 per
+// attempt, 20 per run) and ErrNotifyOff when notifications are off.
+func Notify(n Notification) error {
+	b, err := json.Marshal(n)
+	if err != nil {
+		return err
+	}
+	if st := abi.Status(hostNotify(alloc(b))); st == abi.StatusDenied {
+		return ErrNotifyOff
+	} else {
+		return status(uint32(st))
+	}
+}
+
 // AskWith is Ask with every field of the request.
 func AskWith(req abi.InputRequest) (answer string, answered bool, err error) {
 	b, err := json.Marshal(req)

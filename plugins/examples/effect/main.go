@@ -26,6 +26,8 @@ type input struct {
 	Permanent bool   `json:"permanent"`
 	// UndoFail makes the undo export fail.
 	UndoFail bool `json:"undo_fail"`
+	// Notify, when set, is sent as a notification.
+	Notify string `json:"notify"`
 }
 
 // undo is the step's rollback: it logs "undo <step>" (the effect tests
@@ -64,6 +66,11 @@ func run() int32 {
 			return nil, pdk.Fail(code, "step %s was asked to fail (attempt %d)", env.Step, env.Attempt)
 		}
 		pdk.Log(pdk.Info, "effect "+env.Step)
+		if in.Notify != "" {
+			if err := pdk.Notify(pdk.Notification{Title: env.Step, Message: in.Notify}); err != nil {
+				pdk.Log(pdk.Warn, "notify: "+err.Error())
+			}
+		}
 		var count int
 		pdk.CtxGet("count", &count)
 		if err := pdk.CtxSet("count", count+1); err != nil {

@@ -1,0 +1,93 @@
+package runtime_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/12fa/12fa/abi"
+	"github.com/12fa/12fa/manifest"
+	"github.com/12fa/12fa/runtime"
+	"github.com/12fa/12fa/state"
+)
+
+// fakeNotifier records notifications.
+type fakeNotifier struct {
+	mu   sync.Mutex
+	sent []abi.Notification
+}
+
+func (f *fakeNotifier) Notify(_ context.Context, n abi.Notification) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, n)
+	return nil
+}
+
+func (f *fakeNotifier) titles() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, n := range f.sent {
+		out = append(out, n.Title)
+	}
+	return out
+}
+
+var _ runtime.Notifier = (*fakeNotifier)(nil)
+
+// TestRuntime_Questions_OneNotification: a step asks two questions; the run
+// waits and sends one notification naming both; answered, the run goes on
+// and completes, and the plugin's own notification goes out too.
+func TestRuntime_Questions_OneNotification(t *testing.T) {
+	f := newFixture(t)
+	fn := &fakeNotifier{}
+	open := func() *runtime.Runtime {
+		rt, err := runtime.New(t.Context(), runtime.Config{ProjectDir: f.project, CacheDir: f.cache, Notifier: fn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt
+	}
+	m := f.manifest(effect("first", true, map[string]any{"notify": "hello from a plugin"}),
+		manifest.Step{ID: "ask", Plugin: "ask.wasm", Idempotent: true})
+	rt := open()
+	res, err := rt.Run(t.Context(), m, runtime.RunOptions{})
+	rt.Close(t.Context())
+	if res == nil || res.Status != state.RunWaiting || !strings.Contains(err.Error(), "waiting for answers") {
+		t.Fatalf("run: %v", err)
+	}
+	if got := strings.Join(fn.titles(), "|"); got != "Run started: test|first|Input required: test" {
+		t.Fatalf("notifications %q", got)
+	}
+	msg := fn.sent[2].Message
+	if !strings.Contains(msg, "Deploy to production? [yes/no]") || !strings.Contains(msg, "What should the release be called?") {
+		t.Fatalf("input notification: %q", msg)
+	}
+	qs, err := runtime.Questions(f.project)
+	if err != nil || len(qs) != 2 {
+		t.Fatalf("questions %v %v", qs, err)
+	}
+	for _, q := range qs {
+		answer := "v2"
+		if len(q.Options) > 0 {
+			answer = "no"
+		}
+		if _, err := runtime.Respond(f.project, q.ID, answer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rt = open()
+	defer rt.Close(t.Context())
+	res, err = rt.Run(t.Context(), m, runtime.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(res.Output("ask")) != `{"deploy":false,"release":"v2"}` {
+		t.Fatalf("ask output %s", res.Output("ask"))
+	}
+	if titles := fn.titles(); titles[len(titles)-1] != "Run completed: test" {
+		t.Fatalf("notifications %q", titles)
+	}
+}
