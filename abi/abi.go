@@ -182,6 +182,9 @@ type InputRequest struct {
 	Question string   `json:"question"`
 	Options  []string `json:"options,omitempty"`
 	Default  string   `json:"default,omitempty"`
+	// Timeout (a duration such as "30m") lets the question expire: with a
+	// Default it then answers itself, without one the step fails.
+	Timeout string `json:"timeout,omitempty"`
 }
 
 // InputResponse is what FuncInputRequest returns.

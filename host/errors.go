@@ -51,6 +51,7 @@ var causeNames = map[error]string{
 	ErrCanceled:       "canceled",
 	ErrInstantiate:    "instantiate",
 	ErrGrant:          "bad_grant",
+	ErrInputExpired:   "input_timeout",
 }
 
 // CallError is the error of a failed call. Cause is one of the Err* values of

@@ -209,6 +209,15 @@ func inputRequest(ctx context.Context, p *extism.CurrentPlugin, a *attempt, stac
 		return 0, fmt.Errorf("more than %d questions in one attempt", abi.MaxInputRequests)
 	}
 	resp, err := a.req.Inputs.RequestInput(ctx, req)
+	if errors.Is(err, ErrInputExpired) {
+		ce := callErr(ErrInputExpired, "%v", err)
+		a.mu.Lock()
+		if a.violation == nil {
+			a.violation = ce
+		}
+		a.mu.Unlock()
+		panic(ce)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("record the question: %w", err)
 	}

@@ -10,6 +10,7 @@
 package inputs
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -42,6 +43,9 @@ var (
 	ErrAnswered = errors.New("question already answered")
 	// ErrBadAnswer: the answer is not one of the question's options.
 	ErrBadAnswer = errors.New("answer is not one of the options")
+	// ErrExpired: the question's timeout passed with no answer and no
+	// default.
+	ErrExpired = errors.New("question expired without an answer")
 )
 
 // Status of a question.
@@ -62,7 +66,23 @@ type Question struct {
 	Status     string    `json:"status"`
 	Answer     string    `json:"answer,omitempty"`
 	AskedAt    time.Time `json:"asked_at"`
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`
 	AnsweredAt time.Time `json:"answered_at,omitzero"`
+	// AnsweredBy is "person", or "default" when the question expired.
+	AnsweredBy string `json:"answered_by,omitempty"`
+}
+
+// expire answers q with its default if it has expired; it reports whether
+// q changed, and ErrExpired when it expired with no default.
+func (q *Question) expire(now time.Time) (bool, error) {
+	if q.Status != Pending || q.ExpiresAt.IsZero() || now.Before(q.ExpiresAt) {
+		return false, nil
+	}
+	if q.Default == "" {
+		return false, fmt.Errorf("%w: %s (%q) expired at %s", ErrExpired, q.ID, q.Question, q.ExpiresAt.Format(time.RFC3339))
+	}
+	q.Status, q.Answer, q.AnsweredAt, q.AnsweredBy = Answered, q.Default, now, "default"
+	return true, nil
 }
 
 type file struct {
@@ -99,17 +119,32 @@ func (s *Store) Ask(run, step string, req abi.InputRequest) (abi.InputResponse, 
 	if req.Default != "" && len(req.Options) > 0 && !slices.Contains(req.Options, req.Default) {
 		return abi.InputResponse{}, fmt.Errorf("default %q is not one of the options", req.Default)
 	}
+	var ttl time.Duration
+	if req.Timeout != "" {
+		d, err := time.ParseDuration(req.Timeout)
+		if err != nil || d <= 0 {
+			return abi.InputResponse{}, fmt.Errorf("timeout %q is not a positive duration", req.Timeout)
+		}
+		ttl = d
+	}
 	id := ID(run, step, req.Key)
 	var resp abi.InputResponse
 	err := s.update(func(f *file) (bool, error) {
-		for _, q := range f.Questions {
+		now := s.now().UTC()
+		for i := range f.Questions {
+			q := &f.Questions[i]
 			if q.ID == id {
+				changed, err := q.expire(now)
 				resp = abi.InputResponse{ID: id, Answered: q.Status == Answered, Answer: q.Answer}
-				return false, nil
+				return changed, err
 			}
 		}
-		f.Questions = append(f.Questions, Question{ID: id, Run: run, Step: step, Key: req.Key, Question: req.Question,
-			Options: req.Options, Default: req.Default, Status: Pending, AskedAt: s.now().UTC()})
+		q := Question{ID: id, Run: run, Step: step, Key: req.Key, Question: req.Question,
+			Options: req.Options, Default: req.Default, Status: Pending, AskedAt: now}
+		if ttl > 0 {
+			q.ExpiresAt = now.Add(ttl)
+		}
+		f.Questions = append(f.Questions, q)
 		resp = abi.InputResponse{ID: id}
 		return true, nil
 	})
@@ -132,7 +167,7 @@ func (s *Store) Respond(id, answer string) (Question, error) {
 			if len(q.Options) > 0 && !slices.Contains(q.Options, answer) {
 				return false, fmt.Errorf("%w: %q (choose one of: %s)", ErrBadAnswer, answer, strings.Join(q.Options, ", "))
 			}
-			q.Status, q.Answer, q.AnsweredAt = Answered, answer, s.now().UTC()
+			q.Status, q.Answer, q.AnsweredAt, q.AnsweredBy = Answered, answer, s.now().UTC(), "person"
 			out = *q
 			return true, nil
 		}
@@ -156,6 +191,44 @@ func (s *Store) Get(ids []string) ([]Question, error) {
 		}
 	}
 	return out, nil
+}
+
+// Wait blocks until every question in ids is answered (a person's answer,
+// or a default when it expires), ctx is done, or one expires with no
+// default (ErrExpired). It polls the file, so answers given by another
+// process (12fa respond) are seen.
+func (s *Store) Wait(ctx context.Context, ids []string) error {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		done := true
+		err := s.update(func(f *file) (bool, error) {
+			changed := false
+			for i := range f.Questions {
+				q := &f.Questions[i]
+				if !slices.Contains(ids, q.ID) {
+					continue
+				}
+				c, err := q.expire(s.now().UTC())
+				if err != nil {
+					return changed, err
+				}
+				changed = changed || c
+				if q.Status != Answered {
+					done = false
+				}
+			}
+			return changed, nil
+		})
+		if err != nil || done {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
 }
 
 // List returns every question, oldest first.

@@ -465,7 +465,11 @@ type stepInputs struct {
 }
 
 func (si stepInputs) RequestInput(_ context.Context, req abi.InputRequest) (abi.InputResponse, error) {
-	return si.store.Ask(si.run, si.step, req)
+	resp, err := si.store.Ask(si.run, si.step, req)
+	if errors.Is(err, inputs.ErrExpired) {
+		err = fmt.Errorf("%w: %w", host.ErrInputExpired, err)
+	}
+	return resp, err
 }
 
 // failedForGood journals a step's last failed attempt and what its

@@ -2,9 +2,11 @@ package runtime_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/12fa/12fa/abi"
 	"github.com/12fa/12fa/manifest"
@@ -89,5 +91,56 @@ func TestRuntime_Questions_OneNotification(t *testing.T) {
 	}
 	if titles := fn.titles(); titles[len(titles)-1] != "Run completed: test" {
 		t.Fatalf("notifications %q", titles)
+	}
+}
+
+// TestRuntime_Run_Wait: with Wait, Run waits for the answers (given here
+// as another process would) and completes the run itself.
+func TestRuntime_Run_Wait(t *testing.T) {
+	f := newFixture(t)
+	rt := f.open()
+	defer rt.Close(t.Context())
+	m := f.manifest(manifest.Step{ID: "ask", Plugin: "ask.wasm", Idempotent: true})
+	go func() {
+		for {
+			qs, _ := runtime.Questions(f.project)
+			if len(qs) == 2 {
+				for _, q := range qs {
+					answer := "r1"
+					if len(q.Options) > 0 {
+						answer = "yes"
+					}
+					_, _ = runtime.Respond(f.project, q.ID, answer)
+				}
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	res, err := rt.Run(t.Context(), m, runtime.RunOptions{Wait: true, WaitTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != state.RunCompleted || string(res.Output("ask")) != `{"deploy":true,"release":"r1"}` {
+		t.Fatalf("run %s, output %s", res.Status, res.Output("ask"))
+	}
+}
+
+// TestRuntime_Question_ExpiresWithoutDefault: a question whose timeout
+// passes with no answer and no default fails the step (input_timeout).
+func TestRuntime_Question_ExpiresWithoutDefault(t *testing.T) {
+	f := newFixture(t)
+	rt := f.open()
+	defer rt.Close(t.Context())
+	m := f.manifest(manifest.Step{ID: "ask", Plugin: "ask.wasm", Idempotent: true, OnFailure: manifest.OnFailureFail,
+		Config: map[string]string{"timeout": "200ms"}})
+	if _, err := rt.Run(t.Context(), m, runtime.RunOptions{}); !errors.Is(err, runtime.ErrWaiting) {
+		t.Fatalf("first run: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	_, err := rt.Run(t.Context(), m, runtime.RunOptions{})
+	var se *runtime.StepError
+	if !errors.As(err, &se) || se.Cause != "input_timeout" {
+		t.Fatalf("after expiry: %v", err)
 	}
 }

@@ -208,6 +208,12 @@ type RunOptions struct {
 	MarkDone bool
 	// RetryFailed continues a failed run from its failed step.
 	RetryFailed bool
+	// Wait keeps going when a step waits for answers: Run waits for them
+	// (answered by another process, or by defaults when questions expire)
+	// and continues, instead of returning ErrWaiting. WaitTimeout, when
+	// set, bounds the wait.
+	Wait        bool
+	WaitTimeout time.Duration
 
 	// rollback is set by Rollback.
 	rollback bool
@@ -355,6 +361,48 @@ func (r *Runtime) load(ctx context.Context, m *manifest.Manifest) ([]loaded, err
 // Run runs the workflow m: a new run, or the continuation of an unfinished
 // one (see RunOptions).
 func (r *Runtime) Run(ctx context.Context, m *manifest.Manifest, opts RunOptions) (*Result, error) {
+	for {
+		res, err := r.runOnce(ctx, m, opts)
+		if !opts.Wait || res == nil || !errors.Is(err, ErrWaiting) {
+			return res, err
+		}
+		var ids []string
+		for _, s := range res.Steps {
+			ids = append(ids, s.Pending...)
+		}
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if opts.WaitTimeout > 0 {
+			wctx, cancel = context.WithTimeout(ctx, opts.WaitTimeout)
+		}
+		werr := r.inputs.Wait(wctx, ids)
+		cancel()
+		if werr != nil && !errors.Is(werr, inputs.ErrExpired) {
+			// Gave up waiting: the run stays waiting for a later resume.
+			return res, fmt.Errorf("%w (stopped waiting: %v)", err, werr)
+		}
+		// Answered (or expired: the step runs again and fails or takes its
+		// default).
+		opts.RunID, opts.New = res.RunID, false
+	}
+}
+
+// WaitForResponse waits up to timeout for question id to be answered (by
+// `12fa respond` or Respond, from any process) and returns it.
+func (r *Runtime) WaitForResponse(ctx context.Context, id string, timeout time.Duration) (inputs.Question, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := r.inputs.Wait(ctx, []string{id}); err != nil {
+		return inputs.Question{}, err
+	}
+	qs, err := r.inputs.Get([]string{id})
+	if err != nil || len(qs) == 0 {
+		return inputs.Question{}, fmt.Errorf("question %s: %w", id, inputs.ErrNotFound)
+	}
+	return qs[0], nil
+}
+
+// runOnce is one pass of Run: it stops at the first step that waits.
+func (r *Runtime) runOnce(ctx context.Context, m *manifest.Manifest, opts RunOptions) (*Result, error) {
 	steps, err := r.load(ctx, m)
 	if err != nil {
 		return nil, err

@@ -18,6 +18,8 @@ import (
 
 // runFlags are the options run and resume share.
 type runFlags struct {
+	wait             bool
+	waitTimeout      time.Duration
 	upgrade          bool
 	rerunInterrupted bool
 	markDone         bool
@@ -30,6 +32,8 @@ func (o *runFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.rerunInterrupted, "rerun-interrupted", false, "run an interrupted non-idempotent step again")
 	fs.BoolVar(&o.markDone, "mark-done", false, "complete an interrupted non-idempotent step without running it (output null)")
 	fs.BoolVar(&o.retryFailed, "retry-failed", false, "continue a failed run from its failed step")
+	fs.BoolVar(&o.wait, "wait", false, "when a step waits for answers, wait for them (12fa respond in another shell) and go on")
+	fs.DurationVar(&o.waitTimeout, "timeout", 0, "with --wait, give up waiting after this long (the run stays resumable)")
 	o.outputFlags.AddFlags(fs)
 }
 
@@ -45,7 +49,8 @@ func (o *outputFlags) AddFlags(fs *pflag.FlagSet) {
 }
 
 func (o *runFlags) options() runtime.RunOptions {
-	return runtime.RunOptions{Upgrade: o.upgrade, RerunInterrupted: o.rerunInterrupted, MarkDone: o.markDone, RetryFailed: o.retryFailed}
+	return runtime.RunOptions{Upgrade: o.upgrade, RerunInterrupted: o.rerunInterrupted, MarkDone: o.markDone, RetryFailed: o.retryFailed,
+		Wait: o.wait, WaitTimeout: o.waitTimeout}
 }
 
 type runOptions struct {
@@ -268,7 +273,7 @@ func (p *printer) event(e runtime.Event) {
 			}
 			fmt.Fprintf(&b, "    %s  %s%s\n", q.ID, q.Question, opts)
 		}
-		b.WriteString("    answer with: 12fa respond <id> <answer>; then 12fa resume\n")
+		b.WriteString("    answer with: 12fa respond <id> <answer>; then 12fa resume (with --wait, this run goes on by itself)\n")
 		line = b.String()
 	case runtime.EventRollbackStarted:
 		line = fmt.Sprintf("[%d/%d] %s: rolling back (attempt %d)\n", e.Index+1, steps, e.Step, e.Attempt)

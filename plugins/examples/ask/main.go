@@ -5,6 +5,7 @@
 package main
 
 import (
+	"github.com/12fa/12fa/abi"
 	pdk "github.com/12fa/12fa/pdk/go"
 )
 
@@ -12,7 +13,9 @@ import (
 func run() int32 {
 	return pdk.Run(func(env *pdk.Envelope) (any, error) {
 		pdk.Logf(pdk.Info, "attempt %d: asking", env.Attempt)
-		deploy, ok1, err := pdk.Ask("deploy", "Deploy to production?", "yes", "no")
+		timeout, _ := pdk.Config("timeout") // lets tests make the questions expire
+		deploy, ok1, err := pdk.AskWith(abi.InputRequest{Key: "deploy", Question: "Deploy to production?",
+			Options: []string{"yes", "no"}, Timeout: timeout})
 		if err != nil {
 			return nil, err
 		}
