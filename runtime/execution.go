@@ -71,7 +71,7 @@ func (x *execution) announceEnd(ctx context.Context, res *Result) {
 				Message: fmt.Sprintf("run %s: %d steps ran, %d replayed", run.ID, res.Ran, res.Replayed)})
 		}
 	case state.RunWaiting:
-		var ids []string
+		ids := append([]string(nil), run.Pending...)
 		for _, s := range run.Steps {
 			ids = append(ids, s.Pending...)
 		}
@@ -175,10 +175,28 @@ func (x *execution) step(ctx context.Context, i int, rs state.Step) error {
 		return nil
 	case state.StepRunning:
 		// Started in a process that died before the attempt ended.
+		decision := ""
 		switch {
 		case l.step.Idempotent || x.opts.RerunInterrupted:
-			// run it again below
+			decision = "rerun"
 		case x.opts.MarkDone:
+			decision = "mark-done"
+		default:
+			// Ask a person (the flags answer for them).
+			req := abi.InputRequest{Key: fmt.Sprintf("interrupted-attempt-%d", rs.Attempt), Options: []string{"rerun", "mark-done", "abort"},
+				Question: fmt.Sprintf("Step %q was interrupted in attempt %d (started %s) and is not idempotent: its effect may or may not have happened. Run it again, mark it done, or abort the run?",
+					id, rs.Attempt, rs.StartedAt.Format(time.RFC3339))}
+			resp, err := x.rt.inputs.Ask(x.runID, id, req)
+			if err != nil {
+				return fmt.Errorf("ask about interrupted step %q: %w", id, err)
+			}
+			if !resp.Answered {
+				return x.waitInterrupted(ctx, i, rs, resp.ID)
+			}
+			decision = resp.Answer
+		}
+		switch decision {
+		case "mark-done":
 			rec := &state.Record{Type: state.EventStepMarkedDone, Run: x.runID, Step: id, Attempt: rs.Attempt, Output: json.RawMessage("null")}
 			if err := x.rt.store.Append(ctx, rec); err != nil {
 				return fmt.Errorf("mark step %q done: %w", id, err)
@@ -187,10 +205,16 @@ func (x *execution) step(ctx context.Context, i int, rs state.Step) error {
 			x.addOutput(id, rec.Output)
 			x.rt.emit(Event{Type: EventStepMarkedDone, Run: x.runID, Step: id, Index: i, Attempt: rs.Attempt, Output: rec.Output})
 			return nil
-		default:
-			return &StepError{Step: id, Attempt: rs.Attempt, Cause: "interrupted", Err: fmt.Errorf(
-				"%w: attempt %d started at %s and never ended; resume with --rerun-interrupted to run it again or --mark-done if its effect happened",
-				ErrInterrupted, rs.Attempt, rs.StartedAt.Format(time.RFC3339))}
+		case "abort":
+			err := fmt.Errorf("%w: aborted by a person after attempt %d was interrupted", ErrInterrupted, rs.Attempt)
+			recs := []*state.Record{
+				{Type: state.EventStepFailed, Run: x.runID, Step: id, Attempt: rs.Attempt, Cause: "aborted", Error: err.Error()},
+				{Type: state.EventRunFailed, Run: x.runID, Step: id, Cause: "aborted", Error: err.Error()},
+			}
+			if jerr := x.rt.store.Append(context.WithoutCancel(ctx), recs...); jerr != nil {
+				return errors.Join(err, jerr)
+			}
+			return &StepError{Step: id, Attempt: rs.Attempt, Cause: "aborted", Err: fmt.Errorf("%w: %w", ErrRunFailed, err)}
 		}
 	}
 	// Pending, interrupted and to run again, or failed in a run that was
@@ -456,6 +480,21 @@ func (x *execution) wait(ctx context.Context, i, attempt int, f *failure) error 
 	qs, _ := x.rt.inputs.Get(f.waiting)
 	x.rt.emit(Event{Type: EventStepWaiting, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: f.dur, Questions: qs})
 	return &StepError{Step: s.ID, Attempt: attempt, Cause: "waiting", Err: fmt.Errorf("%w: %s", ErrWaiting, msg)}
+}
+
+// waitInterrupted stops the run until a person says what to do with an
+// interrupted non-idempotent step (question qid).
+func (x *execution) waitInterrupted(ctx context.Context, i int, rs state.Step, qid string) error {
+	id := x.steps[i].step.ID
+	msg := fmt.Sprintf("step %q was interrupted in attempt %d and is not idempotent: answer %s with rerun, mark-done or abort (or resume with --rerun-interrupted / --mark-done)",
+		id, rs.Attempt, qid)
+	rec := &state.Record{Type: state.EventRunWaiting, Run: x.runID, Step: id, Cause: "interrupted", Error: msg, Pending: []string{qid}}
+	if err := x.rt.store.Append(context.WithoutCancel(ctx), rec); err != nil {
+		return fmt.Errorf("journal question about step %q: %w", id, err)
+	}
+	qs, _ := x.rt.inputs.Get([]string{qid})
+	x.rt.emit(Event{Type: EventStepWaiting, Run: x.runID, Step: id, Index: i, Attempt: rs.Attempt, Questions: qs})
+	return &StepError{Step: id, Attempt: rs.Attempt, Cause: "interrupted", Err: fmt.Errorf("%w (%w): %s", ErrWaiting, ErrInterrupted, msg)}
 }
 
 // stepInputs gives a step's calls its questions in the store.

@@ -367,6 +367,9 @@ func (r *Runtime) Run(ctx context.Context, m *manifest.Manifest, opts RunOptions
 			return res, err
 		}
 		var ids []string
+		if run, ok := r.store.Run(res.RunID); ok {
+			ids = append(ids, run.Pending...)
+		}
 		for _, s := range res.Steps {
 			ids = append(ids, s.Pending...)
 		}

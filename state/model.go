@@ -156,6 +156,8 @@ type Run struct {
 	Context   map[string]json.RawMessage `json:"context,omitempty"`
 	Cause     string                     `json:"cause,omitempty"`
 	Error     string                     `json:"error,omitempty"`
+	// Pending lists questions the run itself waits on (not a step's).
+	Pending []string `json:"pending,omitempty"`
 
 	index map[string]int
 }
@@ -305,7 +307,7 @@ func apply(runs map[string]*Run, rec *Record) error {
 	switch rec.Type {
 	case EventRunResumed:
 		r.Status = RunRunning
-		r.Cause, r.Error = "", ""
+		r.Cause, r.Error, r.Pending = "", "", nil
 	case EventStepStarted:
 		s.Status, s.Attempt, s.StartedAt = StepRunning, rec.Attempt, rec.Time
 		s.EndedAt, s.DurationMS, s.Cause, s.Error = time.Time{}, 0, "", ""
@@ -350,7 +352,7 @@ func apply(runs map[string]*Run, rec *Record) error {
 	case EventRunPaused:
 		r.Status, r.Cause, r.Error = RunPaused, rec.Cause, rec.Error
 	case EventRunWaiting:
-		r.Status, r.Cause, r.Error = RunWaiting, rec.Cause, rec.Error
+		r.Status, r.Cause, r.Error, r.Pending = RunWaiting, rec.Cause, rec.Error, rec.Pending
 	case EventRunRollingBack:
 		r.Status, r.Cause, r.Error = RunRollingBack, rec.Cause, rec.Error
 	case EventRollbackStarted:

@@ -16,8 +16,9 @@ import (
 
 // TestKill9_NonIdempotentStepNeedsAPerson kills `12fa run` inside a
 // non-idempotent step and checks that neither `run` nor `resume` runs it
-// again on their own: they stop with exit code 3 and say how to go on, and
-// --mark-done completes the run without running the step.
+// again on their own: they ask a person (exit code 5, a question in
+// `12fa inputs`) and say how to go on, and --mark-done completes the run
+// without running the step.
 func TestKill9_NonIdempotentStepNeedsAPerson(t *testing.T) {
 	project := t.TempDir()
 	effect := filepath.Join(examples(t), "effect", "effect.wasm")
@@ -66,10 +67,10 @@ idempotent = true
 	for _, args := range [][]string{{"run", manifest}, {"resume"}} {
 		out, err := exec.Command(bin, append([]string{"-C", project, "--cache-dir", cacheDir}, args...)...).CombinedOutput()
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 3 {
-			t.Fatalf("%v: err %v, want exit code 3\n%s", args, err, out)
+		if !errors.As(err, &ee) || ee.ExitCode() != 5 {
+			t.Fatalf("%v: err %v, want exit code 5 (a question for a person)\n%s", args, err, out)
 		}
-		for _, want := range []string{`step "charge-card"`, "never ended", "--rerun-interrupted", "--mark-done"} {
+		for _, want := range []string{`step "charge-card"`, "interrupted", "rerun, mark-done or abort", "--rerun-interrupted", "--mark-done"} {
 			if !strings.Contains(string(out), want) {
 				t.Fatalf("%v: output lacks %q:\n%s", args, want, out)
 			}
@@ -77,6 +78,9 @@ idempotent = true
 		if strings.Contains(string(out), "effect charge-card") {
 			t.Fatalf("%v ran the interrupted step:\n%s", args, out)
 		}
+	}
+	if q, _ := exec.Command(bin, "-C", project, "inputs").Output(); !strings.Contains(string(q), "rerun/mark-done/abort") {
+		t.Fatalf("no question about the interrupted step:\n%s", q)
 	}
 	out, err := exec.Command(bin, "-C", project, "--cache-dir", cacheDir, "resume", "--mark-done").CombinedOutput()
 	if err != nil {

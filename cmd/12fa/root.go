@@ -21,9 +21,9 @@ const (
 	exitOK          = 0
 	exitFailure     = 1 // usage, manifest, store or host error
 	exitStepFailed  = 2 // a step failed; the run is failed
-	exitNeedsPerson = 3 // an interrupted step, a changed plugin: a person must decide
+	exitNeedsPerson = 3 // a changed plugin or manifest: a person must decide
 	exitPaused      = 4 // a step failed for good and the run is paused: resume tries again
-	exitWaiting     = 5 // a step asked questions: answer them (12fa respond), then resume
+	exitWaiting     = 5 // waiting for answers (a step's questions, an interrupted step): 12fa respond, then resume
 	exitCanceled    = 130
 )
 
@@ -48,11 +48,11 @@ func exitFor(err error) error {
 		return nil
 	case errors.Is(err, runtime.ErrCanceled):
 		return &exitError{exitCanceled, err}
+	case errors.Is(err, runtime.ErrWaiting):
+		return &exitError{exitWaiting, err}
 	case errors.Is(err, runtime.ErrInterrupted), errors.Is(err, runtime.ErrPluginChanged),
 		errors.Is(err, runtime.ErrManifestChanged):
 		return &exitError{exitNeedsPerson, err}
-	case errors.Is(err, runtime.ErrWaiting):
-		return &exitError{exitWaiting, err}
 	case errors.Is(err, runtime.ErrRunPaused):
 		return &exitError{exitPaused, err}
 	case errors.Is(err, runtime.ErrStepFailed), errors.Is(err, runtime.ErrRunFailed),
