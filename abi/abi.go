@@ -239,6 +239,8 @@ type Envelope struct {
 	Input json.RawMessage `json:"input"`
 	// Outputs holds the output of every completed earlier step, by step id.
 	Outputs map[string]json.RawMessage `json:"outputs"`
+	// Inputs holds the answers to the manifest's [[input]] questions, by key.
+	Inputs map[string]string `json:"inputs,omitempty"`
 }
 
 // ErrorDoc is the error a step may return through the kernel's error_set,

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +46,7 @@ type Manifest struct {
 	Workflow Workflow
 	Defaults Defaults
 	Notify   Notify
+	Inputs   []Input
 	Steps    []Step
 }
 
@@ -190,7 +192,20 @@ type file struct {
 	Workflow Workflow `toml:"workflow"`
 	Defaults Defaults `toml:"defaults"`
 	Notify   Notify   `toml:"notify"`
+	Inputs   []Input  `toml:"input"`
 	Steps    []Step   `toml:"step"`
+}
+
+// Input is an [[input]] table: a question asked before the first step
+// runs, together with the others in one notification. Steps get the answers
+// in their envelope's "inputs", by key.
+type Input struct {
+	Key      string   `toml:"key"`
+	Question string   `toml:"question"`
+	Options  []string `toml:"options"`
+	Default  string   `toml:"default"`
+	// Timeout lets the question expire: with a default it answers itself.
+	Timeout Duration `toml:"timeout"`
 }
 
 // Notify is the [notify] table: where the run's notifications go (ntfy).
@@ -229,7 +244,7 @@ func Parse(name, path string, b []byte) (*Manifest, error) {
 	if perr != nil {
 		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalid, perr)
 	}
-	m := &Manifest{Path: path, Dir: filepath.Dir(path), Workflow: f.Workflow, Defaults: f.Defaults, Notify: f.Notify, Steps: f.Steps}
+	m := &Manifest{Path: path, Dir: filepath.Dir(path), Workflow: f.Workflow, Defaults: f.Defaults, Notify: f.Notify, Inputs: f.Inputs, Steps: f.Steps}
 	if err := m.finish(name, pos); err != nil {
 		return nil, err
 	}
@@ -270,6 +285,19 @@ func (m *Manifest) finish(name string, pos map[string]int) error {
 	}
 	if (m.Notify.NtfyURL == "") != (m.Notify.Topic == "") {
 		return bad("notify", "[notify] needs both ntfy_url and topic")
+	}
+	keys := map[string]bool{}
+	for i, in := range m.Inputs {
+		at := fmt.Sprintf("input.%d", i)
+		switch {
+		case in.Key == "" || in.Question == "":
+			return bad(at, "[[input]] %d needs a key and a question", i+1)
+		case keys[in.Key]:
+			return bad(at+".key", "[[input]] key %q is used twice", in.Key)
+		case in.Default != "" && len(in.Options) > 0 && !slices.Contains(in.Options, in.Default):
+			return bad(at+".default", "[[input]] %q: default %q is not one of the options", in.Key, in.Default)
+		}
+		keys[in.Key] = true
 	}
 	if m.Defaults.Timeout == 0 {
 		m.Defaults.Timeout = Duration(DefaultTimeout)

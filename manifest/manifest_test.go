@@ -104,6 +104,8 @@ func TestLoad_Errors(t *testing.T) {
 		{"bad on_failure", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\non_failure = \"explode\"\n", `:6: invalid manifest: step "a": on_failure must be "pause", "fail" or "rollback", not "explode"`},
 		{"bad retry", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nretry = { max_attempts = 3, jitter = 2.0 }\n", `:6: invalid manifest: step "a": retry: jitter must be between 0 and 1`},
 		{"unknown retry key", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nretry = { attempts = 3 }\n", `:6: invalid manifest: unknown key "step.attempts"`},
+		{"input without a question", head + "[[input]]\nkey = \"k\"\n[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n", `:3: invalid manifest: [[input]] 1 needs a key and a question`},
+		{"input default not an option", head + "[[input]]\nkey = \"k\"\nquestion = \"Q?\"\noptions = [\"a\"]\ndefault = \"b\"\n[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n", `:7: invalid manifest: [[input]] "k": default "b" is not one of the options`},
 		{"relative guest path", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nallow = { paths = { \"d\" = \"data\" } }\n", `:6: invalid manifest: step "a": guest path "data" must be absolute`},
 	}
 	for _, tc := range tests {

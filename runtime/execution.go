@@ -33,6 +33,9 @@ type execution struct {
 	outputs bytes.Buffer
 	// byID holds each completed step's output, for steps that declare needs.
 	byID map[string]json.RawMessage
+	// answers holds the answers to the manifest's [[input]] questions, as
+	// the envelope's "inputs" object (nil when there are none).
+	answers json.RawMessage
 	// notifier is where the run's notifications go (nil: off); notified
 	// counts the plugins' own, for the per-run limit.
 	notifier Notifier
@@ -127,6 +130,10 @@ func (x *execution) run(ctx context.Context, run *state.Run) (*Result, error) {
 			}
 		}
 		err := x.rollback(ctx, nil)
+		x.finish(run.ID)
+		return x.res, err
+	}
+	if err := x.askUpfront(ctx); err != nil {
 		x.finish(run.ID)
 		return x.res, err
 	}
@@ -384,7 +391,12 @@ func (x *execution) envelope(l *loaded, attempt int) []byte {
 	b = append(b, head[:len(head)-1]...)
 	b = append(b, `,"outputs":{`...)
 	b = append(b, outputs...)
-	return append(b, "}}"...)
+	b = append(b, '}')
+	if x.answers != nil {
+		b = append(b, `,"inputs":`...)
+		b = append(b, x.answers...)
+	}
+	return append(b, '}')
 }
 
 // attempt runs one attempt of step i and journals its start and, on
@@ -480,6 +492,48 @@ func (x *execution) wait(ctx context.Context, i, attempt int, f *failure) error 
 	qs, _ := x.rt.inputs.Get(f.waiting)
 	x.rt.emit(Event{Type: EventStepWaiting, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: f.dur, Questions: qs})
 	return &StepError{Step: s.ID, Attempt: attempt, Cause: "waiting", Err: fmt.Errorf("%w: %s", ErrWaiting, msg)}
+}
+
+// askUpfront asks the manifest's [[input]] questions, all together, before
+// any step runs. With every one answered, the answers go in each envelope;
+// otherwise the run waits (one notification for all of them).
+func (x *execution) askUpfront(ctx context.Context) error {
+	if len(x.m.Inputs) == 0 {
+		return nil
+	}
+	answers := map[string]string{}
+	var pending []string
+	for _, in := range x.m.Inputs {
+		req := abi.InputRequest{Key: in.Key, Question: in.Question, Options: in.Options, Default: in.Default}
+		if in.Timeout > 0 {
+			req.Timeout = time.Duration(in.Timeout).String()
+		}
+		resp, err := x.rt.inputs.Ask(x.runID, "", req)
+		if err != nil {
+			return fmt.Errorf("[[input]] %q: %w", in.Key, err)
+		}
+		if !resp.Answered {
+			pending = append(pending, resp.ID)
+			continue
+		}
+		answers[in.Key] = resp.Answer
+	}
+	if len(pending) > 0 {
+		msg := fmt.Sprintf("%d [[input]] question(s) waiting for an answer: %s", len(pending), strings.Join(pending, ", "))
+		rec := &state.Record{Type: state.EventRunWaiting, Run: x.runID, Cause: "inputs", Error: msg, Pending: pending}
+		if err := x.rt.store.Append(context.WithoutCancel(ctx), rec); err != nil {
+			return fmt.Errorf("journal questions: %w", err)
+		}
+		qs, _ := x.rt.inputs.Get(pending)
+		x.rt.emit(Event{Type: EventStepWaiting, Run: x.runID, Index: -1, Questions: qs})
+		return fmt.Errorf("%w: %s", ErrWaiting, msg)
+	}
+	b, err := json.Marshal(answers)
+	if err != nil {
+		return err
+	}
+	x.answers = b
+	return nil
 }
 
 // waitInterrupted stops the run until a person says what to do with an

@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -142,5 +143,47 @@ func TestRuntime_Question_ExpiresWithoutDefault(t *testing.T) {
 	var se *runtime.StepError
 	if !errors.As(err, &se) || se.Cause != "input_timeout" {
 		t.Fatalf("after expiry: %v", err)
+	}
+}
+
+// TestRuntime_UpfrontInputs: [[input]] questions are asked together before
+// the first step, with one notification; answered, every step gets them.
+func TestRuntime_UpfrontInputs(t *testing.T) {
+	f := newFixture(t)
+	fn := &fakeNotifier{}
+	rt, err := runtime.New(t.Context(), runtime.Config{ProjectDir: f.project, CacheDir: f.cache, Notifier: fn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(t.Context())
+	m := f.manifest(effect("a", true, nil), effect("b", true, nil))
+	m.Inputs = []manifest.Input{
+		{Key: "target", Question: "Which environment?", Options: []string{"staging", "prod"}},
+		{Key: "ticket", Question: "Ticket number?"},
+	}
+	_, err = rt.Run(t.Context(), m, runtime.RunOptions{})
+	if !errors.Is(err, runtime.ErrWaiting) || len(f.ran()) != 0 {
+		t.Fatalf("err = %v (no step may run before the answers)", err)
+	}
+	if got := strings.Join(fn.titles(), "|"); !strings.HasSuffix(got, "Input required: test") || strings.Count(got, "Input required") != 1 {
+		t.Fatalf("notifications %q", got)
+	}
+	qs, _ := runtime.Questions(f.project)
+	for _, q := range qs {
+		answer := "T-42"
+		if len(q.Options) > 0 {
+			answer = "prod"
+		}
+		if _, err := runtime.Respond(f.project, q.ID, answer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := rt.Run(t.Context(), m, runtime.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct{ Inputs map[string]string }
+	if err := json.Unmarshal(res.Output("b"), &out); err != nil || out.Inputs["target"] != "prod" || out.Inputs["ticket"] != "T-42" {
+		t.Fatalf("step b got inputs %v (%s)", out.Inputs, res.Output("b"))
 	}
 }

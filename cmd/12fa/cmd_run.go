@@ -265,7 +265,11 @@ func (p *printer) event(e runtime.Event) {
 		line = fmt.Sprintf("[%d/%d] %s: marked done by hand, not run again (output null)\n", e.Index+1, steps, e.Step)
 	case runtime.EventStepWaiting:
 		var b strings.Builder
-		fmt.Fprintf(&b, "[%d/%d] %s: waiting for %d answer(s):\n", e.Index+1, steps, e.Step, len(e.Questions))
+		if e.Step == "" {
+			fmt.Fprintf(&b, "[inputs] waiting for %d answer(s) before the first step:\n", len(e.Questions))
+		} else {
+			fmt.Fprintf(&b, "[%d/%d] %s: waiting for %d answer(s):\n", e.Index+1, steps, e.Step, len(e.Questions))
+		}
 		for _, q := range e.Questions {
 			opts := ""
 			if len(q.Options) > 0 {

@@ -81,7 +81,11 @@ func run() int32 {
 			saw = append(saw, id)
 		}
 		sort.Strings(saw)
-		return map[string]any{"step": env.Step, "attempt": env.Attempt, "count": count + 1, "saw": saw}, nil
+		out := map[string]any{"step": env.Step, "attempt": env.Attempt, "count": count + 1, "saw": saw}
+		if len(env.Inputs) > 0 {
+			out["inputs"] = env.Inputs
+		}
+		return out, nil
 	})
 }
 
