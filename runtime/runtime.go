@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -21,6 +22,7 @@ import (
 	"github.com/12fa/12fa/inputs"
 	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/notify"
+	"github.com/12fa/12fa/progress"
 	"github.com/12fa/12fa/state"
 )
 
@@ -75,11 +77,12 @@ func DefaultCacheDir() (string, error) {
 // executed in order by one goroutine, and the runs share the host's compiled
 // plugins and the store's journal (whose fsyncs they share too).
 type Runtime struct {
-	cfg    Config
-	log    hclog.Logger
-	store  *state.Store
-	host   *host.Host
-	inputs *inputs.Store
+	cfg      Config
+	log      hclog.Logger
+	store    *state.Store
+	host     *host.Host
+	inputs   *inputs.Store
+	progress *progress.Log
 
 	mu        sync.Mutex
 	active    map[string]bool         // runs being executed in this process
@@ -133,14 +136,20 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		_ = st.Close()
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	return &Runtime{cfg: cfg, log: cfg.Logger, store: st, host: h, inputs: inputs.New(dir, cfg.Now),
+	pl, err := progress.Open(filepath.Join(dir, progress.FileName))
+	if err != nil {
+		_ = h.Close(ctx)
+		_ = st.Close()
+		return nil, fmt.Errorf("runtime: %w", err)
+	}
+	return &Runtime{cfg: cfg, log: cfg.Logger, store: st, host: h, inputs: inputs.New(dir, cfg.Now), progress: pl,
 		active: make(map[string]bool), notifiers: make(map[string]*notify.Ntfy)}, nil
 }
 
 // Close releases the host and the store (writing its snapshot), and gives
 // queued notifications up to five seconds to go out.
 func (r *Runtime) Close(ctx context.Context) error {
-	errs := []error{r.host.Close(ctx), r.store.Close()}
+	errs := []error{r.host.Close(ctx), r.store.Close(), r.progress.Close()}
 	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	r.mu.Lock()
@@ -572,11 +581,57 @@ func short(sha string) string {
 	return sha
 }
 
+// emit records an event in progress.jsonl and hands it to Config.OnEvent.
 func (r *Runtime) emit(e Event) {
+	e.Time = r.cfg.Now()
+	if err := r.progress.Add(progressEntry(e)); err != nil {
+		r.log.Warn("progress log", "error", err)
+	}
 	if r.cfg.OnEvent != nil {
-		e.Time = r.cfg.Now()
 		r.cfg.OnEvent(e)
 	}
+}
+
+// progressEntry turns an event into a progress.jsonl line.
+func progressEntry(e Event) progress.Entry {
+	p := progress.Entry{Time: e.Time.UTC(), Session: e.Run, Step: e.Step, Action: string(e.Type),
+		DurationMS: ms(e.Duration)}
+	switch e.Type {
+	case EventRunStarted, EventRunResumed, EventRunCompleted, EventRunFailed, EventRunRolledBack, EventPluginsLoaded:
+		p.Phase = "run"
+	case EventRollbackStarted, EventRollbackCompleted, EventRollbackFailed:
+		p.Phase = "rollback"
+	case EventStepLog:
+		p.Phase, p.Action, p.Details = "log", e.Log.Source+"."+e.Log.Level.String(), e.Log.Message
+	default:
+		p.Phase = "step"
+	}
+	switch e.Type {
+	case EventStepCompleted, EventStepReplayed, EventStepMarkedDone, EventRunCompleted, EventRollbackCompleted, EventRunRolledBack:
+		p.Result = "ok"
+	case EventStepFailed, EventRunFailed, EventRollbackFailed:
+		p.Result = "failed"
+	case EventStepWaiting:
+		p.Result = "waiting"
+		for _, q := range e.Questions {
+			p.Details += q.ID + ": " + q.Question + "; "
+		}
+	}
+	if e.Err != nil {
+		p.Details = e.Err.Error()
+		if e.RetryIn > 0 {
+			p.Details += fmt.Sprintf("; retrying in %s", e.RetryIn.Round(time.Millisecond))
+		}
+	}
+	if e.Attempt > 0 && p.Phase != "log" {
+		p.Details = strings.TrimSpace(fmt.Sprintf("attempt %d %s", e.Attempt, p.Details))
+	}
+	return p
+}
+
+// ProgressPath is where a project's progress log is.
+func ProgressPath(projectDir string) string {
+	return filepath.Join(StoreDir(projectDir), progress.FileName)
 }
 
 // contextMap is a run's workflow context as the host reads it.

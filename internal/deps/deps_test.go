@@ -14,8 +14,8 @@ const module = "github.com/12fa/12fa/"
 // import (non-test files). Packages not listed may import only abi.
 var allowed = map[string][]string{
 	"abi":      {},
-	"runtime":  {"abi", "host", "state", "manifest", "checkpoint", "inputs", "notify"},
-	"cmd/12fa": {"runtime", "manifest", "state", "inputs", "abi", "bench"},
+	"runtime":  {"abi", "host", "state", "manifest", "checkpoint", "inputs", "notify", "progress", "features"},
+	"cmd/12fa": {"runtime", "manifest", "state", "inputs", "progress", "features", "abi", "bench"},
 	"bench":    {"runtime", "manifest", "state"},
 }
 

@@ -1,0 +1,148 @@
+// Package progress keeps .12fa/progress.jsonl, the log of every action 12fa
+// takes (the 12-factor-agents package's progress log): one JSON object a
+// line, appended, never rewritten. It is for people and tools watching
+// runs; the journal, not this file, is what resume trusts, so lines are
+// written without fsync and a torn or unreadable line is skipped on read.
+//
+// progress imports nothing of 12fa's.
+package progress
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+	"time"
+)
+
+// FileName is the log's name in the store directory.
+const FileName = "progress.jsonl"
+
+// Entry is one action, with the seed's fields.
+type Entry struct {
+	Time time.Time `json:"time"`
+	// Session is the run the action belongs to.
+	Session string `json:"session"`
+	// Phase is "run", "step", "rollback" or "log".
+	Phase  string `json:"phase"`
+	Step   string `json:"step,omitempty"`
+	Action string `json:"action"`
+	// Result is "ok", "failed", "waiting" or "" for actions that have none.
+	Result     string  `json:"result,omitempty"`
+	Details    string  `json:"details,omitempty"`
+	DurationMS float64 `json:"duration_ms,omitempty"`
+}
+
+// Log appends entries to a progress file. Its methods are safe for
+// concurrent use.
+type Log struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+// Open opens (creating) the progress file path for appending. A torn last
+// line left by a crash is ended first, so that it does not swallow the next
+// entry.
+func Open(path string) (*Log, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open progress log: %w", err)
+	}
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
+			_, _ = f.Write([]byte{'\n'})
+		}
+	}
+	return &Log{f: f}, nil
+}
+
+// Add appends e as one line.
+func (l *Log) Add(e Entry) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, err = l.f.Write(append(b, '\n'))
+	return err
+}
+
+// Close closes the file.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Close()
+}
+
+// Read returns the entries of the file at path from byte offset from, and
+// the offset after the last complete line (to continue from when
+// following). Unreadable lines are skipped; a missing file has none.
+func Read(path string, from int64) ([]Entry, int64, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, from, nil
+	}
+	if err != nil {
+		return nil, from, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return nil, from, err
+	}
+	var out []Entry
+	br := bufio.NewReader(f)
+	off := from
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) == 0 || line[len(line)-1] != '\n' {
+			break // end, or a line still being written
+		}
+		off += int64(len(line))
+		var e Entry
+		if json.Unmarshal(line, &e) == nil {
+			out = append(out, e)
+		}
+		if err != nil {
+			break
+		}
+	}
+	return out, off, nil
+}
+
+// Stats sums up a session's actions, like the seed's session stats.
+type Stats struct {
+	Actions     int     `json:"actions"`
+	Successes   int     `json:"successes"`
+	Failures    int     `json:"failures"`
+	SuccessRate float64 `json:"success_rate"`
+	DurationMS  float64 `json:"total_duration_ms"`
+}
+
+// Summarize computes the stats of entries (of one session, or all when
+// session is empty).
+func Summarize(entries []Entry, session string) Stats {
+	var s Stats
+	for _, e := range entries {
+		if session != "" && e.Session != session || e.Phase == "log" {
+			continue
+		}
+		s.Actions++
+		switch e.Result {
+		case "ok":
+			s.Successes++
+		case "failed":
+			s.Failures++
+		}
+		s.DurationMS += e.DurationMS
+	}
+	if n := s.Successes + s.Failures; n > 0 {
+		s.SuccessRate = float64(s.Successes) / float64(n)
+	}
+	return s
+}
