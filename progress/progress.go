@@ -38,10 +38,18 @@ type Entry struct {
 }
 
 // Log appends entries to a progress file. Its methods are safe for
-// concurrent use.
+// concurrent use. Entries are written in order by a goroutine of its own
+// every 50ms, so that adding one costs its encoding and not a write (or a
+// wake-up) on the caller's path; Close writes what is left. A crash may
+// lose the last 50ms of entries; the journal, not this log, is durable.
 type Log struct {
-	mu sync.Mutex
-	f  *os.File
+	f       *os.File
+	mu      sync.Mutex
+	pending []byte
+	wake    chan struct{}
+	done    chan struct{}
+	closed  bool
+	err     error
 }
 
 // Open opens (creating) the progress file path for appending. A torn last
@@ -58,8 +66,14 @@ func Open(path string) (*Log, error) {
 			_, _ = f.Write([]byte{'\n'})
 		}
 	}
-	return &Log{f: f}, nil
+	l := &Log{f: f, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go l.write()
+	return l, nil
 }
+
+// maxPending bounds the bytes waiting to be written; past it Add drops
+// entries (and says so) rather than grow without bound.
+const maxPending = 8 << 20
 
 // Add appends e as one line.
 func (l *Log) Add(e Entry) error {
@@ -68,16 +82,72 @@ func (l *Log) Add(e Entry) error {
 		return err
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	_, err = l.f.Write(append(b, '\n'))
-	return err
+	if l.closed {
+		l.mu.Unlock()
+		return errors.New("progress log closed")
+	}
+	if l.err != nil || len(l.pending)+len(b) > maxPending {
+		err := l.err
+		l.mu.Unlock()
+		if err == nil {
+			err = errors.New("progress log behind: entry dropped")
+		}
+		return err
+	}
+	l.pending = append(append(l.pending, b...), '\n')
+	l.mu.Unlock()
+	return nil
 }
 
-// Close closes the file.
+// flushEvery is how often pending entries are written.
+const flushEvery = 50 * time.Millisecond
+
+func (l *Log) write() {
+	defer close(l.done)
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	var buf []byte
+	for {
+		l.mu.Lock()
+		buf, l.pending = l.pending, buf[:0]
+		closed := l.closed
+		l.mu.Unlock()
+		if len(buf) > 0 {
+			if _, err := l.f.Write(buf); err != nil {
+				l.mu.Lock()
+				l.err = fmt.Errorf("write progress log: %w", err)
+				l.mu.Unlock()
+			}
+			continue
+		}
+		if closed {
+			return
+		}
+		select {
+		case <-l.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// Close writes what is pending and closes the file.
 func (l *Log) Close() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.f.Close()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	<-l.done
+	l.mu.Lock()
+	err := l.err
+	l.mu.Unlock()
+	return errors.Join(err, l.f.Close())
 }
 
 // Read returns the entries of the file at path from byte offset from, and
