@@ -1,0 +1,364 @@
+// Package checkpoint records a project's working tree as git commits that
+// are on no branch ("shadow" commits under refs/12fa/<run>/<step>), with
+// go-git's plumbing: the user's HEAD, index and branches are never touched,
+// and no git binary is needed.
+//
+// A tree is built from the files on disk, honouring .gitignore files (an
+// ignored directory is not even walked) and leaving out .git and .12fa. A
+// stat cache (path, size, mtime, inode, mode → blob) means a file is read
+// and hashed only when its stat changed, so a checkpoint of a large tree
+// with one changed file costs a walk of stats, not a rehash.
+//
+// checkpoint knows nothing of runs' state: it is given a message and names.
+// It imports go-git and internal/atomicfile only.
+package checkpoint
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/12fa/12fa/internal/atomicfile"
+)
+
+// ErrNotRepo: the project is not in a git repository; git checkpoints are
+// skipped.
+var ErrNotRepo = errors.New("not a git repository")
+
+// RefPrefix is where shadow commits are referenced.
+const RefPrefix = "refs/12fa/"
+
+// Git makes shadow commits of one working tree. Its methods are safe for
+// concurrent use (they serialize).
+type Git struct {
+	mu        sync.Mutex
+	repo      *git.Repository
+	root      string
+	cachePath string
+	cache     map[string]statEntry
+	dirty     bool
+}
+
+type statEntry struct {
+	Size  int64  `json:"s"`
+	MTime int64  `json:"m"`
+	Ino   uint64 `json:"i"`
+	Mode  uint32 `json:"o"`
+	Hash  string `json:"h"`
+}
+
+// Open opens the repository containing dir. cachePath, when set, keeps the
+// stat cache between processes.
+func Open(dir, cachePath string) (*Git, error) {
+	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		return nil, fmt.Errorf("checkpoint: %s: %w", dir, ErrNotRepo)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: open repository: %w", err)
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	g := &Git{repo: repo, root: wt.Filesystem.Root(), cachePath: cachePath, cache: map[string]statEntry{}}
+	if cachePath != "" {
+		if b, err := os.ReadFile(cachePath); err == nil {
+			_ = json.Unmarshal(b, &g.cache) // a bad cache only costs rehashing
+		}
+	}
+	return g, nil
+}
+
+// Root is the working tree's directory.
+func (g *Git) Root() string { return g.root }
+
+// Meta describes a checkpoint.
+type Meta struct {
+	// Ref is the name under RefPrefix, e.g. "<run>/<step>".
+	Ref string
+	// Message is the commit message; Trailers are appended as git trailers.
+	Message  string
+	Trailers map[string]string
+	// Parent is the previous checkpoint's commit; empty: HEAD, if any.
+	Parent string
+	Time   time.Time
+}
+
+// Result is a checkpoint made.
+type Result struct {
+	Commit string
+	Tree   string
+	// Reused is set when the tree had not changed and the parent commit
+	// was referenced again instead of an empty commit.
+	Reused bool
+	// Hashed counts the files read and hashed (the rest came from the stat
+	// cache); Files counts every file in the tree.
+	Hashed, Files int
+}
+
+// Checkpoint records the working tree and references it as RefPrefix+m.Ref.
+func (g *Git) Checkpoint(m Meta) (Result, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var res Result
+	tree, err := g.writeTree("", nil, &res)
+	if err != nil {
+		return res, fmt.Errorf("checkpoint: %w", err)
+	}
+	res.Tree = tree.String()
+	var parents []plumbing.Hash
+	parent := plumbing.ZeroHash
+	if m.Parent != "" {
+		parent = plumbing.NewHash(m.Parent)
+	} else if head, err := g.repo.Head(); err == nil {
+		parent = head.Hash()
+	}
+	if !parent.IsZero() {
+		parents = append(parents, parent)
+		if pc, err := g.repo.CommitObject(parent); err == nil && pc.TreeHash == tree && m.Parent != "" {
+			res.Commit, res.Reused = parent.String(), true
+			return res, g.setRef(m.Ref, parent)
+		}
+	}
+	if m.Time.IsZero() {
+		m.Time = time.Now()
+	}
+	sig := object.Signature{Name: "12fa", Email: "12fa@localhost", When: m.Time}
+	msg := strings.TrimRight(m.Message, "\n") + "\n"
+	if len(m.Trailers) > 0 {
+		keys := make([]string, 0, len(m.Trailers))
+		for k := range m.Trailers {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		msg += "\n"
+		for _, k := range keys {
+			msg += k + ": " + m.Trailers[k] + "\n"
+		}
+	}
+	c := &object.Commit{Author: sig, Committer: sig, Message: msg, TreeHash: tree, ParentHashes: parents}
+	obj := g.repo.Storer.NewEncodedObject()
+	if err := c.Encode(obj); err != nil {
+		return res, fmt.Errorf("checkpoint: encode commit: %w", err)
+	}
+	h, err := g.repo.Storer.SetEncodedObject(obj)
+	if err != nil {
+		return res, fmt.Errorf("checkpoint: store commit: %w", err)
+	}
+	res.Commit = h.String()
+	return res, g.setRef(m.Ref, h)
+}
+
+func (g *Git) setRef(name string, h plumbing.Hash) error {
+	if err := g.repo.Storer.SetReference(plumbing.NewHashReference(plumbing.ReferenceName(RefPrefix+name), h)); err != nil {
+		return fmt.Errorf("checkpoint: set %s%s: %w", RefPrefix, name, err)
+	}
+	return nil
+}
+
+// SaveCache writes the stat cache, if it changed.
+func (g *Git) SaveCache() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cachePath == "" || !g.dirty {
+		return nil
+	}
+	b, err := json.Marshal(g.cache)
+	if err != nil {
+		return err
+	}
+	g.dirty = false
+	return atomicfile.Write(g.cachePath, b, 0o644)
+}
+
+// Refs lists the shadow refs and their commits.
+func (g *Git) Refs() (map[string]string, error) {
+	it, err := g.repo.References()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	err = it.ForEach(func(r *plumbing.Reference) error {
+		if n := r.Name().String(); strings.HasPrefix(n, RefPrefix) {
+			out[strings.TrimPrefix(n, RefPrefix)] = r.Hash().String()
+		}
+		return nil
+	})
+	return out, err
+}
+
+// RemoveRefs deletes every shadow ref (the objects go with git's gc).
+func (g *Git) RemoveRefs() error {
+	refs, err := g.Refs()
+	if err != nil {
+		return err
+	}
+	for name := range refs {
+		if err := g.repo.Storer.RemoveReference(plumbing.ReferenceName(RefPrefix + name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// skipped are never recorded: git's own directory and 12fa's store.
+var skipped = map[string]bool{".git": true, ".12fa": true}
+
+// writeTree writes the tree of directory rel (relative to the root) and
+// returns its hash.
+func (g *Git) writeTree(rel string, patterns []gitignore.Pattern, res *Result) (plumbing.Hash, error) {
+	dir := filepath.Join(g.root, filepath.FromSlash(rel))
+	domain := splitPath(rel)
+	if b, err := os.ReadFile(filepath.Join(dir, ".gitignore")); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimRight(line, "\r")
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			patterns = append(patterns, gitignore.ParsePattern(line, domain))
+		}
+	}
+	matcher := gitignore.NewMatcher(patterns)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	var tree object.Tree
+	for _, e := range entries {
+		name := e.Name()
+		if rel == "" && skipped[name] {
+			continue
+		}
+		p := path.Join(rel, name)
+		isDir := e.IsDir()
+		if matcher.Match(append(domain, name), isDir) {
+			continue
+		}
+		switch {
+		case isDir:
+			h, err := g.writeTree(p, patterns, res)
+			if err != nil {
+				return plumbing.ZeroHash, err
+			}
+			if h == emptyTree {
+				continue // git records no empty directories
+			}
+			tree.Entries = append(tree.Entries, object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h})
+		case e.Type().IsRegular() || e.Type()&fs.ModeSymlink != 0:
+			h, mode, hashed, err := g.blob(p, filepath.Join(dir, name))
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					continue // removed while we walked
+				}
+				return plumbing.ZeroHash, err
+			}
+			res.Files++
+			if hashed {
+				res.Hashed++
+			}
+			tree.Entries = append(tree.Entries, object.TreeEntry{Name: name, Mode: mode, Hash: h})
+		}
+	}
+	sort.Slice(tree.Entries, func(i, j int) bool { return treeKey(tree.Entries[i]) < treeKey(tree.Entries[j]) })
+	obj := g.repo.Storer.NewEncodedObject()
+	if err := tree.Encode(obj); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if g.repo.Storer.HasEncodedObject(obj.Hash()) == nil {
+		return obj.Hash(), nil
+	}
+	return g.repo.Storer.SetEncodedObject(obj)
+}
+
+// emptyTree is the hash of a tree with no entries.
+var emptyTree = plumbing.NewHash("4b825dc642cb6eb9a060e54bf8d69288fbee4904")
+
+// treeKey orders entries as git does: a directory sorts as if its name
+// ended with "/".
+func treeKey(e object.TreeEntry) string {
+	if e.Mode == filemode.Dir {
+		return e.Name + "/"
+	}
+	return e.Name
+}
+
+// blob returns the blob of the file at abs (p relative to the root),
+// hashing it only when its stat changed since the cache saw it.
+func (g *Git) blob(p, abs string) (h plumbing.Hash, mode filemode.FileMode, hashed bool, err error) {
+	fi, err := os.Lstat(abs)
+	if err != nil {
+		return plumbing.ZeroHash, 0, false, err
+	}
+	mode = filemode.Regular
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		mode = filemode.Symlink
+	case fi.Mode()&0o111 != 0:
+		mode = filemode.Executable
+	}
+	st := statEntry{Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Mode: uint32(mode)}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.Ino = sys.Ino
+	}
+	if c, ok := g.cache[p]; ok && c.Size == st.Size && c.MTime == st.MTime && c.Ino == st.Ino && c.Mode == st.Mode {
+		if h := plumbing.NewHash(c.Hash); g.repo.Storer.HasEncodedObject(h) == nil {
+			return h, mode, false, nil
+		}
+	}
+	var data []byte
+	if mode == filemode.Symlink {
+		target, err := os.Readlink(abs)
+		if err != nil {
+			return plumbing.ZeroHash, 0, false, err
+		}
+		data = []byte(target)
+	} else if data, err = os.ReadFile(abs); err != nil {
+		return plumbing.ZeroHash, 0, false, err
+	}
+	obj := g.repo.Storer.NewEncodedObject()
+	obj.SetType(plumbing.BlobObject)
+	obj.SetSize(int64(len(data)))
+	w, err := obj.Writer()
+	if err != nil {
+		return plumbing.ZeroHash, 0, false, err
+	}
+	if _, err := w.Write(data); err != nil {
+		return plumbing.ZeroHash, 0, false, err
+	}
+	if err := w.Close(); err != nil {
+		return plumbing.ZeroHash, 0, false, err
+	}
+	h = obj.Hash()
+	if g.repo.Storer.HasEncodedObject(h) != nil {
+		if h, err = g.repo.Storer.SetEncodedObject(obj); err != nil {
+			return plumbing.ZeroHash, 0, false, err
+		}
+	}
+	st.Hash = h.String()
+	g.cache[p] = st
+	g.dirty = true
+	return h, mode, true, nil
+}
+
+func splitPath(rel string) []string {
+	if rel == "" {
+		return nil
+	}
+	return strings.Split(rel, "/")
+}
