@@ -42,12 +42,13 @@ type Manifest struct {
 	Path string
 	// Dir is the manifest's directory, absolute; plugin paths are relative
 	// to it.
-	Dir      string
-	Workflow Workflow
-	Defaults Defaults
-	Notify   Notify
-	Inputs   []Input
-	Steps    []Step
+	Dir        string
+	Workflow   Workflow
+	Defaults   Defaults
+	Notify     Notify
+	Checkpoint Checkpoint
+	Inputs     []Input
+	Steps      []Step
 }
 
 // Workflow is the [workflow] table.
@@ -189,11 +190,20 @@ func (s *Size) UnmarshalText(b []byte) error {
 }
 
 type file struct {
-	Workflow Workflow `toml:"workflow"`
-	Defaults Defaults `toml:"defaults"`
-	Notify   Notify   `toml:"notify"`
-	Inputs   []Input  `toml:"input"`
-	Steps    []Step   `toml:"step"`
+	Workflow   Workflow   `toml:"workflow"`
+	Defaults   Defaults   `toml:"defaults"`
+	Notify     Notify     `toml:"notify"`
+	Checkpoint Checkpoint `toml:"checkpoint"`
+	Inputs     []Input    `toml:"input"`
+	Steps      []Step     `toml:"step"`
+}
+
+// Checkpoint is the [checkpoint] table.
+type Checkpoint struct {
+	// Git records the project's working tree as a shadow commit after each
+	// completed step. Nil (absent): on when the project is in a git
+	// repository.
+	Git *bool `toml:"git"`
 }
 
 // Input is an [[input]] table: a question asked before the first step
@@ -244,7 +254,7 @@ func Parse(name, path string, b []byte) (*Manifest, error) {
 	if perr != nil {
 		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalid, perr)
 	}
-	m := &Manifest{Path: path, Dir: filepath.Dir(path), Workflow: f.Workflow, Defaults: f.Defaults, Notify: f.Notify, Inputs: f.Inputs, Steps: f.Steps}
+	m := &Manifest{Path: path, Dir: filepath.Dir(path), Workflow: f.Workflow, Defaults: f.Defaults, Notify: f.Notify, Checkpoint: f.Checkpoint, Inputs: f.Inputs, Steps: f.Steps}
 	if err := m.finish(name, pos); err != nil {
 		return nil, err
 	}

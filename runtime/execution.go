@@ -40,6 +40,9 @@ type execution struct {
 	// counts the plugins' own, for the per-run limit.
 	notifier Notifier
 	notified atomic.Int32
+	// lastCommit is the run's latest checkpoint commit, the parent of the
+	// next.
+	lastCommit string
 }
 
 // maxPluginNotificationsPerRun bounds what a run's plugins may send.
@@ -473,6 +476,7 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 	}
 	x.res.Ran++
 	x.addOutput(s.ID, out)
+	x.checkpoint(i, attempt, out)
 	x.rt.emit(Event{Type: EventStepCompleted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Output: out, Duration: dur})
 	return nil, nil
 }

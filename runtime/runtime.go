@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/12fa/12fa/abi"
+	"github.com/12fa/12fa/checkpoint"
 	"github.com/12fa/12fa/host"
 	"github.com/12fa/12fa/inputs"
 	"github.com/12fa/12fa/manifest"
@@ -87,6 +88,8 @@ type Runtime struct {
 	mu        sync.Mutex
 	active    map[string]bool         // runs being executed in this process
 	notifiers map[string]*notify.Ntfy // by server and topic
+	git       *checkpoint.Git         // opened at the first checkpoint
+	gitErr    error                   // why there is none
 }
 
 // Notifier sends notifications; *notify.Ntfy is one.
@@ -150,6 +153,9 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 // queued notifications up to five seconds to go out.
 func (r *Runtime) Close(ctx context.Context) error {
 	errs := []error{r.host.Close(ctx), r.store.Close(), r.progress.Close()}
+	if r.git != nil {
+		errs = append(errs, r.git.SaveCache())
+	}
 	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	r.mu.Lock()
@@ -426,6 +432,16 @@ func (r *Runtime) runOnce(ctx context.Context, m *manifest.Manifest, opts RunOpt
 	defer r.release(run.ID)
 	x := &execution{rt: r, m: m, steps: steps, opts: opts, runID: run.ID,
 		context: contextMap(run.Context), res: &Result{RunID: run.ID}, notifier: r.notifierFor(m)}
+	if run.Status != state.RunRunning || run.Steps[0].Attempt > 0 {
+		// A resumed run: its next checkpoint follows its last one.
+		if cps, err := Checkpoints(r.cfg.ProjectDir); err == nil {
+			for _, cp := range cps {
+				if cp.Run == run.ID && cp.Commit != "" {
+					x.lastCommit = cp.Commit
+				}
+			}
+		}
+	}
 	if run.Status == state.RunRunning && len(run.Steps) > 0 && run.Steps[0].Status == state.StepPending && run.Steps[0].Attempt == 0 {
 		x.announce(ctx, abi.Notification{Title: "Run started: " + m.Workflow.Name, Priority: 2, Tags: []string{"arrow_forward"},
 			Message: fmt.Sprintf("run %s, %d steps", run.ID, len(run.Steps))})
@@ -696,8 +712,17 @@ func Respond(projectDir, id, answer string) (inputs.Question, error) {
 	return inputs.New(StoreDir(projectDir), nil).Respond(id, answer)
 }
 
-// Clean removes a project's store. It fails while another process holds it.
-func Clean(projectDir string) error { return state.Remove(StoreDir(projectDir)) }
+// Clean removes a project's store, and the shadow refs of its checkpoints
+// (refs/12fa/*). It fails while another process holds the store.
+func Clean(projectDir string) error {
+	if err := state.Remove(StoreDir(projectDir)); err != nil {
+		return err
+	}
+	if g, err := checkpoint.Open(projectDir, ""); err == nil {
+		return g.RemoveRefs()
+	}
+	return nil
+}
 
 // RunAll runs the workflows concurrently, at most parallel at a time (all of
 // them when parallel < 1), each as Run would, and returns their results and

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -44,6 +45,21 @@ func TestCLI(t *testing.T) {
 					cmd.Stdout, cmd.Stderr = ts.Stdout(), ts.Stderr()
 					_ = cmd.Run() // the script checks what it printed
 				}
+			},
+			// 12fa-show-file PATH prints PATH as recorded by the newest
+			// checkpoint of the first step (refs/12fa/*/write).
+			"12fa-show-file": func(ts *testscript.TestScript, neg bool, args []string) {
+				out, err := exec.Command("git", "-C", ts.Getenv("WORK"), "for-each-ref", "--format=%(refname)", "refs/12fa/").Output()
+				ts.Check(err)
+				for _, ref := range strings.Fields(string(out)) {
+					if strings.HasSuffix(ref, "/write") {
+						b, err := exec.Command("git", "-C", ts.Getenv("WORK"), "show", ref+":"+args[0]).Output()
+						ts.Check(err)
+						ts.Stdout().Write(b)
+						return
+					}
+				}
+				ts.Fatalf("no checkpoint of step write")
 			},
 			// expand SRC DST copies SRC to DST with $VARS expanded.
 			"expand": func(ts *testscript.TestScript, neg bool, args []string) {

@@ -123,6 +123,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newStatusCommand(g),
 		newInputsCommand(g),
 		newLogsCommand(g),
+		newCheckpointsCommand(g),
 		newFeaturesCommand(g),
 		newAddFeatureCommand(g),
 		newFeatureCommand(g),

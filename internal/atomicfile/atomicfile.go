@@ -12,6 +12,18 @@ import (
 // the new content: temp file in the same directory, fsync, rename, fsync of
 // the directory.
 func Write(path string, data []byte, perm os.FileMode) (err error) {
+	return write(path, data, perm, true)
+}
+
+// WriteRelaxed replaces path with data like Write, but without the fsyncs:
+// a reader never sees a mix of old and new, but a power cut may lose the
+// new content. It is for files derived from the journal (checkpoint
+// records), which must not add fsyncs to a step.
+func WriteRelaxed(path string, data []byte, perm os.FileMode) error {
+	return write(path, data, perm, false)
+}
+
+func write(path string, data []byte, perm os.FileMode, durable bool) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -30,14 +42,19 @@ func Write(path string, data []byte, perm os.FileMode) (err error) {
 	if err = f.Chmod(perm); err != nil {
 		return fmt.Errorf("chmod %s: %w", tmp, err)
 	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", tmp, err)
+	if durable {
+		if err = f.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", tmp, err)
+		}
 	}
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", tmp, err)
 	}
 	if err = os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", tmp, path, err)
+	}
+	if !durable {
+		return nil
 	}
 	return SyncDir(dir)
 }

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/12fa/12fa/runtime"
+)
+
+func newCheckpointsCommand(g *globalOptions) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "checkpoints [run-id]",
+		Short: "List checkpoints: one per completed step, with its shadow git commit (refs/12fa/<run>/<step>)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := g.projectDir()
+			if err != nil {
+				return err
+			}
+			cps, err := runtime.Checkpoints(dir)
+			if err != nil {
+				return exitFor(err)
+			}
+			var shown []runtime.Checkpoint
+			for _, cp := range cps {
+				if len(args) == 0 || cp.Run == args[0] {
+					shown = append(shown, cp)
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
+					Checkpoints []runtime.Checkpoint `json:"checkpoints"`
+				}{shown})
+			}
+			if len(shown) == 0 {
+				fmt.Fprintln(g.stdout, "no checkpoints")
+				return nil
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTIME\tSTEP\tCOMMIT\tFILES\tREHASHED\tTOOK")
+			for _, cp := range shown {
+				commit := "-"
+				if cp.Commit != "" {
+					commit = cp.Commit[:12]
+					if cp.Reused {
+						commit += " (unchanged)"
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", cp.ID, cp.Time.Local().Format(time.DateTime), cp.Step, commit,
+					cp.Files, cp.Hashed, time.Duration(cp.DurationMS*float64(time.Millisecond)).Round(10*time.Microsecond))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the checkpoints as JSON")
+	return cmd
+}

@@ -1,0 +1,137 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/12fa/12fa/checkpoint"
+	"github.com/12fa/12fa/internal/atomicfile"
+	"github.com/12fa/12fa/state"
+)
+
+// Checkpoint is the record of one checkpoint, in .12fa/checkpoints/<id>.json.
+type Checkpoint struct {
+	ID       string    `json:"id"`
+	Workflow string    `json:"workflow"`
+	Run      string    `json:"run"`
+	Step     string    `json:"step"`
+	Attempt  int       `json:"attempt"`
+	Time     time.Time `json:"time"`
+	// Commit is the shadow commit (refs/12fa/<run>/<step>); empty when the
+	// project is not in a git repository or git checkpoints are off.
+	Commit string `json:"commit,omitempty"`
+	Tree   string `json:"tree,omitempty"`
+	// Reused is set when nothing changed and the previous commit serves.
+	Reused bool `json:"reused,omitempty"`
+	// Files and Hashed count the tree's files and those read again.
+	Files      int     `json:"files,omitempty"`
+	Hashed     int     `json:"hashed,omitempty"`
+	DurationMS float64 `json:"duration_ms"`
+	// State sums up the run at that point.
+	State struct {
+		StepsCompleted int `json:"steps_completed"`
+		Steps          int `json:"steps"`
+		OutputSize     int `json:"output_size"`
+	} `json:"state"`
+}
+
+// checkpointsDir is where checkpoint records go.
+func checkpointsDir(projectDir string) string {
+	return filepath.Join(StoreDir(projectDir), state.CheckpointsDir)
+}
+
+// gitFor returns the project's checkpointer, or nil (with one warning) when
+// the project is in no git repository or git checkpoints are off.
+func (r *Runtime) gitFor(enabled *bool) *checkpoint.Git {
+	if enabled != nil && !*enabled {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.git != nil || r.gitErr != nil {
+		return r.git
+	}
+	g, err := checkpoint.Open(r.cfg.ProjectDir, filepath.Join(checkpointsDir(r.cfg.ProjectDir), "statcache.json"))
+	if err != nil {
+		r.gitErr = err
+		if enabled != nil || !errors.Is(err, checkpoint.ErrNotRepo) {
+			r.log.Warn("git checkpoints skipped", "error", err)
+		}
+		return nil
+	}
+	r.git = g
+	return g
+}
+
+// checkpoint records step i's completion: a shadow commit of the working
+// tree (when git checkpoints are on) and a record. Failures are warned
+// about, never fatal: the journal already holds the step's result.
+func (x *execution) checkpoint(i, attempt int, out json.RawMessage) {
+	s := x.steps[i].step
+	start := x.rt.cfg.Now()
+	cp := Checkpoint{ID: x.runID + "." + s.ID, Workflow: x.m.Workflow.Name, Run: x.runID, Step: s.ID, Attempt: attempt, Time: start.UTC()}
+	if g := x.rt.gitFor(x.m.Checkpoint.Git); g != nil {
+		res, err := g.Checkpoint(checkpoint.Meta{
+			Ref:     x.runID + "/" + s.ID,
+			Message: fmt.Sprintf("12fa: %s: step %s", x.m.Workflow.Name, s.ID),
+			Trailers: map[string]string{"12fa-Workflow": x.m.Workflow.Name, "12fa-Run": x.runID,
+				"12fa-Step": s.ID, "12fa-Attempt": strconv.Itoa(attempt)},
+			Parent: x.lastCommit,
+			Time:   start,
+		})
+		if err != nil {
+			x.rt.log.Warn("git checkpoint failed", "step", s.ID, "error", err)
+		} else {
+			cp.Commit, cp.Tree, cp.Reused, cp.Files, cp.Hashed = res.Commit, res.Tree, res.Reused, res.Files, res.Hashed
+			x.lastCommit = res.Commit
+		}
+	}
+	cp.State.Steps = len(x.steps)
+	cp.State.StepsCompleted = x.res.Ran + x.res.Replayed + x.res.MarkedDone
+	cp.State.OutputSize = len(out)
+	cp.DurationMS = ms(x.rt.cfg.Now().Sub(start))
+	b, err := json.MarshalIndent(cp, "", "  ")
+	if err == nil {
+		// Derived from the journal, so written without fsync: it adds no
+		// fsync to the step.
+		err = atomicfile.WriteRelaxed(filepath.Join(checkpointsDir(x.rt.cfg.ProjectDir), cp.ID+".json"), append(b, '\n'), 0o644)
+	}
+	if err != nil {
+		x.rt.log.Warn("checkpoint record not written", "step", s.ID, "error", err)
+	}
+}
+
+// Checkpoints lists a project's checkpoint records, oldest first.
+func Checkpoints(projectDir string) ([]Checkpoint, error) {
+	dir := checkpointsDir(projectDir)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Checkpoint
+	for _, e := range entries {
+		if e.IsDir() || filepath.Ext(e.Name()) != ".json" || e.Name() == "statcache.json" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		var cp Checkpoint
+		if err := json.Unmarshal(b, &cp); err != nil {
+			return nil, fmt.Errorf("%s: %w", e.Name(), err)
+		}
+		out = append(out, cp)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out, nil
+}
