@@ -225,15 +225,7 @@ var skipped = map[string]bool{".git": true, ".12fa": true}
 func (g *Git) writeTree(rel string, patterns []gitignore.Pattern, res *Result) (plumbing.Hash, error) {
 	dir := filepath.Join(g.root, filepath.FromSlash(rel))
 	domain := splitPath(rel)
-	if b, err := os.ReadFile(filepath.Join(dir, ".gitignore")); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			line = strings.TrimRight(line, "\r")
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			patterns = append(patterns, gitignore.ParsePattern(line, domain))
-		}
-	}
+	patterns = withIgnoreFile(dir, domain, patterns)
 	matcher := gitignore.NewMatcher(patterns)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -356,9 +348,127 @@ func (g *Git) blob(p, abs string) (h plumbing.Hash, mode filemode.FileMode, hash
 	return h, mode, true, nil
 }
 
+// withIgnoreFile adds the patterns of dir's .gitignore, if any.
+func withIgnoreFile(dir string, domain []string, patterns []gitignore.Pattern) []gitignore.Pattern {
+	b, err := os.ReadFile(filepath.Join(dir, ".gitignore"))
+	if err != nil {
+		return patterns
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		patterns = append(patterns, gitignore.ParsePattern(line, domain))
+	}
+	return patterns
+}
+
 func splitPath(rel string) []string {
 	if rel == "" {
 		return nil
 	}
 	return strings.Split(rel, "/")
+}
+
+// ErrDirty: the working tree has changes that git does not have (relative
+// to HEAD); restoring files over them needs force.
+var ErrDirty = errors.New("the working tree has uncommitted changes")
+
+// RestoreFiles makes the working tree (but .git, .12fa and ignored files)
+// what commit recorded: files are written back, and files the commit does
+// not have are removed. HEAD, the index and branches are not touched. It
+// refuses when the tree differs from HEAD, unless force.
+func (g *Git) RestoreFiles(commit string, force bool) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c, err := g.repo.CommitObject(plumbing.NewHash(commit))
+	if err != nil {
+		return fmt.Errorf("checkpoint: commit %s: %w", commit, err)
+	}
+	if !force {
+		if head, err := g.repo.Head(); err == nil {
+			var res Result
+			now, err := g.writeTree("", nil, &res)
+			if err != nil {
+				return err
+			}
+			hc, err := g.repo.CommitObject(head.Hash())
+			if err == nil && hc.TreeHash != now {
+				return fmt.Errorf("checkpoint: %w (commit or stash them, or pass --force)", ErrDirty)
+			}
+		}
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	err = tree.Files().ForEach(func(f *object.File) error {
+		want[f.Name] = true
+		abs := filepath.Join(g.root, filepath.FromSlash(f.Name))
+		if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+			return err
+		}
+		content, err := f.Contents()
+		if err != nil {
+			return err
+		}
+		_ = os.Remove(abs) // a symlink or a file of another mode
+		switch f.Mode {
+		case filemode.Symlink:
+			return os.Symlink(content, abs)
+		case filemode.Executable:
+			return os.WriteFile(abs, []byte(content), 0o755)
+		default:
+			return os.WriteFile(abs, []byte(content), 0o644)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint: restore files: %w", err)
+	}
+	// Remove what the checkpoint does not have (not ignored, not ours).
+	_, err = g.listFiles("", nil, func(p string) error {
+		if !want[p] {
+			return os.Remove(filepath.Join(g.root, filepath.FromSlash(p)))
+		}
+		return nil
+	})
+	return err
+}
+
+// listFiles calls fn with every file that a checkpoint would record.
+func (g *Git) listFiles(rel string, patterns []gitignore.Pattern, fn func(string) error) (int, error) {
+	dir := filepath.Join(g.root, filepath.FromSlash(rel))
+	domain := splitPath(rel)
+	patterns = withIgnoreFile(dir, domain, patterns)
+	matcher := gitignore.NewMatcher(patterns)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		name := e.Name()
+		if rel == "" && skipped[name] {
+			continue
+		}
+		if matcher.Match(append(domain, name), e.IsDir()) {
+			continue
+		}
+		p := path.Join(rel, name)
+		if e.IsDir() {
+			m, err := g.listFiles(p, patterns, fn)
+			if err != nil {
+				return n, err
+			}
+			n += m
+			continue
+		}
+		n++
+		if err := fn(p); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }

@@ -28,6 +28,9 @@ const (
 	EventStepWaiting EventType = "step_waiting"
 	// EventRunWaiting stops a run until its questions are answered.
 	EventRunWaiting EventType = "run_waiting"
+	// EventRunRestored brings a run back to just after Step completed: the
+	// later steps are pending again and the context is Context.
+	EventRunRestored EventType = "run_restored"
 	// EventStepRetry schedules the next attempt of a failed step (NotBefore);
 	// a resume waits for it rather than starting over.
 	EventStepRetry EventType = "step_retry"
@@ -95,6 +98,9 @@ type Record struct {
 
 	// EventStepWaiting: the ids of the questions waiting for an answer.
 	Pending []string `json:"pending,omitempty"`
+
+	// EventStepCompleted copied from another run by a fork: that run's id.
+	ForkedFrom string `json:"forked_from,omitempty"`
 }
 
 // StepDecl is a step as declared when its run started.
@@ -183,6 +189,10 @@ type Step struct {
 	AttemptsLeft  int       `json:"attempts_left,omitempty"`
 	// Pending lists the questions a waiting step waits for.
 	Pending []string `json:"pending,omitempty"`
+	// ContextWrites are the context writes the step's completion made.
+	ContextWrites map[string]json.RawMessage `json:"context_writes,omitempty"`
+	// ForkedFrom names the run this step's result was copied from.
+	ForkedFrom string `json:"forked_from,omitempty"`
 	// Rollback and RollbackAttempt follow the step's rollback.
 	Rollback        RollbackStatus `json:"rollback,omitempty"`
 	RollbackAttempt int            `json:"rollback_attempt,omitempty"`
@@ -269,7 +279,7 @@ var knownEvents = map[EventType]bool{
 	EventRunCompleted: true, EventRunFailed: true, EventStepRetry: true, EventRunPaused: true,
 	EventRunRollingBack: true, EventRollbackStarted: true, EventRollbackCompleted: true,
 	EventRollbackFailed: true, EventRunRolledBack: true, EventRunRollbackFailed: true,
-	EventStepWaiting: true, EventRunWaiting: true,
+	EventStepWaiting: true, EventRunWaiting: true, EventRunRestored: true,
 }
 
 var stepEvents = map[EventType]bool{
@@ -319,6 +329,7 @@ func apply(runs map[string]*Run, rec *Record) error {
 		s.Status, s.EndedAt, s.DurationMS = StepCompleted, rec.Time, rec.DurationMS
 		s.Output, s.OutputSize = rec.Output, len(rec.Output)
 		s.MarkedDone = rec.Type == EventStepMarkedDone
+		s.ContextWrites, s.ForkedFrom = rec.Context, rec.ForkedFrom
 		s.Cause, s.Error = "", ""
 		if rec.Attempt > 0 {
 			s.Attempt = rec.Attempt
@@ -353,6 +364,15 @@ func apply(runs map[string]*Run, rec *Record) error {
 		r.Status, r.Cause, r.Error = RunPaused, rec.Cause, rec.Error
 	case EventRunWaiting:
 		r.Status, r.Cause, r.Error, r.Pending = RunWaiting, rec.Cause, rec.Error, rec.Pending
+	case EventRunRestored:
+		r.Status, r.Cause, r.Error, r.Pending = RunRunning, "", "", nil
+		r.Context = nil
+		if len(rec.Context) > 0 {
+			r.Context = maps.Clone(rec.Context)
+		}
+		for i := r.index[rec.Step] + 1; i < len(r.Steps); i++ {
+			r.Steps[i] = Step{ID: r.Steps[i].ID, Plugin: r.Steps[i].Plugin, Status: StepPending}
+		}
 	case EventRunRollingBack:
 		r.Status, r.Cause, r.Error = RunRollingBack, rec.Cause, rec.Error
 	case EventRollbackStarted:

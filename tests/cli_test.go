@@ -61,6 +61,31 @@ func TestCLI(t *testing.T) {
 				}
 				ts.Fatalf("no checkpoint of step write")
 			},
+			// 12fa-checkpoint-id STEP sets $CKPT to the id of the newest
+			// checkpoint of STEP.
+			"12fa-checkpoint-id": func(ts *testscript.TestScript, neg bool, args []string) {
+				out, err := exec.Command(bin, "-C", ts.Getenv("WORK"), "checkpoints", "--json").Output()
+				ts.Check(err)
+				var cps struct {
+					Checkpoints []struct{ ID, Step string } `json:"checkpoints"`
+				}
+				ts.Check(json.Unmarshal(out, &cps))
+				for _, cp := range cps.Checkpoints {
+					if cp.Step == args[0] {
+						ts.Setenv("CKPT", cp.ID)
+					}
+				}
+			},
+			// 12fa-run-id sets $RUN to the newest run's id.
+			"12fa-run-id": func(ts *testscript.TestScript, neg bool, args []string) {
+				out, err := exec.Command(bin, "-C", ts.Getenv("WORK"), "status", "--json").Output()
+				ts.Check(err)
+				var st struct {
+					Runs []struct{ ID string } `json:"runs"`
+				}
+				ts.Check(json.Unmarshal(out, &st))
+				ts.Setenv("RUN", st.Runs[len(st.Runs)-1].ID)
+			},
 			// expand SRC DST copies SRC to DST with $VARS expanded.
 			"expand": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 2 {

@@ -124,6 +124,8 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newInputsCommand(g),
 		newLogsCommand(g),
 		newCheckpointsCommand(g),
+		newRestoreCommand(g),
+		newForkCommand(g),
 		newFeaturesCommand(g),
 		newAddFeatureCommand(g),
 		newFeatureCommand(g),
