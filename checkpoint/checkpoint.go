@@ -52,6 +52,9 @@ type Git struct {
 	cachePath string
 	cache     map[string]statEntry
 	dirty     bool
+	// known holds objects seen in the store by this process, so that an
+	// unchanged file or tree costs no lookup.
+	known map[plumbing.Hash]bool
 }
 
 type statEntry struct {
@@ -76,7 +79,8 @@ func Open(dir, cachePath string) (*Git, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	g := &Git{repo: repo, root: wt.Filesystem.Root(), cachePath: cachePath, cache: map[string]statEntry{}}
+	g := &Git{repo: repo, root: wt.Filesystem.Root(), cachePath: cachePath, cache: map[string]statEntry{},
+		known: map[plumbing.Hash]bool{}}
 	if cachePath != "" {
 		if b, err := os.ReadFile(cachePath); err == nil {
 			_ = json.Unmarshal(b, &g.cache) // a bad cache only costs rehashing
@@ -272,10 +276,31 @@ func (g *Git) writeTree(rel string, patterns []gitignore.Pattern, res *Result) (
 	if err := tree.Encode(obj); err != nil {
 		return plumbing.ZeroHash, err
 	}
-	if g.repo.Storer.HasEncodedObject(obj.Hash()) == nil {
-		return obj.Hash(), nil
+	return g.store(obj)
+}
+
+// store writes obj unless the store has it already.
+func (g *Git) store(obj plumbing.EncodedObject) (plumbing.Hash, error) {
+	h := obj.Hash()
+	if g.has(h) {
+		return h, nil
 	}
-	return g.repo.Storer.SetEncodedObject(obj)
+	h, err := g.repo.Storer.SetEncodedObject(obj)
+	if err == nil {
+		g.known[h] = true
+	}
+	return h, err
+}
+
+func (g *Git) has(h plumbing.Hash) bool {
+	if g.known[h] {
+		return true
+	}
+	if g.repo.Storer.HasEncodedObject(h) == nil {
+		g.known[h] = true
+		return true
+	}
+	return false
 }
 
 // emptyTree is the hash of a tree with no entries.
@@ -309,7 +334,7 @@ func (g *Git) blob(p, abs string) (h plumbing.Hash, mode filemode.FileMode, hash
 		st.Ino = sys.Ino
 	}
 	if c, ok := g.cache[p]; ok && c.Size == st.Size && c.MTime == st.MTime && c.Ino == st.Ino && c.Mode == st.Mode {
-		if h := plumbing.NewHash(c.Hash); g.repo.Storer.HasEncodedObject(h) == nil {
+		if h := plumbing.NewHash(c.Hash); g.has(h) {
 			return h, mode, false, nil
 		}
 	}
@@ -336,11 +361,8 @@ func (g *Git) blob(p, abs string) (h plumbing.Hash, mode filemode.FileMode, hash
 	if err := w.Close(); err != nil {
 		return plumbing.ZeroHash, 0, false, err
 	}
-	h = obj.Hash()
-	if g.repo.Storer.HasEncodedObject(h) != nil {
-		if h, err = g.repo.Storer.SetEncodedObject(obj); err != nil {
-			return plumbing.ZeroHash, 0, false, err
-		}
+	if h, err = g.store(obj); err != nil {
+		return plumbing.ZeroHash, 0, false, err
 	}
 	st.Hash = h.String()
 	g.cache[p] = st
