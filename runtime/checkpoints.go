@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/12fa/12fa/checkpoint"
@@ -33,6 +34,9 @@ type Checkpoint struct {
 	Files      int     `json:"files,omitempty"`
 	Hashed     int     `json:"hashed,omitempty"`
 	DurationMS float64 `json:"duration_ms"`
+	// Label and Metadata are set on checkpoints made by CreateCheckpoint.
+	Label    string            `json:"label,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
 	// State sums up the run at that point.
 	State struct {
 		StepsCompleted int `json:"steps_completed"`
@@ -134,4 +138,29 @@ func Checkpoints(projectDir string) ([]Checkpoint, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out, nil
+}
+
+// CreateCheckpoint records the project's working tree now, outside any
+// run, with a label and metadata (the 12-factor-agents package's
+// createCheckpoint). Without a git repository only the record is written.
+func (r *Runtime) CreateCheckpoint(label string, metadata map[string]string) (Checkpoint, error) {
+	now := r.cfg.Now()
+	cp := Checkpoint{ID: "manual." + now.UTC().Format("20060102T150405.000000000"), Label: label, Metadata: metadata, Time: now.UTC()}
+	if g := r.gitFor(nil); g != nil {
+		res, err := g.Checkpoint(checkpoint.Meta{Ref: "manual/" + strings.TrimPrefix(cp.ID, "manual."),
+			Message: "12fa checkpoint: " + label, Trailers: metadata, Time: now})
+		if err != nil {
+			return cp, err
+		}
+		cp.Commit, cp.Tree, cp.Files, cp.Hashed = res.Commit, res.Tree, res.Files, res.Hashed
+	}
+	cp.DurationMS = ms(r.cfg.Now().Sub(now))
+	b, err := json.MarshalIndent(cp, "", "  ")
+	if err != nil {
+		return cp, err
+	}
+	if err := os.MkdirAll(checkpointsDir(r.cfg.ProjectDir), 0o755); err != nil {
+		return cp, err
+	}
+	return cp, atomicfile.Write(filepath.Join(checkpointsDir(r.cfg.ProjectDir), cp.ID+".json"), append(b, '\n'), 0o644)
 }

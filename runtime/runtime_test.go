@@ -298,3 +298,17 @@ func TestRuntime_RunAll_Concurrent(t *testing.T) {
 		t.Fatalf("%d steps started, want %d", got, runs*4)
 	}
 }
+
+func TestRuntime_CreateCheckpoint(t *testing.T) {
+	f := newFixture(t)
+	rt := f.open()
+	defer rt.Close(t.Context())
+	cp, err := rt.CreateCheckpoint("before the big refactor", map[string]string{"ticket": "T-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cps, err := runtime.Checkpoints(f.project)
+	if err != nil || len(cps) != 1 || cps[0].ID != cp.ID || cps[0].Label != "before the big refactor" || cps[0].Metadata["ticket"] != "T-1" {
+		t.Fatalf("checkpoints %+v %v", cps, err)
+	}
+}

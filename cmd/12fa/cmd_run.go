@@ -161,6 +161,10 @@ func execute(cmd *cobra.Command, g *globalOptions, o *outputFlags, many bool, fn
 		progress = io.Discard
 	}
 	p := &printer{w: progress, many: many, steps: map[string]int{}}
+	if !o.json && !o.quiet && isTerminal(g.stdout) {
+		p.startLive()
+		defer p.stopLive()
+	}
 	cfg, err := g.runtimeConfig(p.event)
 	if err != nil {
 		return exitFor(err)
@@ -230,6 +234,51 @@ type printer struct {
 	w     io.Writer
 	many  bool
 	steps map[string]int // by run
+
+	// live keeps a status line at the bottom of a terminal: the step
+	// running, its attempt and the time since it started.
+	live    bool
+	status  string
+	started time.Time
+	stop    chan struct{}
+}
+
+// startLive redraws the status line twice a second until stopLive.
+func (p *printer) startLive() {
+	p.live, p.stop = true, make(chan struct{})
+	go func() {
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+				p.mu.Lock()
+				p.draw()
+				p.mu.Unlock()
+			}
+		}
+	}()
+}
+
+func (p *printer) stopLive() {
+	if !p.live {
+		return
+	}
+	close(p.stop)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprint(p.w, "\r\033[K")
+	p.status = ""
+}
+
+// draw writes the status line over itself (mu held).
+func (p *printer) draw() {
+	if !p.live || p.status == "" {
+		return
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s %s", p.status, time.Since(p.started).Round(100*time.Millisecond))
 }
 
 const maxShownOutput = 400
@@ -298,13 +347,24 @@ func (p *printer) event(e runtime.Event) {
 			line = fmt.Sprintf("[%d/%d] %s: FAILED after %s: %v\n", e.Index+1, steps, e.Step, e.Duration.Round(10*time.Microsecond), e.Err)
 		}
 	}
-	if line == "" {
-		return
+	if p.live {
+		switch e.Type {
+		case runtime.EventStepStarted, runtime.EventRollbackStarted:
+			p.status = fmt.Sprintf("[%d/%d] %s: running, attempt %d,", e.Index+1, steps, e.Step, e.Attempt)
+			p.started = time.Now()
+		case runtime.EventStepCompleted, runtime.EventStepFailed, runtime.EventStepWaiting,
+			runtime.EventRollbackCompleted, runtime.EventRollbackFailed, runtime.EventRunCompleted, runtime.EventRunFailed:
+			p.status = ""
+		}
 	}
-	if p.many && e.Run != "" && !strings.HasPrefix(line, "run ") {
+	if line != "" && p.many && e.Run != "" && !strings.HasPrefix(line, "run ") {
 		line = e.Run + " " + line
 	}
+	if p.live {
+		fmt.Fprint(p.w, "\r\033[K") // the status line gives way to the event
+	}
 	fmt.Fprint(p.w, line)
+	p.draw()
 }
 
 func logTag(e runtime.Event) string {

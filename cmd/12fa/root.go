@@ -148,7 +148,7 @@ func (f *sizeFlag) String() string {
 func (f *sizeFlag) Set(v string) error { return f.s.UnmarshalText([]byte(v)) }
 func (f *sizeFlag) Type() string       { return "size" }
 
-func isTerminal(r io.Reader) bool {
+func isTerminal(r any) bool {
 	f, ok := r.(*os.File)
 	if !ok {
 		return false
