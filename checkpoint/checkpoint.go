@@ -31,6 +31,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
+	"github.com/go-git/go-git/v5/plumbing/format/index"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/12fa/12fa/internal/atomicfile"
@@ -144,18 +145,7 @@ func (g *Git) Checkpoint(m Meta) (Result, error) {
 		m.Time = time.Now()
 	}
 	sig := object.Signature{Name: "12fa", Email: "12fa@localhost", When: m.Time}
-	msg := strings.TrimRight(m.Message, "\n") + "\n"
-	if len(m.Trailers) > 0 {
-		keys := make([]string, 0, len(m.Trailers))
-		for k := range m.Trailers {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		msg += "\n"
-		for _, k := range keys {
-			msg += k + ": " + m.Trailers[k] + "\n"
-		}
-	}
+	msg := commitMessage(m)
 	c := &object.Commit{Author: sig, Committer: sig, Message: msg, TreeHash: tree, ParentHashes: parents}
 	obj := g.repo.Storer.NewEncodedObject()
 	if err := c.Encode(obj); err != nil {
@@ -493,4 +483,102 @@ func (g *Git) listFiles(rel string, patterns []gitignore.Pattern, fn func(string
 		}
 	}
 	return n, nil
+}
+
+// CommitToBranch records the working tree as a real commit on the current
+// branch (the seed's auto_commit), also referenced as RefPrefix+m.Ref. The
+// branch moves and the index is rewritten to match the commit, so `git
+// status` is clean afterwards for what was recorded. An unchanged tree
+// makes no commit.
+func (g *Git) CommitToBranch(m Meta) (Result, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var res Result
+	head, err := g.repo.Storer.Reference(plumbing.HEAD)
+	if err != nil || head.Type() != plumbing.SymbolicReference {
+		return res, errors.New("checkpoint: auto_commit needs HEAD on a branch")
+	}
+	branch := head.Target()
+	var parents []plumbing.Hash
+	var parentTree plumbing.Hash
+	if ref, err := g.repo.Storer.Reference(branch); err == nil {
+		parents = append(parents, ref.Hash())
+		if pc, err := g.repo.CommitObject(ref.Hash()); err == nil {
+			parentTree = pc.TreeHash
+		}
+	}
+	tree, err := g.writeTree("", nil, &res)
+	if err != nil {
+		return res, fmt.Errorf("checkpoint: %w", err)
+	}
+	res.Tree = tree.String()
+	if len(parents) == 1 && tree == parentTree {
+		res.Commit, res.Reused = parents[0].String(), true
+		return res, g.setRef(m.Ref, parents[0])
+	}
+	if m.Time.IsZero() {
+		m.Time = time.Now()
+	}
+	sig := object.Signature{Name: "12fa", Email: "12fa@localhost", When: m.Time}
+	c := &object.Commit{Author: sig, Committer: sig, Message: commitMessage(m), TreeHash: tree, ParentHashes: parents}
+	obj := g.repo.Storer.NewEncodedObject()
+	if err := c.Encode(obj); err != nil {
+		return res, err
+	}
+	h, err := g.store(obj)
+	if err != nil {
+		return res, err
+	}
+	res.Commit = h.String()
+	if err := g.writeIndex(tree); err != nil {
+		return res, fmt.Errorf("checkpoint: update the index: %w", err)
+	}
+	if err := g.repo.Storer.SetReference(plumbing.NewHashReference(branch, h)); err != nil {
+		return res, fmt.Errorf("checkpoint: move %s: %w", branch, err)
+	}
+	return res, g.setRef(m.Ref, h)
+}
+
+// writeIndex makes the index match tree h, with the files' stat data so
+// that git sees them unchanged.
+func (g *Git) writeIndex(h plumbing.Hash) error {
+	tree, err := g.repo.TreeObject(h)
+	if err != nil {
+		return err
+	}
+	idx := &index.Index{Version: 2}
+	err = tree.Files().ForEach(func(f *object.File) error {
+		e := &index.Entry{Hash: f.Hash, Name: f.Name, Mode: f.Mode}
+		if fi, err := os.Lstat(filepath.Join(g.root, filepath.FromSlash(f.Name))); err == nil {
+			e.ModifiedAt, e.Size = fi.ModTime(), uint32(fi.Size())
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				e.CreatedAt = time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+				e.Dev, e.Inode, e.UID, e.GID = uint32(st.Dev), uint32(st.Ino), st.Uid, st.Gid
+			}
+		}
+		idx.Entries = append(idx.Entries, e)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Slice(idx.Entries, func(i, j int) bool { return idx.Entries[i].Name < idx.Entries[j].Name })
+	return g.repo.Storer.SetIndex(idx)
+}
+
+// commitMessage is m's message with its trailers.
+func commitMessage(m Meta) string {
+	msg := strings.TrimRight(m.Message, "\n") + "\n"
+	if len(m.Trailers) > 0 {
+		keys := make([]string, 0, len(m.Trailers))
+		for k := range m.Trailers {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		msg += "\n"
+		for _, k := range keys {
+			msg += k + ": " + m.Trailers[k] + "\n"
+		}
+	}
+	return msg
 }

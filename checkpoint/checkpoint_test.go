@@ -147,3 +147,31 @@ func TestOpen_NotARepo(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestGit_CommitToBranch (auto_commit): real commits on the current branch,
+// with the index matching, so git status is clean for what was recorded.
+func TestGit_CommitToBranch(t *testing.T) {
+	root := project(t)
+	head := git(t, root, "rev-parse", "HEAD")
+	g, err := checkpoint.Open(root, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := g.CommitToBranch(checkpoint.Meta{Ref: "r/a", Message: "12fa: step a", Trailers: map[string]string{"12fa-Step": "a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := git(t, root, "rev-parse", "HEAD"); got != res.Commit || git(t, root, "rev-parse", "HEAD^") != head {
+		t.Fatalf("HEAD %s, want %s on top of %s", got, res.Commit, head)
+	}
+	if st := git(t, root, "status", "--porcelain", "--", ".", ":!.12fa"); st != "" {
+		t.Fatalf("git status after auto commit:\n%s", st)
+	}
+	if git(t, root, "rev-parse", "refs/12fa/r/a") != res.Commit {
+		t.Fatal("no shadow ref")
+	}
+	again, err := g.CommitToBranch(checkpoint.Meta{Ref: "r/b", Message: "b"})
+	if err != nil || !again.Reused || git(t, root, "rev-parse", "HEAD") != res.Commit {
+		t.Fatalf("unchanged tree made a commit: %+v %v", again, err)
+	}
+}

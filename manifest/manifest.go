@@ -204,6 +204,9 @@ type Checkpoint struct {
 	// completed step. Nil (absent): on when the project is in a git
 	// repository.
 	Git *bool `toml:"git"`
+	// AutoCommit makes real commits on the current branch instead of
+	// shadow commits (the index is updated to match).
+	AutoCommit bool `toml:"auto_commit"`
 }
 
 // Input is an [[input]] table: a question asked before the first step

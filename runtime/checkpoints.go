@@ -81,14 +81,19 @@ func (x *execution) checkpoint(i, attempt int, out json.RawMessage) {
 	start := x.rt.cfg.Now()
 	cp := Checkpoint{ID: x.runID + "." + s.ID, Workflow: x.m.Workflow.Name, Run: x.runID, Step: s.ID, Attempt: attempt, Time: start.UTC()}
 	if g := x.rt.gitFor(x.m.Checkpoint.Git); g != nil {
-		res, err := g.Checkpoint(checkpoint.Meta{
+		meta := checkpoint.Meta{
 			Ref:     x.runID + "/" + s.ID,
 			Message: fmt.Sprintf("12fa: %s: step %s", x.m.Workflow.Name, s.ID),
 			Trailers: map[string]string{"12fa-Workflow": x.m.Workflow.Name, "12fa-Run": x.runID,
 				"12fa-Step": s.ID, "12fa-Attempt": strconv.Itoa(attempt)},
 			Parent: x.lastCommit,
 			Time:   start,
-		})
+		}
+		commit := g.Checkpoint
+		if x.m.Checkpoint.AutoCommit {
+			commit = g.CommitToBranch
+		}
+		res, err := commit(meta)
 		if err != nil {
 			x.rt.log.Warn("git checkpoint failed", "step", s.ID, "error", err)
 		} else {
