@@ -3,24 +3,19 @@
 // status for each, changed by people or steps and kept between runs.
 //
 // The file has its own lock (features.lock), held for a read-modify-write;
-// writes replace the file atomically. features imports nothing of 12fa's
-// but internal/atomicfile.
+// writes replace the file atomically (internal/jsondoc). features imports
+// nothing else of 12fa's.
 package features
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/gofrs/flock"
-
-	"github.com/12fa/12fa/internal/atomicfile"
+	"github.com/12fa/12fa/internal/jsondoc"
 )
 
 // File names in the store directory.
@@ -135,40 +130,12 @@ func (t *Tracker) List(status string) ([]Feature, error) {
 }
 
 func (t *Tracker) update(fn func(*file) error) error {
-	if err := os.MkdirAll(t.dir, 0o755); err != nil {
-		return err
-	}
-	lock := flock.New(filepath.Join(t.dir, LockName))
-	if err := lock.Lock(); err != nil {
-		return fmt.Errorf("lock %s: %w", LockName, err)
-	}
-	defer lock.Unlock()
-	f, err := t.read()
-	if err != nil {
-		return err
-	}
-	if err := fn(&f); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(filepath.Join(t.dir, FileName), append(b, '\n'), 0o644)
+	f := file{Version: 1}
+	return jsondoc.Update(filepath.Join(t.dir, FileName), filepath.Join(t.dir, LockName), &f,
+		func() (bool, error) { return true, fn(&f) })
 }
 
 func (t *Tracker) read() (file, error) {
-	name := filepath.Join(t.dir, FileName)
-	b, err := os.ReadFile(name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return file{Version: 1}, nil
-	}
-	if err != nil {
-		return file{}, err
-	}
-	var f file
-	if err := json.Unmarshal(b, &f); err != nil {
-		return file{}, fmt.Errorf("%s is corrupt (%v); it was left as it is", name, err)
-	}
-	return f, nil
+	f := file{Version: 1}
+	return f, jsondoc.Read(filepath.Join(t.dir, FileName), &f)
 }

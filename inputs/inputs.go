@@ -13,20 +13,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/gofrs/flock"
-
 	"github.com/12fa/12fa/abi"
-	"github.com/12fa/12fa/internal/atomicfile"
+	"github.com/12fa/12fa/internal/jsondoc"
 )
 
 // File names in the store directory.
@@ -240,38 +235,12 @@ func (s *Store) List() ([]Question, error) {
 // update runs fn on the file under its lock and writes the file back when
 // fn reports a change.
 func (s *Store) update(fn func(*file) (bool, error)) error {
-	lock := flock.New(filepath.Join(s.dir, LockName))
-	if err := lock.Lock(); err != nil {
-		return fmt.Errorf("lock %s: %w", LockName, err)
-	}
-	defer lock.Unlock()
-	f, err := s.read()
-	if err != nil {
-		return err
-	}
-	changed, err := fn(&f)
-	if err != nil || !changed {
-		return err
-	}
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", FileName, err)
-	}
-	return atomicfile.Write(filepath.Join(s.dir, FileName), append(b, '\n'), 0o644)
+	f := file{Version: 1}
+	return jsondoc.Update(filepath.Join(s.dir, FileName), filepath.Join(s.dir, LockName), &f,
+		func() (bool, error) { return fn(&f) })
 }
 
 func (s *Store) read() (file, error) {
-	name := filepath.Join(s.dir, FileName)
-	b, err := os.ReadFile(name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return file{Version: 1}, nil
-	}
-	if err != nil {
-		return file{}, fmt.Errorf("read %s: %w", name, err)
-	}
-	var f file
-	if err := json.Unmarshal(b, &f); err != nil {
-		return file{}, fmt.Errorf("%s is corrupt (%v); it was left as it is", name, err)
-	}
-	return f, nil
+	f := file{Version: 1}
+	return f, jsondoc.Read(filepath.Join(s.dir, FileName), &f)
 }
