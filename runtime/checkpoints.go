@@ -73,33 +73,37 @@ func (r *Runtime) gitFor(enabled *bool) *checkpoint.Git {
 	return g
 }
 
-// checkpoint records step i's completion: a shadow commit of the working
-// tree (when git checkpoints are on) and a record. Failures are warned
-// about, never fatal: the journal already holds the step's result.
+// checkpoint records step i's completion as a shadow commit of the working
+// tree, with a record of it, when git checkpoints are on. Without git there
+// is nothing to write: the journal is the state checkpoint, and Checkpoints
+// derives its record. Failures are warned about, never fatal: the journal
+// already holds the step's result.
 func (x *execution) checkpoint(i, attempt int, out json.RawMessage) {
+	g := x.rt.gitFor(x.m.Checkpoint.Git)
+	if g == nil {
+		return
+	}
 	s := x.steps[i].step
 	start := x.rt.cfg.Now()
 	cp := Checkpoint{ID: x.runID + "." + s.ID, Workflow: x.m.Workflow.Name, Run: x.runID, Step: s.ID, Attempt: attempt, Time: start.UTC()}
-	if g := x.rt.gitFor(x.m.Checkpoint.Git); g != nil {
-		meta := checkpoint.Meta{
-			Ref:     x.runID + "/" + s.ID,
-			Message: fmt.Sprintf("12fa: %s: step %s", x.m.Workflow.Name, s.ID),
-			Trailers: map[string]string{"12fa-Workflow": x.m.Workflow.Name, "12fa-Run": x.runID,
-				"12fa-Step": s.ID, "12fa-Attempt": strconv.Itoa(attempt)},
-			Parent: x.lastCommit,
-			Time:   start,
-		}
-		commit := g.Checkpoint
-		if x.m.Checkpoint.AutoCommit {
-			commit = g.CommitToBranch
-		}
-		res, err := commit(meta)
-		if err != nil {
-			x.rt.log.Warn("git checkpoint failed", "step", s.ID, "error", err)
-		} else {
-			cp.Commit, cp.Tree, cp.Reused, cp.Files, cp.Hashed = res.Commit, res.Tree, res.Reused, res.Files, res.Hashed
-			x.lastCommit = res.Commit
-		}
+	meta := checkpoint.Meta{
+		Ref:     x.runID + "/" + s.ID,
+		Message: fmt.Sprintf("12fa: %s: step %s", x.m.Workflow.Name, s.ID),
+		Trailers: map[string]string{"12fa-Workflow": x.m.Workflow.Name, "12fa-Run": x.runID,
+			"12fa-Step": s.ID, "12fa-Attempt": strconv.Itoa(attempt)},
+		Parent: x.lastCommit,
+		Time:   start,
+	}
+	commit := g.Checkpoint
+	if x.m.Checkpoint.AutoCommit {
+		commit = g.CommitToBranch
+	}
+	res, err := commit(meta)
+	if err != nil {
+		x.rt.log.Warn("git checkpoint failed", "step", s.ID, "error", err)
+	} else {
+		cp.Commit, cp.Tree, cp.Reused, cp.Files, cp.Hashed = res.Commit, res.Tree, res.Reused, res.Files, res.Hashed
+		x.lastCommit = res.Commit
 	}
 	cp.State.Steps = len(x.steps)
 	cp.State.StepsCompleted = x.res.Ran + x.res.Replayed + x.res.MarkedDone
@@ -116,9 +120,47 @@ func (x *execution) checkpoint(i, attempt int, out json.RawMessage) {
 	}
 }
 
-// Checkpoints lists a project's checkpoint records, oldest first.
+// Checkpoints lists a project's checkpoints, oldest first: one for each
+// step the journal has completed (with its git commit when one was
+// recorded), and the manual ones. A record older than its step's latest
+// attempt (left from before a restore) is not used.
 func Checkpoints(projectDir string) ([]Checkpoint, error) {
-	dir := checkpointsDir(projectDir)
+	records, err := readRecords(checkpointsDir(projectDir))
+	if err != nil {
+		return nil, err
+	}
+	runs, err := ListRuns(projectDir, nil)
+	if err != nil && !errors.Is(err, state.ErrNotInitialized) {
+		return nil, err
+	}
+	var out []Checkpoint
+	for _, r := range runs {
+		done := 0
+		for _, s := range r.Steps {
+			if s.Status != state.StepCompleted {
+				continue
+			}
+			done++
+			id := r.ID + "." + s.ID
+			cp, ok := records[id]
+			if !ok || cp.Time.Before(s.StartedAt) {
+				cp = Checkpoint{ID: id, Workflow: r.Workflow, Run: r.ID, Step: s.ID, Attempt: s.Attempt, Time: s.EndedAt}
+				cp.State.Steps, cp.State.StepsCompleted, cp.State.OutputSize = len(r.Steps), done, s.OutputSize
+			}
+			out = append(out, cp)
+		}
+	}
+	for id, cp := range records {
+		if strings.HasPrefix(id, "manual.") {
+			out = append(out, cp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out, nil
+}
+
+// readRecords reads the checkpoint records in dir, by id.
+func readRecords(dir string) (map[string]Checkpoint, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -126,7 +168,7 @@ func Checkpoints(projectDir string) ([]Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []Checkpoint
+	out := map[string]Checkpoint{}
 	for _, e := range entries {
 		if e.IsDir() || filepath.Ext(e.Name()) != ".json" || e.Name() == "statcache.json" {
 			continue
@@ -139,9 +181,8 @@ func Checkpoints(projectDir string) ([]Checkpoint, error) {
 		if err := json.Unmarshal(b, &cp); err != nil {
 			return nil, fmt.Errorf("%s: %w", e.Name(), err)
 		}
-		out = append(out, cp)
+		out[cp.ID] = cp
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out, nil
 }
 

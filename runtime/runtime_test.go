@@ -312,3 +312,23 @@ func TestRuntime_CreateCheckpoint(t *testing.T) {
 		t.Fatalf("checkpoints %+v %v", cps, err)
 	}
 }
+
+// TestCheckpoints_WithoutGit: outside a git repository every completed step
+// is still a (state) checkpoint, derived from the journal with no file
+// written per step.
+func TestCheckpoints_WithoutGit(t *testing.T) {
+	f := newFixture(t)
+	rt := f.open()
+	defer rt.Close(t.Context())
+	if _, err := rt.Run(t.Context(), f.manifest(effect("a", true, nil), effect("b", true, nil)), runtime.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cps, err := runtime.Checkpoints(f.project)
+	if err != nil || len(cps) != 2 || cps[1].Step != "b" || cps[1].Commit != "" || cps[1].State.StepsCompleted != 2 {
+		t.Fatalf("checkpoints %+v %v", cps, err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(runtime.StoreDir(f.project), "checkpoints"))
+	if len(entries) != 0 {
+		t.Fatalf("files written per step without git: %v", entries)
+	}
+}
