@@ -68,11 +68,15 @@ const (
 // DefaultFunction is the export called when a step names none.
 const DefaultFunction = "run"
 
-// ExportPrepare is an optional export of type () -> i32 that does nothing.
-// When a plugin has it, the host calls it on an instance it makes ahead of
-// time, so that the guest runtime's own start-up (Go's _initialize, which
-// Extism runs before the first call) happens before the step's call, off
-// its critical path. It must have no effect a step could observe.
+// ExportPrepare is an optional export of type () -> i32. The host calls it
+// once on every new instance, after the guest runtime's own start-up (a
+// WASI reactor's _initialize) and before the instance's first step call;
+// when the host resets instances between calls, it snapshots them right
+// after it. So whatever a guest builds lazily on first use (Go's
+// encoding/json caches, say) can be built here once instead of in every
+// call. It must have no effect a step could observe, and it cannot call
+// 12fa's host functions (it belongs to no step). A prepare that fails or
+// outlives the call's timeout fails the call.
 const ExportPrepare = "12fa_prepare"
 
 // NamespaceVersion reports the ABI version a Wasm import module name asks

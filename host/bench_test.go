@@ -9,8 +9,9 @@ import (
 	"github.com/12fa/12fa/host"
 )
 
-// BenchmarkPlugin_Call measures a fresh instance + call + close per
-// iteration (what every step attempt costs). The 24KiB cases show what a
+// BenchmarkPlugin_Call measures what every step attempt costs: a call in a
+// reset instance where the plugin allows it, with the reset or a fresh
+// instance in the background. The 24KiB cases show what a
 // large envelope (many earlier outputs) costs a Go guest that decodes it.
 func BenchmarkPlugin_Call(b *testing.B) {
 	var outs []string
@@ -24,6 +25,7 @@ func BenchmarkPlugin_Call(b *testing.B) {
 		in           []byte
 	}{
 		{"wat-noop", "wat/noop.wasm", small},
+		{"go-noop", "gonoop/gonoop.wasm", small},
 		{"go-effect", "effect/effect.wasm", small},
 		{"go-effect-24KiB-envelope", "effect/effect.wasm", big},
 	} {
@@ -44,6 +46,8 @@ func BenchmarkPlugin_Call(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			st := p.Stats()
+			b.ReportMetric(float64(st.Instances)/float64(st.Calls), "instances/call")
 		})
 	}
 }

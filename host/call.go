@@ -1,8 +1,8 @@
 package host
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	extism "github.com/extism/go-sdk"
-	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
@@ -97,8 +95,6 @@ type Result struct {
 	Pending []string
 }
 
-type attemptKey struct{}
-
 // attempt is the state of one call, reachable from host functions through
 // the call's context.
 type attempt struct {
@@ -112,12 +108,15 @@ type attempt struct {
 	logsDropped int
 	violation   *CallError
 	mem         *memTracker
+	k           *kernel
 	asked       int
 	pending     []string
 	notified    int
 }
 
-// Call runs one function of the plugin in a fresh instance.
+// Call runs one function of the plugin. The instance it runs in starts in
+// the state the plugin's start-up left it in: fresh, or reset to exactly
+// that state (see snapshot); it never sees what another call left behind.
 func (p *Plugin) Call(ctx context.Context, req Request) (*Result, error) {
 	if req.Function == "" {
 		req.Function = abi.DefaultFunction
@@ -136,90 +135,83 @@ func (p *Plugin) Call(ctx context.Context, req Request) (*Result, error) {
 	start := time.Now()
 	callCtx, cancel := context.WithTimeout(ctx, req.Timeout)
 	defer cancel()
-	callCtx = context.WithValue(callCtx, attemptKey{}, a)
 
-	var in *instance
-	if len(req.Mounts) == 0 {
-		in = p.takeSpare() // its memory is reserved already
-	}
-	if in == nil && !p.host.budget.TryAcquire(p.reservation()) {
-		// Spare instances made ahead hold budget: give it back before waiting.
-		p.host.dropSpares()
-		if err := p.host.budget.Acquire(callCtx, p.reservation()); err != nil {
-			if ctx.Err() != nil {
-				return nil, callErr(ErrCanceled, "%v", ctx.Err())
-			}
-			return nil, callErr(ErrTimeout, "waited %s for memory budget and gave up", req.Timeout)
-		}
-	}
 	res := &Result{}
+	var in *instance
 	finish := func(err error) (*Result, error) {
 		res.Duration = time.Since(start)
-		a.mu.Lock()
-		res.ContextWrites, res.LogsDropped, res.Pending = a.writes, a.logsDropped, a.pending
-		a.mu.Unlock()
 		if in != nil {
-			for _, b := range []struct {
-				name string
-				buf  *boundedBuffer
-			}{{"stderr", in.stderr}, {"stdout", in.stdout}} {
-				a.addOutputLines(b.name, b.buf)
-			}
+			a.addOutputLines("stderr", in.stderr)
+			a.addOutputLines("stdout", in.stdout)
 		}
 		a.mu.Lock()
-		res.Logs = a.logs
+		res.ContextWrites, res.LogsDropped, res.Pending, res.Logs = a.writes, a.logsDropped, a.pending, a.logs
 		a.mu.Unlock()
 		return res, err
 	}
+	if len(req.Mounts) == 0 {
+		in = p.takeIdle()
+	}
 	if in == nil {
+		if err := p.reserve(ctx, callCtx, req.Timeout); err != nil {
+			return finish(err)
+		}
 		var err error
 		if in, err = p.newInstance(callCtx, req.Mounts); err != nil {
 			var ce *CallError
 			if errors.As(err, &ce) {
 				return finish(err)
 			}
-			a.mem = in.mem
+			a.mem, a.k = in.mem, in.k
 			if cerr := a.classify(ctx, callCtx, err, in.stderr, req.Timeout); cerr.Cause != ErrTrap {
 				return finish(cerr)
 			}
 			return finish(callErr(ErrInstantiate, "%s", firstLine(err.Error())))
 		}
 	}
-	a.mem = in.mem
-	if n := p.inflight.Add(1); len(req.Mounts) == 0 && n == 1 {
-		// Only a plugin called one call at a time (a sequential run) gets an
-		// instance made ahead; with concurrent calls the CPU is better spent
-		// on the calls themselves.
+	a.mem, a.k = in.mem, in.k
+	p.calls.Add(1)
+	reuse := in.snap != nil
+	if n := p.inflight.Add(1); n == 1 && !reuse && len(req.Mounts) == 0 {
+		// A plugin whose instances serve one call each, called one call at a
+		// time (a sequential run), gets the next call's instance made ahead.
 		p.refill()
 	}
-	defer p.inflight.Add(-1)
-	inst, stderr := in.plugin, in.stderr
-	// An instance is never reused: it is closed after this call whatever
-	// happened in it, in the background (returning its memories to the pool
-	// means zeroing them, which the caller need not wait for).
-	defer p.host.closeLater(in)
-	inst.Config = req.Config
+	clean := false
+	defer func() {
+		p.inflight.Add(-1)
+		p.recycle(in, clean && reuse, reuse && len(req.Mounts) == 0)
+	}()
 
-	rc, out, err := inst.CallWithContext(callCtx, req.Function, req.Input)
+	if err := in.k.setInput(req.Input); err != nil {
+		return finish(callErr(ErrMemoryLimit, "the input (%d bytes) does not fit the kernel memory", len(req.Input)))
+	}
+	rc, err := in.call(callCtx, req.Function, a)
+	exited := false
+	var exit *sys.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == 0 && callCtx.Err() == nil {
+		// The guest exited with success: its instance is gone, its output
+		// stands.
+		err, exited = nil, true
+	}
 	if err != nil {
-		// An error the guest set with error_set comes back as a plain error
-		// with its text; anything else is a trap or an exit.
-		if msg := inst.GetErrorWithContext(callCtx); msg != "" && msg == err.Error() && a.violation == nil {
-			return finish(guestErr(msg))
-		}
-		return finish(a.classify(ctx, callCtx, err, stderr, req.Timeout))
+		return finish(a.classify(ctx, callCtx, err, in.stderr, req.Timeout))
 	}
 	if a.violation != nil {
 		return finish(a.violation)
 	}
-	if rc != 0 {
+	clean = !exited
+	out, _ := in.k.outputBytes()
+	if msg, ok := in.k.errorText(); ok {
+		return finish(guestErr(msg))
+	}
+	if rc := int32(uint32(rc)); rc != 0 {
 		return finish(guestErr(fmt.Sprintf("function %s returned %d without an error message", req.Function, rc)))
 	}
 	if len(out) > req.MaxOutputBytes {
 		return finish(callErr(ErrOutputTooLarge, "%d bytes, the limit is %d", len(out), req.MaxOutputBytes))
 	}
-	res.Output = out
-	p.lastCallNS.Store(int64(time.Since(start)))
+	res.Output = bytes.Clone(out)
 	return finish(nil)
 }
 
@@ -231,128 +223,12 @@ func guestErr(msg string) *CallError {
 	return &CallError{Cause: ErrPluginFailed, Detail: doc.Error(), Guest: &doc}
 }
 
-// instance is a fresh instance of a plugin with its own captured output and
-// memory allocator; it serves exactly one call.
-type instance struct {
-	plugin         *extism.Plugin
-	stderr, stdout *boundedBuffer
-	mem            *memTracker
-	closeFS        func()
-	// release gives back the instance's share of the memory budget.
-	release func()
-}
-
-func (in *instance) close() {
-	if in.plugin != nil {
-		_ = in.plugin.Close(context.Background())
-	}
-	if in.closeFS != nil {
-		in.closeFS()
-	}
-	if in.release != nil {
-		in.release()
-	}
-}
-
-// newInstance instantiates the plugin; the caller has reserved its memory
-// budget, which the instance gives back when closed (or at once on error).
-// The returned instance is never nil: on error it still carries the buffers
-// that explain the failure.
-func (p *Plugin) newInstance(ctx context.Context, mounts []Mount) (in *instance, err error) {
-	n := p.reservation()
-	in = &instance{
-		stderr:  &boundedBuffer{max: abi.MaxStderrBytes},
-		stdout:  &boundedBuffer{max: abi.MaxStderrBytes},
-		mem:     &memTracker{pool: p.host.mem},
-		release: func() { p.host.budget.Release(n) },
-	}
-	defer func() {
-		if err != nil {
-			in.release()
-			in.release = nil
-		}
-	}()
-	mc := wazero.NewModuleConfig().
-		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader).
-		WithStderr(in.stderr).WithStdout(in.stdout)
-	if len(mounts) > 0 {
-		fsc, closeFS, err := mountConfig(mounts)
-		if err != nil {
-			return in, err
-		}
-		in.closeFS = closeFS
-		mc = mc.WithFSConfig(fsc)
-	}
-	inst, err := p.compiled.Instance(experimental.WithMemoryAllocator(ctx, in.mem), extism.PluginInstanceConfig{ModuleConfig: mc})
-	if err != nil {
-		if in.closeFS != nil {
-			in.closeFS()
-		}
-		return in, err
-	}
-	in.plugin = inst
-	return in, nil
-}
-
-// takeSpare returns the instance made ahead of time for the next call, if
-// one is ready.
-func (p *Plugin) takeSpare() *instance {
-	select {
-	case in := <-p.spare:
-		return in
-	default:
-		return nil
-	}
-}
-
-// refill makes the next call's instance in the background, while this call
-// runs and its result is journaled, so that instantiation is off the
-// critical path of a sequential run. At most one refill runs at a time, and
-// at most one spare instance waits.
-func (p *Plugin) refill() {
-	if !p.refilling.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		defer p.refilling.Store(false)
-		if len(p.spare) > 0 || p.host.isClosed() || !p.host.budget.TryAcquire(p.reservation()) {
-			return
-		}
-		began := time.Now()
-		in, err := p.newInstance(p.host.bg, nil)
-		if err != nil {
-			return // the next call instantiates inline and reports the error
-		}
-		made := time.Since(began)
-		p.instantiateNS.Store(int64(made))
-		// Prepare only when the whole refill is likely to be done before the
-		// next call needs it: for calls shorter than instantiation plus
-		// prepare, a spare that is merely instantiated, and ready sooner,
-		// saves more.
-		if p.Exports[abi.ExportPrepare] && p.lastCallNS.Load() > int64(made)+p.prepareNS.Load() {
-			// Run the guest runtime's start-up now. A plugin whose prepare
-			// fails or hangs gets no spare; its calls instantiate inline.
-			ctx, cancel := context.WithTimeout(p.host.bg, time.Duration(p.lastTimeout.Load()))
-			began := time.Now()
-			_, _, err := in.plugin.CallWithContext(ctx, abi.ExportPrepare, nil)
-			cancel()
-			p.prepareNS.Store(int64(time.Since(began)))
-			if err != nil {
-				p.host.closeLater(in)
-				return
-			}
-		}
-		select {
-		case p.spare <- in:
-		default:
-			in.close()
-		}
-	}()
-}
-
 // classify turns the error of a failed instantiation or call into a
 // *CallError with a named cause.
 func (a *attempt) classify(parent, callCtx context.Context, err error, stderr *boundedBuffer, timeout time.Duration) *CallError {
+	if a.k != nil && a.k.hitCap {
+		return callErr(ErrMemoryLimit, "the kernel memory reached its cap of %d pages", a.k.max/PageSize)
+	}
 	if a.violation != nil {
 		return a.violation
 	}
@@ -450,6 +326,12 @@ func (b *boundedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+func (b *boundedBuffer) reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf, b.dropped = b.buf[:0], 0
+}
+
 func (b *boundedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -468,6 +350,12 @@ type memTracker struct {
 
 func (t *memTracker) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
 	return &trackedMemory{t: t, max: maxBytes, buf: t.pool.get(capacity)}
+}
+
+func (t *memTracker) reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.hit = false
 }
 
 func (t *memTracker) atCap() bool {

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	extism "github.com/extism/go-sdk"
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
 	"golang.org/x/sync/semaphore"
@@ -48,17 +47,21 @@ type Host struct {
 
 	mem    *memPool
 	budget *semaphore.Weighted
+	// waiting counts calls waiting for memory budget.
+	waiting atomic.Int32
 
-	closers sync.WaitGroup // instances being closed in the background
-	// bg is the context of background work (spare instances); Close
-	// cancels it.
+	// bg is the context of background work (instances made ahead); Close
+	// cancels it. bgWork counts that work; bgMu orders its start against
+	// Close.
 	bg       context.Context
 	cancelBg context.CancelFunc
+	bgMu     sync.Mutex
+	bgWork   sync.WaitGroup
+	closing  bool
 
 	mu       sync.Mutex
 	compiled map[compileKey]*Plugin
 	closed   bool
-	closing  atomic.Bool // set before Close takes mu; read by refills
 }
 
 type compileKey struct {
@@ -91,60 +94,57 @@ func New(ctx context.Context, cfg Config, log hclog.Logger) (*Host, error) {
 	return h, nil
 }
 
-func (h *Host) isClosed() bool { return h.closing.Load() }
+// background runs f in a goroutine that Close waits for. It reports false,
+// and does not run f, once Close has begun.
+func (h *Host) background(f func()) bool {
+	h.bgMu.Lock()
+	defer h.bgMu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.bgWork.Add(1)
+	go func() {
+		defer h.bgWork.Done()
+		f()
+	}()
+	return true
+}
 
-// dropSpares closes every spare instance, giving their memory budget back.
-func (h *Host) dropSpares() {
+// dropIdle closes every instance kept for a later call, giving their
+// memory budget back.
+func (h *Host) dropIdle() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, p := range h.compiled {
-		if in := p.takeSpare(); in != nil {
-			h.closeLater(in)
+		for in := p.takeIdle(); in != nil; in = p.takeIdle() {
+			in.close()
 		}
 	}
-}
-
-// closeLater closes an instance that has served its call, off the caller's
-// path. Close waits for every one of them.
-func (h *Host) closeLater(in *instance) {
-	h.closers.Add(1)
-	go func() {
-		defer h.closers.Done()
-		in.close()
-	}()
-}
-
-// runtimeConfig is the one wazero configuration every runtime of the host
-// uses.
-func (h *Host) runtimeConfig() wazero.RuntimeConfig {
-	return wazero.NewRuntimeConfig().WithCompilationCache(h.cache).WithCloseOnContextDone(true)
 }
 
 // Close releases every compiled plugin and the cache handle. No call may be
 // in flight.
 func (h *Host) Close(ctx context.Context) error {
-	h.closing.Store(true)
+	h.bgMu.Lock()
+	h.closing = true
+	h.bgMu.Unlock()
 	h.cancelBg()
+	h.bgWork.Wait()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil
 	}
 	h.closed = true
-	// Refills first (they may hand instances to closeLater), then the
-	// instances being closed, then the compiled plugins.
-	for _, p := range h.compiled {
-		for p.refilling.Load() {
-			runtime.Gosched() // a refill finishing; it sees closing and stops
-		}
-	}
-	h.closers.Wait()
 	var errs []error
 	for _, p := range h.compiled {
-		if in := p.takeSpare(); in != nil {
+		for in := p.takeIdle(); in != nil; in = p.takeIdle() {
 			in.close()
 		}
-		errs = append(errs, p.compiled.Close(ctx))
+		errs = append(errs, p.rt.Close(ctx))
+		if p.fsRT != nil {
+			errs = append(errs, p.fsRT.Close(ctx))
+		}
 	}
 	errs = append(errs, h.cache.Close(ctx))
 	return errors.Join(errs...)
@@ -162,29 +162,65 @@ func (p *Plugin) reservation() int64 {
 	return min(2*int64(p.limits.MaxPages)*PageSize, p.host.cfg.MemoryBudget)
 }
 
-// Plugin is a compiled plugin. Make calls to it with Call; each call gets a
-// fresh instance.
+// Plugin is a compiled plugin. Make calls to it with Call.
 type Plugin struct {
 	// SHA256 is the hex digest of the plugin's bytes.
 	SHA256 string
 	// Exports lists the functions the plugin exports.
 	Exports map[string]bool
 
-	host     *Host
-	limits   Limits
-	compiled *extism.CompiledPlugin
+	host   *Host
+	limits Limits
+	wasm   []byte // what is compiled: the plugin, with its globals exported when resettable
+	rt     wazero.Runtime
+	// compiled is the plugin compiled in rt, for calls without file grants.
+	compiled wazero.CompiledModule
 
-	// spare holds an instance made ahead of time for the next call.
-	spare     chan *instance
+	// resettable: instances are reset to their post-start-up snapshot and
+	// reused (see snapshot); otherwise each call gets a fresh instance.
+	// fresh says why not.
+	resettable  bool
+	fresh       string
+	globalNames []string
+	hasMemory   bool
+
+	// Calls with file grants get fresh instances from a runtime of their
+	// own, made on first use.
+	fsOnce     sync.Once
+	fsRT       wazero.Runtime
+	fsCompiled wazero.CompiledModule
+	fsErr      error
+
+	// idle holds instances ready for the next call: reset after a call, or
+	// made ahead.
+	idle      chan *instance
 	refilling atomic.Bool
 	inflight  atomic.Int32
-	// lastTimeout bounds the prepare call of a spare instance: the timeout
-	// of the plugin's latest call.
+	// lastTimeout bounds the start-up of an instance made ahead: the
+	// timeout of the plugin's latest call.
 	lastTimeout atomic.Int64
-	// How long the latest successful call, instantiation and prepare took
-	// (ns): they decide whether a spare is worth preparing.
-	lastCallNS, instantiateNS, prepareNS atomic.Int64
+
+	calls, instances, resets atomic.Int64
 }
+
+// PluginStats counts what a plugin's calls cost.
+type PluginStats struct {
+	// Calls counts calls that ran in an instance.
+	Calls int64
+	// Instances counts instances made (and started up).
+	Instances int64
+	// Resets counts instances reset for another call.
+	Resets int64
+}
+
+// Stats returns the plugin's counters.
+func (p *Plugin) Stats() PluginStats {
+	return PluginStats{Calls: p.calls.Load(), Instances: p.instances.Load(), Resets: p.resets.Load()}
+}
+
+// Resettable reports whether the plugin's instances are reset and reused
+// between calls, and if not, why.
+func (p *Plugin) Resettable() (bool, string) { return p.resettable, p.fresh }
 
 // SHA256Hex returns the hex sha256 of b, the digest plugins are known by.
 func SHA256Hex(b []byte) string {
@@ -207,22 +243,22 @@ func (h *Host) Load(ctx context.Context, wasm []byte, limits Limits) (*Plugin, e
 	if p, ok := h.compiled[key]; ok {
 		return p, nil
 	}
-	exports, err := h.check(wasm)
+	mi, err := h.check(wasm)
 	if err != nil {
 		return nil, err
 	}
-	manifest := extism.Manifest{
-		Wasm:   []extism.Wasm{extism.WasmData{Data: wasm}},
-		Memory: &extism.ManifestMemory{MaxPages: limits.MaxPages, MaxVarBytes: 0, MaxHttpResponseBytes: 0},
+	p := &Plugin{SHA256: key.sha, Exports: mi.exports, host: h, limits: limits, wasm: wasm,
+		idle: make(chan *instance, max(2, runtime.GOMAXPROCS(0)))}
+	p.resettable, p.fresh = mi.resettable()
+	p.hasMemory = mi.memories > 0
+	if p.resettable {
+		if p.wasm, p.globalNames, err = withGlobalExports(wasm, mi); err != nil {
+			p.resettable, p.fresh, p.wasm = false, err.Error(), wasm
+		}
 	}
-	cp, err := extism.NewCompiledPlugin(ctx, manifest, extism.PluginConfig{
-		RuntimeConfig: h.runtimeConfig(),
-		EnableWasi:    true,
-	}, h.hostFunctions())
-	if err != nil {
-		return nil, fmt.Errorf("host: compile plugin: %w: %s", ErrInvalidPlugin, firstLine(err.Error()))
+	if p.rt, p.compiled, err = h.newRuntime(ctx, limits, p.wasm, true); err != nil {
+		return nil, err
 	}
-	p := &Plugin{SHA256: key.sha, Exports: exports, host: h, limits: limits, compiled: cp, spare: make(chan *instance, 1)}
 	h.compiled[key] = p
 	return p, nil
 }
@@ -230,14 +266,10 @@ func (h *Host) Load(ctx context.Context, wasm []byte, limits Limits) (*Plugin, e
 // check reads the plugin's imports and exports (without compiling it) and
 // refuses imports of another 12fa ABI version or of 12fa functions that do
 // not exist.
-func (h *Host) check(wasm []byte) (map[string]bool, error) {
+func (h *Host) check(wasm []byte) (*moduleInterface, error) {
 	mi, err := readInterface(wasm)
 	if err != nil {
 		return nil, fmt.Errorf("host: %w: %v", ErrInvalidPlugin, err)
-	}
-	known := make(map[string]bool)
-	for _, f := range h.hostFunctions() {
-		known[f.Name] = true
 	}
 	for _, imp := range mi.imports {
 		v, ours := abi.NamespaceVersion(imp.module)
@@ -248,10 +280,10 @@ func (h *Host) check(wasm []byte) (map[string]bool, error) {
 			return nil, fmt.Errorf("host: plugin speaks abi v%d (imports %s.%s), host supports v%d: %w",
 				v, imp.module, imp.name, abi.Version, ErrABIVersion)
 		}
-		if !known[imp.name] {
+		if !isHostFunction(imp.name) {
 			return nil, fmt.Errorf("host: plugin imports %s.%s, which abi v%d does not define: %w",
 				imp.module, imp.name, abi.Version, ErrInvalidPlugin)
 		}
 	}
-	return mi.exports, nil
+	return mi, nil
 }

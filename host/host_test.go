@@ -110,7 +110,7 @@ func TestPlugin_Call_Errors(t *testing.T) {
 		{"infinite loop stops at its timeout", "wat/loop.wasm", 16, 200 * time.Millisecond, host.ErrTimeout, "200ms"},
 		{"memory growth stops at the cap", "wat/grow.wasm", 64, 5 * time.Second, host.ErrMemoryLimit, "64 pages"},
 		{"trap", "wat/trap.wasm", 16, time.Second, host.ErrTrap, "unreachable"},
-		{"offset past 32 bits", "wat/badptr.wasm", 16, time.Second, host.ErrBadHostCall, "ctx_get: key: offset 0x10000000000 is outside 32-bit memory"},
+		{"offset past 32 bits", "wat/badptr.wasm", 16, time.Second, host.ErrBadHostCall, "ctx_get: key: offset 0x10000000000 is outside the kernel memory"},
 		{"value that is not JSON", "wat/badjson.wasm", 16, time.Second, host.ErrBadHostCall, "ctx_set: value of \"k\" is not JSON"},
 		{"output over the limit", "wat/bigoutput.wasm", 512, 5 * time.Second, host.ErrOutputTooLarge, "8388608 bytes"},
 		{"guest error document", "wat/fail.wasm", 16, time.Second, host.ErrPluginFailed, "nope: fixture failed"},
@@ -229,50 +229,81 @@ func cacheFiles(t *testing.T, dir string) map[string]time.Time {
 	return files
 }
 
-// TestPlugin_Call_Isolation: a call never sees the memory, grown pages or
-// globals an earlier call of the same plugin left behind, whether the calls
-// follow each other or run at once, and memory buffers are recycled.
+// TestPlugin_Call_Isolation: a call never sees the memory, grown pages,
+// data segments, heap or globals an earlier call of the same plugin left
+// behind, whether the calls follow each other or run at once: with
+// instances that are reset and reused (stain never grows its memory; the
+// Go plugin stains a package variable and the heap) and with instances
+// that are discarded (marker grows its memory, which cannot be undone).
 func TestPlugin_Call_Isolation(t *testing.T) {
 	h := newHost(t)
-	p := mustLoad(t, h, "wat/marker.wasm", 16)
-	call := func() error {
-		res, err := p.Call(t.Context(), host.Request{Input: []byte("{}"), Timeout: 5 * time.Second})
-		if err != nil {
-			return err
-		}
-		if string(res.Output) != `{"clean":true}` {
-			return fmt.Errorf("a call saw markers left by another: %s", res.Output)
-		}
-		return nil
-	}
-	for range 50 {
-		if err := call(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 8*25)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 25 {
-				errs <- call()
+	for _, tc := range []struct {
+		plugin    string
+		pages     uint32
+		input     []byte
+		clean     string
+		resetting bool // the plugin is resettable
+		reused    bool // its instances serve many calls
+	}{
+		{"wat/marker.wasm", 16, []byte("{}"), `{"clean":true}`, true, false},
+		{"wat/stain.wasm", 16, []byte("{}"), `{"clean":true}`, true, true},
+		{"effect/effect.wasm", 512, envelope(t, "s", map[string]any{"stain": true}), `{"stained":false}`, true, true},
+	} {
+		t.Run(tc.plugin, func(t *testing.T) {
+			p := mustLoad(t, h, tc.plugin, tc.pages)
+			if ok, why := p.Resettable(); ok != tc.resetting {
+				t.Fatalf("Resettable() = %v (%s), want %v", ok, why, tc.resetting)
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+			call := func() error {
+				res, err := p.Call(t.Context(), host.Request{Input: tc.input, Timeout: 10 * time.Second})
+				if err != nil {
+					return err
+				}
+				if string(res.Output) != tc.clean {
+					return fmt.Errorf("a call saw marks left by another: %s", res.Output)
+				}
+				return nil
+			}
+			for range 50 {
+				if err := call(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, 8*25)
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range 25 {
+						errs <- call()
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			st := p.Stats()
+			if st.Calls != 250 {
+				t.Fatalf("stats count %d calls, want 250", st.Calls)
+			}
+			// The checks above ran in reset instances where the plugin allows
+			// it; marker's calls grow memory, which cannot be undone.
+			if tc.reused != (st.Resets > 0) || (tc.reused && st.Instances >= st.Calls/2) || (!tc.reused && st.Instances < st.Calls) {
+				t.Fatalf("%+v, want reuse %v", st, tc.reused)
+			}
+		})
 	}
 }
 
-// TestPlugin_Call_PrepareThatHangs: a spare instance whose prepare export
-// hangs does not hold up the calls (they instantiate inline) nor Close
-// (which cancels it), even with a long call timeout.
+// TestPlugin_Call_PrepareThatHangs: the prepare export is part of an
+// instance's start-up, so one that hangs fails the call with a timeout at
+// the call's deadline, and an instance being made ahead with it does not
+// hold up Close.
 func TestPlugin_Call_PrepareThatHangs(t *testing.T) {
 	h, err := host.New(t.Context(), host.Config{CacheDir: sharedCache}, nil)
 	if err != nil {
@@ -282,9 +313,14 @@ func TestPlugin_Call_PrepareThatHangs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 5 {
-		if _, err := p.Call(t.Context(), host.Request{Input: []byte("{}"), Timeout: 30 * time.Second}); err != nil {
-			t.Fatal(err)
+	for range 3 {
+		start := time.Now()
+		_, err := p.Call(t.Context(), host.Request{Input: []byte("{}"), Timeout: 300 * time.Millisecond})
+		if !errors.Is(err, host.ErrTimeout) {
+			t.Fatalf("err = %v, want a timeout", err)
+		}
+		if elapsed := time.Since(start); elapsed > 5*time.Second {
+			t.Fatalf("call took %s with a timeout of 300ms", elapsed)
 		}
 	}
 	done := make(chan error, 1)
@@ -295,7 +331,7 @@ func TestPlugin_Call_PrepareThatHangs(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("Close waited for a spare whose prepare never returns")
+		t.Fatal("Close waited for an instance whose prepare never returns")
 	}
 }
 

@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	extism "github.com/extism/go-sdk"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 
 	"github.com/12fa/12fa/abi"
 )
@@ -19,101 +19,100 @@ import (
 // hostFunc is the shape of every 12fa host function. It returns the value
 // for the guest (a status or an offset), or an error when the guest broke
 // the ABI; the adapter turns such an error into a failed step.
-type hostFunc func(ctx context.Context, p *extism.CurrentPlugin, a *attempt, stack []uint64) (uint64, error)
-
-var (
-	i32 = extism.ValueTypeI32
-	i64 = extism.ValueTypeI64
-)
+type hostFunc func(ctx context.Context, k *kernel, a *attempt, stack []uint64) (uint64, error)
 
 // hostFunctions is the one table of 12fa's host functions.
-func (h *Host) hostFunctions() []extism.HostFunction {
-	table := []struct {
-		name    string
-		fn      hostFunc
-		params  []extism.ValueType
-		results []extism.ValueType
-	}{
-		{abi.FuncCtxGet, ctxGet, []extism.ValueType{i64}, []extism.ValueType{i64}},
-		{abi.FuncCtxSet, ctxSet, []extism.ValueType{i64, i64}, []extism.ValueType{i32}},
-		{abi.FuncLog, logFn, []extism.ValueType{i32, i64}, []extism.ValueType{i32}},
-		{abi.FuncInputRequest, inputRequest, []extism.ValueType{i64}, []extism.ValueType{i64}},
-		{abi.FuncNotify, notifyFn, []extism.ValueType{i64}, []extism.ValueType{i32}},
-	}
-	out := make([]extism.HostFunction, 0, len(table))
-	for _, t := range table {
-		f := extism.NewHostFunctionWithStack(t.name, h.adapt(t.name, t.fn), t.params, t.results)
-		f.SetNamespace(abi.Namespace)
-		out = append(out, f)
-	}
-	return out
+var hostFunctions = []struct {
+	name            string
+	fn              hostFunc
+	params, results []api.ValueType
+}{
+	{abi.FuncCtxGet, ctxGet, []api.ValueType{i64}, []api.ValueType{i64}},
+	{abi.FuncCtxSet, ctxSet, []api.ValueType{i64, i64}, []api.ValueType{i32}},
+	{abi.FuncLog, logFn, []api.ValueType{i32, i64}, []api.ValueType{i32}},
+	{abi.FuncInputRequest, inputRequest, []api.ValueType{i64}, []api.ValueType{i64}},
+	{abi.FuncNotify, notifyFn, []api.ValueType{i64}, []api.ValueType{i32}},
 }
 
-// adapt is the single adapter between wazero's stack calling convention and
-// a hostFunc. A broken call is recorded on the attempt and traps the guest;
-// the host itself never panics past wazero, which recovers the trap into
-// the call's error.
-func (h *Host) adapt(name string, fn hostFunc) extism.HostFunctionStackCallback {
-	return func(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
-		a, _ := ctx.Value(attemptKey{}).(*attempt)
-		if a == nil {
-			panic(fmt.Errorf("%s called outside a 12fa call", name))
+const (
+	i32 = api.ValueTypeI32
+	i64 = api.ValueTypeI64
+)
+
+// isHostFunction reports whether abi v1 defines name.
+func isHostFunction(name string) bool {
+	for _, f := range hostFunctions {
+		if f.name == name {
+			return true
 		}
-		if err := ctx.Err(); err != nil {
-			panic(err) // the attempt is over; wazero is closing the module
-		}
-		v, err := fn(ctx, p, a, stack)
-		if err != nil {
-			ce := callErr(ErrBadHostCall, "%s: %v", name, err)
-			a.mu.Lock()
-			if a.violation == nil {
-				a.violation = ce
+	}
+	return false
+}
+
+// instantiateHostFunctions instantiates the 12fa namespace in rt. Each
+// function goes through one adapter between wazero's stack calling
+// convention and a hostFunc: a broken call is recorded on the attempt and
+// traps the guest; the host itself never panics past wazero, which recovers
+// the trap into the call's error.
+func (h *Host) instantiateHostFunctions(ctx context.Context, rt wazero.Runtime) error {
+	b := rt.NewHostModuleBuilder(abi.Namespace)
+	for _, f := range hostFunctions {
+		b.NewFunctionBuilder().WithGoFunction(api.GoFunc(func(ctx context.Context, stack []uint64) {
+			s := stateOf(ctx)
+			if s == nil || s.a == nil {
+				panic(fmt.Errorf("%s called outside a step's call", f.name))
 			}
-			a.mu.Unlock()
-			h.log.Debug("bad host function call", "func", name, "error", err)
-			panic(ce)
-		}
-		stack[0] = v
+			if err := ctx.Err(); err != nil {
+				panic(err) // the attempt is over; wazero is closing the module
+			}
+			v, err := f.fn(ctx, s.k, s.a, stack)
+			if err != nil {
+				h.violation(s.a, f.name, err)
+			}
+			stack[0] = v
+		}), f.params, f.results).Export(f.name)
 	}
+	_, err := b.Instantiate(ctx)
+	return err
 }
 
-// readBlock reads the Extism memory block at off. Offsets are checked as
-// 64-bit values before any 32-bit conversion. A block longer than limit is
-// an error unless truncate is set, in which case its first limit bytes are
-// returned.
-func readBlock(ctx context.Context, p *extism.CurrentPlugin, off uint64, limit int, truncate bool) ([]byte, error) {
-	if off == 0 {
-		return nil, errors.New("null offset")
-	}
-	if off > math.MaxUint32 {
-		return nil, fmt.Errorf("offset %#x is outside 32-bit memory", off)
-	}
-	n, err := p.LengthWithContext(ctx, off)
-	if err != nil {
-		return nil, fmt.Errorf("length of block at %#x: %s", off, firstLine(err.Error()))
-	}
-	if n == 0 {
-		return nil, fmt.Errorf("offset %#x is not an allocated block", off)
-	}
-	if n > uint64(limit) {
-		if !truncate {
-			return nil, fmt.Errorf("block at %#x is %d bytes, the limit is %d", off, n, limit)
+// violation records a broken host function call on the attempt (when there
+// is one) and traps the guest.
+func (h *Host) violation(a *attempt, name string, err error) {
+	ce := callErr(ErrBadHostCall, "%s: %v", name, err)
+	if a != nil {
+		a.mu.Lock()
+		if a.violation == nil {
+			a.violation = ce
 		}
-		n = uint64(limit)
+		a.mu.Unlock()
 	}
-	mem := p.Memory()
-	if off+n > uint64(mem.Size()) {
-		return nil, fmt.Errorf("block at %#x of %d bytes is outside memory", off, n)
+	h.log.Debug("bad host function call", "func", name, "error", err)
+	panic(ce)
+}
+
+// readBlock reads the Extism memory block at off. A block longer than
+// limit is an error unless truncate is set, in which case its first limit
+// bytes are returned.
+func readBlock(k *kernel, off uint64, limit int, truncate bool) ([]byte, error) {
+	b, err := k.block(off)
+	if err != nil {
+		return nil, err
 	}
-	b, ok := mem.Read(uint32(off), uint32(n))
-	if !ok {
-		return nil, fmt.Errorf("block at %#x of %d bytes is outside memory", off, n)
+	if len(b) == 0 {
+		return nil, fmt.Errorf("offset %#x is an empty block", off)
+	}
+	if len(b) > limit {
+		if !truncate {
+			return nil, fmt.Errorf("block at %#x is %d bytes, the limit is %d", off, len(b), limit)
+		}
+		b = b[:limit]
 	}
 	return bytes.Clone(b), nil
 }
 
-func readKey(ctx context.Context, p *extism.CurrentPlugin, off uint64) (string, error) {
-	b, err := readBlock(ctx, p, off, abi.MaxKeyBytes, false)
+func readKey(k *kernel, off uint64) (string, error) {
+	b, err := readBlock(k, off, abi.MaxKeyBytes, false)
 	if err != nil {
 		return "", fmt.Errorf("key: %w", err)
 	}
@@ -123,8 +122,8 @@ func readKey(ctx context.Context, p *extism.CurrentPlugin, off uint64) (string, 
 	return string(b), nil
 }
 
-func ctxGet(ctx context.Context, p *extism.CurrentPlugin, a *attempt, stack []uint64) (uint64, error) {
-	key, err := readKey(ctx, p, stack[0])
+func ctxGet(ctx context.Context, k *kernel, a *attempt, stack []uint64) (uint64, error) {
+	key, err := readKey(k, stack[0])
 	if err != nil {
 		return 0, err
 	}
@@ -137,19 +136,19 @@ func ctxGet(ctx context.Context, p *extism.CurrentPlugin, a *attempt, stack []ui
 	if !ok || string(v) == "null" {
 		return 0, nil
 	}
-	off, err := p.WriteBytes(v)
+	off, err := k.write(v)
 	if err != nil {
-		return 0, fmt.Errorf("write value: %s", firstLine(err.Error()))
+		return 0, fmt.Errorf("write value: %w", err)
 	}
 	return off, nil
 }
 
-func ctxSet(ctx context.Context, p *extism.CurrentPlugin, a *attempt, stack []uint64) (uint64, error) {
-	key, err := readKey(ctx, p, stack[0])
+func ctxSet(ctx context.Context, k *kernel, a *attempt, stack []uint64) (uint64, error) {
+	key, err := readKey(k, stack[0])
 	if err != nil {
 		return 0, err
 	}
-	raw, err := readBlock(ctx, p, stack[1], abi.MaxValueBytes, false)
+	raw, err := readBlock(k, stack[1], abi.MaxValueBytes, false)
 	if err != nil {
 		return 0, fmt.Errorf("value of %q: %w", key, err)
 	}
@@ -167,12 +166,12 @@ func ctxSet(ctx context.Context, p *extism.CurrentPlugin, a *attempt, stack []ui
 	return uint64(abi.StatusOK), nil
 }
 
-func logFn(ctx context.Context, p *extism.CurrentPlugin, a *attempt, stack []uint64) (uint64, error) {
+func logFn(ctx context.Context, k *kernel, a *attempt, stack []uint64) (uint64, error) {
 	level := abi.LogLevel(int32(uint32(stack[0])))
 	if !level.Valid() {
 		return 0, fmt.Errorf("level %d is not a log level", int32(uint32(stack[0])))
 	}
-	msg, err := readBlock(ctx, p, stack[1], abi.MaxLogLineBytes, true)
+	msg, err := readBlock(k, stack[1], abi.MaxLogLineBytes, true)
 	if err != nil {
 		return 0, fmt.Errorf("message: %w", err)
 	}
@@ -184,8 +183,8 @@ func logFn(ctx context.Context, p *extism.CurrentPlugin, a *attempt, stack []uin
 	return uint64(abi.StatusOK), nil
 }
 
-func inputRequest(ctx context.Context, p *extism.CurrentPlugin, a *attempt, stack []uint64) (uint64, error) {
-	raw, err := readBlock(ctx, p, stack[0], abi.MaxQuestionBytes, false)
+func inputRequest(ctx context.Context, k *kernel, a *attempt, stack []uint64) (uint64, error) {
+	raw, err := readBlock(k, stack[0], abi.MaxQuestionBytes, false)
 	if err != nil {
 		return 0, fmt.Errorf("request: %w", err)
 	}
@@ -230,15 +229,15 @@ func inputRequest(ctx context.Context, p *extism.CurrentPlugin, a *attempt, stac
 	if err != nil {
 		return 0, err
 	}
-	off, err := p.WriteBytes(b)
+	off, err := k.write(b)
 	if err != nil {
-		return 0, fmt.Errorf("write response: %s", firstLine(err.Error()))
+		return 0, fmt.Errorf("write response: %w", err)
 	}
 	return off, nil
 }
 
-func notifyFn(ctx context.Context, p *extism.CurrentPlugin, a *attempt, stack []uint64) (uint64, error) {
-	raw, err := readBlock(ctx, p, stack[0], abi.MaxNotificationBytes, false)
+func notifyFn(ctx context.Context, k *kernel, a *attempt, stack []uint64) (uint64, error) {
+	raw, err := readBlock(k, stack[0], abi.MaxNotificationBytes, false)
 	if err != nil {
 		return 0, fmt.Errorf("notification: %w", err)
 	}

@@ -12,6 +12,26 @@ type moduleInterface struct {
 	imports []funcImport
 	// exports holds the exported functions of type () -> () or () -> i32.
 	exports map[string]bool
+	// exportNames holds every export's name, of any kind.
+	exportNames map[string]bool
+
+	// What decides whether an instance can be reset to a snapshot (see
+	// snapshot.go): the globals and memories the module defines and
+	// imports, where its export section is, and the first instruction
+	// found that changes instance state other than memory and globals.
+	importedGlobals, importedMemories, importedTables int
+	mutableImportedGlobal                             bool
+	globals                                           []definedGlobal
+	memories                                          int
+	exportSection                                     [2]int // content start, end; zero when absent
+	stateChange                                       string
+}
+
+// definedGlobal is a global the module defines, by its index in the global
+// index space (imported globals first).
+type definedGlobal struct {
+	index   uint32
+	mutable bool
 }
 
 type funcImport struct{ module, name string }
@@ -33,7 +53,7 @@ func readInterface(b []byte) (*moduleInterface, error) {
 	var (
 		types     []sig
 		funcTypes []uint32 // type index of every function: imported, then defined
-		mi        = &moduleInterface{exports: map[string]bool{}}
+		mi        = &moduleInterface{exports: map[string]bool{}, exportNames: map[string]bool{}}
 		exports   []struct {
 			name string
 			idx  uint32
@@ -70,11 +90,16 @@ func readInterface(b []byte) (*moduleInterface, error) {
 				case 0x01: // table: reftype + limits
 					r.valtype()
 					r.limits()
+					mi.importedTables++
 				case 0x02: // memory
 					r.limits()
+					mi.importedMemories++
 				case 0x03: // global: valtype + mutability
 					r.valtype()
-					r.byte()
+					if r.byte() == 1 {
+						mi.mutableImportedGlobal = true
+					}
+					mi.importedGlobals++
 				case 0x04: // tag: attribute + type index
 					r.byte()
 					r.u32()
@@ -86,9 +111,22 @@ func readInterface(b []byte) (*moduleInterface, error) {
 			for n := r.u32(); n > 0 && r.err == nil; n-- {
 				funcTypes = append(funcTypes, r.u32())
 			}
+		case 5: // memory
+			mi.memories += int(r.u32())
+		case 6: // global
+			for n := r.u32(); n > 0 && r.err == nil; n-- {
+				r.valtype()
+				mut := r.byte()
+				mi.globals = append(mi.globals, definedGlobal{index: uint32(mi.importedGlobals + len(mi.globals)), mutable: mut == 1})
+				r.constExpr()
+			}
+		case 10: // code
+			mi.stateChange = r.scanCode(end)
 		case 7: // export
+			mi.exportSection = [2]int{r.off, end}
 			for n := r.u32(); n > 0 && r.err == nil; n-- {
 				name := r.name()
+				mi.exportNames[name] = true
 				kind := r.byte()
 				idx := r.u32()
 				if kind == 0x00 {

@@ -94,11 +94,32 @@ func AskWith(req abi.InputRequest) (answer string, answered bool, err error) {
 	return resp.Answer, resp.Answered, nil
 }
 
-// prepare lets the host run the Go runtime's start-up on an instance before
-// the step's call (see abi.ExportPrepare). It does nothing itself.
+// prepare warms what every step's call goes through (see
+// abi.ExportPrepare): the host calls it once on a new instance, after the
+// Go runtime's start-up and before it snapshots the instance, so that the
+// state Go builds lazily on first use (encoding/json's per-type encoders
+// and decoders, fmt's and reflect's caches, the heap's first spans) is
+// built once, not on every call. It has no effect a step could observe.
 //
 //go:wasmexport 12fa_prepare
-func prepare() int32 { return 0 }
+func prepare() int32 {
+	var env Envelope
+	_ = json.Unmarshal([]byte(warmEnvelope), &env)
+	var v any
+	_ = json.Unmarshal(env.Input, &v)
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(env.Input, &m)
+	for _, x := range []any{v, m, env, struct{}{}, map[string]string{"k": "v"}, []string{"a"}, 1.5, abi.ErrorDoc{Code: "c", Message: "m"}} {
+		_, _ = json.Marshal(x)
+	}
+	_ = errors.As(Fail("c", "%s %d %v %q", "a", 1, v, "b"), new(*StepError))
+	return 0
+}
+
+// warmEnvelope has every field of an envelope and every kind of JSON value.
+const warmEnvelope = `{"workflow":"w","run_id":"r","step":"s","attempt":1,` +
+	`"input":{"s":"x","n":-1.5e3,"b":true,"z":null,"a":[1,"y",{"k":[]}]},` +
+	`"outputs":{"p":{"k":"v"}},"inputs":{"q":"a"}}`
 
 // Input returns the raw input document.
 func Input() []byte { return input() }

@@ -3,7 +3,8 @@
 // step id, attempt, the count and the ids of the outputs it received. With input
 // {"sleep_ms": N} it sleeps first; with {"fail": true} it fails, with
 // {"fail_until_attempt": N} it fails attempts before N ({"code": …,
-// "permanent": true} shape the error).
+// "permanent": true} shape the error); {"stain": true} checks that no
+// earlier call left marks in its instance.
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o effect.wasm .
 package main
@@ -28,7 +29,17 @@ type input struct {
 	UndoFail bool `json:"undo_fail"`
 	// Notify, when set, is sent as a notification.
 	Notify string `json:"notify"`
+	// Stain reports whether an earlier call left its marks in this
+	// instance (a package variable and a heap object), then leaves them.
+	Stain bool `json:"stain"`
 }
+
+// Marks a call leaves behind when asked to stain; a call in a clean
+// instance finds them at their zero values.
+var (
+	stainCount int
+	stainHeap  *[]byte
+)
 
 // undo is the step's rollback: it logs "undo <step>" (the effect tests
 // count) and returns what it saw.
@@ -64,6 +75,13 @@ func run() int32 {
 				return nil, pdk.FailPermanent(code, "step %s was asked to fail (attempt %d)", env.Step, env.Attempt)
 			}
 			return nil, pdk.Fail(code, "step %s was asked to fail (attempt %d)", env.Step, env.Attempt)
+		}
+		if in.Stain {
+			stained := stainCount != 0 || stainHeap != nil
+			stainCount++
+			b := make([]byte, 1<<10)
+			stainHeap = &b
+			return map[string]any{"stained": stained}, nil
 		}
 		pdk.Log(pdk.Info, "effect "+env.Step)
 		if in.Notify != "" {

@@ -1,5 +1,5 @@
 ;; prepareloop: a plugin whose 12fa_prepare export never returns. The host
-;; must bound the prepare call and fall back to making instances inline;
+;; must bound the prepare call (part of an instance's start-up) with the call's timeout;
 ;; run itself is a no-op that succeeds.
 (module
   (func (export "12fa_prepare") (result i32)
