@@ -56,12 +56,42 @@ func TestReadInterface_MatchesWazero(t *testing.T) {
 					t.Errorf("export %q missing", name)
 				}
 			}
+			// The copy with every mutable global exported compiles (wazero
+			// checks each export's kind and index) and names them.
+			if ok, _ := mi.resettable(); !ok {
+				return
+			}
+			rw, names, err := withGlobalExports(b, mi)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := rt.CompileModule(t.Context(), rw); err != nil {
+				t.Fatalf("rewritten module: %v", err)
+			}
+			mi2, err := readInterface(rw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mutable int
+			for _, g := range mi.globals {
+				if g.mutable {
+					mutable++
+				}
+			}
+			if len(names) != mutable || len(mi2.exportNames) != len(mi.exportNames)+mutable {
+				t.Fatalf("%d names for %d mutable globals; %d exports, had %d", len(names), mutable, len(mi2.exportNames), len(mi.exportNames))
+			}
+			for _, n := range names {
+				if !mi2.exportNames[n] {
+					t.Errorf("global %s not exported", n)
+				}
+			}
 		})
 	}
 }
 
 func FuzzReadInterface(f *testing.F) {
-	for _, name := range []string{"noop", "badptr", "abiv2", "marker"} {
+	for _, name := range []string{"noop", "badptr", "abiv2", "marker", "stain", "tableset"} {
 		b, err := os.ReadFile("../plugins/examples/wat/" + name + ".wasm")
 		if err == nil {
 			f.Add(b)
@@ -69,6 +99,11 @@ func FuzzReadInterface(f *testing.F) {
 	}
 	f.Add([]byte("\x00asm\x01\x00\x00\x00\x02\xff\xff\xff\xff\x0f"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = readInterface(b)
+		mi, err := readInterface(b)
+		if err == nil {
+			if ok, _ := mi.resettable(); ok {
+				_, _, _ = withGlobalExports(b, mi)
+			}
+		}
 	})
 }

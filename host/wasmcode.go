@@ -18,7 +18,9 @@ import (
 // end) and returns a description of the first instruction that changes
 // instance state other than memory and globals, or "" when there is none.
 // A malformed body sets r.err; an opcode it does not know is reported as a
-// state change (the safe answer).
+// state change (the safe answer). The common one-byte opcodes with LEB128
+// immediates are skipped inline: a Go plugin has megabytes of code, and
+// this runs on every process's first load of it.
 func (r *wasmReader) scanCode(end int) string {
 	for n := r.u32(); n > 0 && r.err == nil; n-- {
 		size := r.u32()
@@ -31,7 +33,32 @@ func (r *wasmReader) scanCode(end int) string {
 			r.u32()
 			r.valtype()
 		}
+		b := r.b[:bodyEnd]
 		for r.off < bodyEnd && r.err == nil {
+			i := r.off
+			switch op := b[i]; {
+			case simpleOp[op]:
+				r.off = i + 1
+				continue
+			case lebOp[op]:
+				i++
+				for i < bodyEnd && b[i]&0x80 != 0 {
+					i++
+				}
+				r.off = i + 1
+				continue
+			case op >= 0x28 && op <= 0x3e && i+1 < bodyEnd && b[i+1]&0xc0 == 0:
+				// a load or store whose one-byte alignment has no memory index
+				i += 2
+				for i < bodyEnd && b[i]&0x80 != 0 {
+					i++
+				}
+				r.off = i + 1
+				continue
+			case op >= 0x02 && op <= 0x04 && i+1 < bodyEnd && (b[i+1] == 0x40 || b[i+1] >= 0x7b && b[i+1] <= 0x7f):
+				r.off = i + 2 // block, loop or if with an empty or value block type
+				continue
+			}
 			if what := r.instr(); what != "" {
 				r.off = end
 				return what
@@ -43,6 +70,21 @@ func (r *wasmReader) scanCode(end int) string {
 	}
 	return ""
 }
+
+// simpleOp marks opcodes without immediates; lebOp those with exactly one
+// LEB128 immediate (instr handles every opcode; these are shortcuts).
+var simpleOp, lebOp = func() (s, l [256]bool) {
+	for op := 0x45; op <= 0xc4; op++ {
+		s[op] = true // numeric instructions
+	}
+	for _, op := range []int{0x00, 0x01, 0x05, 0x0b, 0x0f, 0x1a, 0x1b, 0xd1} {
+		s[op] = true
+	}
+	for _, op := range []int{0x0c, 0x0d, 0x10, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x3f, 0x40, 0x41, 0x42, 0xd2} {
+		l[op] = true
+	}
+	return s, l
+}()
 
 // constExpr skips a constant expression (a global's initialiser), which
 // ends with the end opcode.
