@@ -4,9 +4,21 @@ GO        ?= go
 BIN       := bin/12fa
 EXAMPLE   := plugins/examples/plugin-manifest.toml
 EXAMPLE_DIR ?= .example-project
-GO_PLUGINS := analyze plan report effect gopanic fsprobe gonoop ask
+GO_PLUGINS := analyze plan report effect gopanic fsprobe gonoop ask go-greet
 WAT_PLUGINS := $(wildcard plugins/examples/wat/*.wat)
+C_PLUGINS := c-greet
+RUST_PLUGINS := rust-greet
 GUEST_GOFLAGS := -trimpath -ldflags=-s -buildmode=c-shared
+# C steps: clang with Debian's wasi-libc (packages clang lld wasi-libc
+# libclang-rt-dev-wasm32).
+CLANG     ?= clang
+C_GUEST_FLAGS := --target=wasm32-wasi -O2 -mexec-model=reactor -Wl,--strip-all -Wall -Wextra -Werror -Ipdk/c
+# Rust steps: Debian's rustc, whose wasm32 standard library comes from the
+# package libstd-rust-dev-wasm32 (a rustup toolchain earlier on PATH
+# usually has no wasm32 target, and none can be downloaded here).
+RUSTC     ?= /usr/bin/rustc
+RUST_GUEST_FLAGS := --edition 2021 --target wasm32-wasi -O -C strip=symbols --remap-path-prefix=$(CURDIR)=.
+RUST_BUILD := build/rust
 
 .PHONY: help build test test-unit test-integration example wasm fmt lint vet deps check bench clean
 
@@ -44,6 +56,18 @@ wasm:
 	@for f in $(WAT_PLUGINS); do \
 		echo "wat2wasm $$f"; \
 		wat2wasm $$f -o $${f%.wat}.wasm || exit 1; \
+	done
+	@for p in $(C_PLUGINS); do \
+		echo "clang plugins/examples/$$p/$$p.wasm"; \
+		$(CLANG) $(C_GUEST_FLAGS) -o plugins/examples/$$p/$$p.wasm plugins/examples/$$p/main.c || exit 1; \
+	done
+	@mkdir -p $(RUST_BUILD)
+	@echo "rustc pdk/rust (twelvefa)"
+	@$(RUSTC) $(RUST_GUEST_FLAGS) --crate-type rlib --crate-name twelvefa -o $(RUST_BUILD)/libtwelvefa.rlib pdk/rust/src/lib.rs
+	@for p in $(RUST_PLUGINS); do \
+		echo "rustc plugins/examples/$$p/$$p.wasm"; \
+		$(RUSTC) $(RUST_GUEST_FLAGS) --crate-type cdylib --extern twelvefa=$(RUST_BUILD)/libtwelvefa.rlib \
+			-o plugins/examples/$$p/$$p.wasm plugins/examples/$$p/main.rs || exit 1; \
 	done
 
 bench: build
