@@ -19,6 +19,11 @@ C_GUEST_FLAGS := --target=wasm32-wasi -O2 -mexec-model=reactor -Wl,--strip-all -
 RUSTC     ?= /usr/bin/rustc
 RUST_GUEST_FLAGS := --edition 2021 --target wasm32-wasi -O -C strip=symbols --remap-path-prefix=$(CURDIR)=.
 RUST_BUILD := build/rust
+# AssemblyScript steps: assemblyscript and @extism/as-pdk from npm, pinned
+# in pdk/as/package-lock.json.
+AS_PLUGINS := as-greet
+ASC       := pdk/as/node_modules/.bin/asc
+AS_GUEST_FLAGS := --path pdk/as/node_modules --optimize --initialMemory 16 --use abort=pdk/as/index/abortStep
 
 .PHONY: help build test test-unit test-integration example wasm fmt lint vet deps check bench clean
 
@@ -68,6 +73,11 @@ wasm:
 		echo "rustc plugins/examples/$$p/$$p.wasm"; \
 		$(RUSTC) $(RUST_GUEST_FLAGS) --crate-type cdylib --extern twelvefa=$(RUST_BUILD)/libtwelvefa.rlib \
 			-o plugins/examples/$$p/$$p.wasm plugins/examples/$$p/main.rs || exit 1; \
+	done
+	@[ -x $(ASC) ] || (cd pdk/as && npm ci --no-audit --no-fund)
+	@for p in $(AS_PLUGINS); do \
+		echo "asc plugins/examples/$$p/$$p.wasm"; \
+		$(ASC) plugins/examples/$$p/index.ts $(AS_GUEST_FLAGS) -o plugins/examples/$$p/$$p.wasm || exit 1; \
 	done
 
 bench: build

@@ -29,6 +29,7 @@ var greetKits = []struct{ lang, rel string }{
 	{"go", "go-greet/go-greet.wasm"},
 	{"c", "c-greet/c-greet.wasm"},
 	{"rust", "rust-greet/rust-greet.wasm"},
+	{"as", "as-greet/as-greet.wasm"},
 }
 
 // oneQuestion answers the greet step's one question, or leaves it open,
