@@ -24,6 +24,17 @@ RUST_BUILD := build/rust
 AS_PLUGINS := as-greet
 ASC       := pdk/as/node_modules/.bin/asc
 AS_GUEST_FLAGS := --path pdk/as/node_modules --optimize --initialMemory 16 --use abort=pdk/as/index/abortStep
+# The JS step runner: pdk/js/runner.c with QuickJS, whose C source comes
+# from the npm package qjsc (pinned in pdk/js/package-lock.json; its install
+# script is not run). QuickJS is built as for Emscripten (no threads, no
+# computed gotos); wasm has only round-to-nearest, so the other rounding
+# modes QuickJS names are given values fesetround refuses.
+QJS_DIR   := pdk/js/node_modules/qjsc/deps/quickjs_2021_03_27
+QJS_BUILD := build/quickjs
+QJS_SRC   := quickjs libregexp libunicode cutils
+QJS_FLAGS := --target=wasm32-wasi -O2 -D_GNU_SOURCE -DCONFIG_VERSION=\"2021-03-27\" -DEMSCRIPTEN \
+	-DFE_DOWNWARD=0x400 -DFE_UPWARD=0x800 -Wno-everything
+JS_RUNNER := internal/jsrunner/js-runner.wasm
 
 .PHONY: help build test test-unit test-integration example wasm fmt lint vet deps check bench clean
 
@@ -79,6 +90,16 @@ wasm:
 		echo "asc plugins/examples/$$p/$$p.wasm"; \
 		$(ASC) plugins/examples/$$p/index.ts $(AS_GUEST_FLAGS) -o plugins/examples/$$p/$$p.wasm || exit 1; \
 	done
+	@[ -d $(QJS_DIR) ] || (cd pdk/js && npm ci --ignore-scripts --no-audit --no-fund)
+	@mkdir -p $(QJS_BUILD)
+	@for f in $(QJS_SRC); do \
+		[ $(QJS_BUILD)/$$f.o -nt $(QJS_DIR)/$$f.c ] && continue; \
+		echo "clang $(QJS_DIR)/$$f.c"; \
+		$(CLANG) $(QJS_FLAGS) -c $(QJS_DIR)/$$f.c -o $(QJS_BUILD)/$$f.o || exit 1; \
+	done
+	@echo "clang $(JS_RUNNER)"
+	@$(CLANG) $(C_GUEST_FLAGS) -isystem $(QJS_DIR) -Wl,--stack-first -Wl,-z,stack-size=1048576 \
+		-o $(JS_RUNNER) pdk/js/runner.c $(addprefix $(QJS_BUILD)/,$(addsuffix .o,$(QJS_SRC))) -lm
 
 bench: build
 	$(BIN) bench --out bench.json

@@ -18,6 +18,7 @@ import (
 
 	"github.com/12fa/12fa/abi"
 	"github.com/12fa/12fa/host"
+	"github.com/12fa/12fa/internal/jsrunner"
 	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/runtime"
 	"github.com/12fa/12fa/state"
@@ -30,6 +31,7 @@ var greetKits = []struct{ lang, rel string }{
 	{"c", "c-greet/c-greet.wasm"},
 	{"rust", "rust-greet/rust-greet.wasm"},
 	{"as", "as-greet/as-greet.wasm"},
+	{"js", "js-greet/greet.js"},
 }
 
 // oneQuestion answers the greet step's one question, or leaves it open,
@@ -71,14 +73,38 @@ type greetCall struct {
 	sent  []abi.Notification
 }
 
-func callGreet(t *testing.T, p *host.Plugin, input any, answer string, ctx ctxMap) greetCall {
+// greetPlugin is a loaded greet build; a JavaScript one is the JS step
+// runner with the script in its config, as the runtime runs it.
+type greetPlugin struct {
+	*host.Plugin
+	config map[string]string
+}
+
+func loadGreet(t *testing.T, h *host.Host, rel string) greetPlugin {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(examples(t), rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var config map[string]string
+	if jsrunner.IsScript(rel) {
+		b, config = jsrunner.Wasm, jsrunner.Config(nil, rel, b)
+	}
+	p, err := h.Load(t.Context(), b, host.Limits{MaxPages: 1024})
+	if err != nil {
+		t.Fatalf("%s: %v", rel, err)
+	}
+	return greetPlugin{p, config}
+}
+
+func callGreet(t *testing.T, p greetPlugin, input any, answer string, ctx ctxMap) greetCall {
 	t.Helper()
 	in, _ := json.Marshal(input)
 	env, _ := json.Marshal(abi.Envelope{Workflow: "conformance", RunID: "r1", Step: "greet", Attempt: 1, Input: in})
 	q := &oneQuestion{answer: answer}
 	n := &notifications{}
 	res, err := p.Call(t.Context(), host.Request{Input: env, Timeout: 10 * time.Second,
-		Context: ctx, Inputs: q, Notifier: n})
+		Context: ctx, Inputs: q, Notifier: n, Config: p.config})
 	return greetCall{res: res, err: err, asked: q.asked, sent: n.got}
 }
 
@@ -107,9 +133,9 @@ func TestConformance_Greet(t *testing.T) {
 	const name = `Zoë "Z" \ 🚀`
 	checks := []struct {
 		name string
-		run  func(t *testing.T, lang string, p *host.Plugin) error
+		run  func(t *testing.T, lang string, p greetPlugin) error
 	}{
-		{"asks, then waits", func(t *testing.T, lang string, p *host.Plugin) error {
+		{"asks, then waits", func(t *testing.T, lang string, p greetPlugin) error {
 			c := callGreet(t, p, map[string]string{"name": "Ada"}, "", nil)
 			switch {
 			case c.err != nil:
@@ -124,7 +150,7 @@ func TestConformance_Greet(t *testing.T) {
 			}
 			return nil
 		}},
-		{"output", func(t *testing.T, lang string, p *host.Plugin) error {
+		{"output", func(t *testing.T, lang string, p greetPlugin) error {
 			c := callGreet(t, p, map[string]string{"name": "Ada"}, "formal", nil)
 			if c.err != nil {
 				return c.err
@@ -138,7 +164,7 @@ func TestConformance_Greet(t *testing.T) {
 			}
 			return nil
 		}},
-		{"other answer", func(t *testing.T, lang string, p *host.Plugin) error {
+		{"other answer", func(t *testing.T, lang string, p greetPlugin) error {
 			c := callGreet(t, p, map[string]string{"name": "Ada"}, "casual", nil)
 			if c.err != nil {
 				return c.err
@@ -150,7 +176,7 @@ func TestConformance_Greet(t *testing.T) {
 			}
 			return nil
 		}},
-		{"ctx read and write", func(t *testing.T, lang string, p *host.Plugin) error {
+		{"ctx read and write", func(t *testing.T, lang string, p greetPlugin) error {
 			c := callGreet(t, p, map[string]string{"name": "Ada"}, "formal", ctxMap{"greetings": json.RawMessage("41")})
 			if c.err != nil {
 				return c.err
@@ -160,7 +186,7 @@ func TestConformance_Greet(t *testing.T) {
 			}
 			return nil
 		}},
-		{"log", func(t *testing.T, lang string, p *host.Plugin) error {
+		{"log", func(t *testing.T, lang string, p greetPlugin) error {
 			c := callGreet(t, p, map[string]string{"name": "Ada"}, "formal", nil)
 			if c.err != nil {
 				return c.err
@@ -170,7 +196,7 @@ func TestConformance_Greet(t *testing.T) {
 			}
 			return nil
 		}},
-		{"notify", func(t *testing.T, lang string, p *host.Plugin) error {
+		{"notify", func(t *testing.T, lang string, p greetPlugin) error {
 			c := callGreet(t, p, map[string]string{"name": "Ada"}, "formal", nil)
 			if c.err != nil {
 				return c.err
@@ -180,7 +206,7 @@ func TestConformance_Greet(t *testing.T) {
 			}
 			return nil
 		}},
-		{"unicode and escapes", func(t *testing.T, lang string, p *host.Plugin) error {
+		{"unicode and escapes", func(t *testing.T, lang string, p greetPlugin) error {
 			c := callGreet(t, p, map[string]string{"name": name}, "formal", nil)
 			if c.err != nil {
 				return c.err
@@ -194,27 +220,20 @@ func TestConformance_Greet(t *testing.T) {
 			}
 			return nil
 		}},
-		{"error: missing input", func(t *testing.T, lang string, p *host.Plugin) error {
+		{"error: missing input", func(t *testing.T, lang string, p greetPlugin) error {
 			return wantGuestError(callGreet(t, p, map[string]string{}, "", nil).err, "no_name", false)
 		}},
-		{"error: retryable", func(t *testing.T, lang string, p *host.Plugin) error {
+		{"error: retryable", func(t *testing.T, lang string, p greetPlugin) error {
 			return wantGuestError(callGreet(t, p, map[string]string{"name": "Ada", "fail": "retry"}, "", nil).err, "flaky", true)
 		}},
-		{"error: non-retryable", func(t *testing.T, lang string, p *host.Plugin) error {
+		{"error: non-retryable", func(t *testing.T, lang string, p greetPlugin) error {
 			return wantGuestError(callGreet(t, p, map[string]string{"name": "Ada", "fail": "permanent"}, "", nil).err, "bad_name", false)
 		}},
 	}
 	table := map[string]map[string]string{}
 	for _, k := range greetKits {
 		table[k.lang] = map[string]string{}
-		b, err := os.ReadFile(filepath.Join(examples(t), k.rel))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := h.Load(t.Context(), b, host.Limits{MaxPages: 1024})
-		if err != nil {
-			t.Fatalf("%s: %v", k.lang, err)
-		}
+		p := loadGreet(t, h, k.rel)
 		for _, c := range checks {
 			t.Run(k.lang+"/"+c.name, func(t *testing.T) {
 				// Twice: the second call runs in a reset instance where the

@@ -1,0 +1,243 @@
+/* runner.c — 12fa's JS step runner: a Wasm plugin that embeds QuickJS and
+ * runs a step written in JavaScript (abi v1). The host passes the script
+ * through the config keys "12fa.script" (its source) and
+ * "12fa.script_name" (its file name, for error messages); see README.md
+ * for the JavaScript API (the `host` object).
+ *
+ * Start-up (12fa_prepare) makes the JS runtime and context and defines
+ * `host` and the driver, so that the host's snapshot of the instance holds
+ * them ready: a call only evaluates the script and calls its run(env).
+ */
+#include "12fa.h"
+#include "quickjs.h"
+
+static JSRuntime *rt;
+static JSContext *ctx;
+
+static JSValue js_str_or_null(JSContext *c, char *s) {
+	if (!s) return JS_NULL;
+	JSValue v = JS_NewString(c, s);
+	free(s);
+	return v;
+}
+
+/* arg returns argument i as a C string (the caller frees it with
+ * JS_FreeCString), or NULL with an exception pending. */
+static const char *arg(JSContext *c, int argc, JSValueConst *argv, int i) {
+	if (i >= argc) {
+		JS_ThrowTypeError(c, "missing argument %d", i + 1);
+		return NULL;
+	}
+	return JS_ToCString(c, argv[i]);
+}
+
+static JSValue raw_log(JSContext *c, JSValueConst this, int argc, JSValueConst *argv) {
+	(void)this;
+	const char *level = arg(c, argc, argv, 0), *msg = arg(c, argc, argv, 1);
+	if (!level || !msg) return JS_EXCEPTION;
+	int l = TFA_INFO;
+	if (!strcmp(level, "trace")) l = TFA_TRACE;
+	else if (!strcmp(level, "debug")) l = TFA_DEBUG;
+	else if (!strcmp(level, "warn")) l = TFA_WARN;
+	else if (!strcmp(level, "error")) l = TFA_ERROR;
+	uint32_t st = tfa_log(l, msg);
+	JS_FreeCString(c, level);
+	JS_FreeCString(c, msg);
+	return JS_NewInt32(c, (int32_t)st);
+}
+
+static JSValue raw_ctx_get(JSContext *c, JSValueConst this, int argc, JSValueConst *argv) {
+	(void)this;
+	const char *key = arg(c, argc, argv, 0);
+	if (!key) return JS_EXCEPTION;
+	char *v = tfa_ctx_get(key);
+	JS_FreeCString(c, key);
+	return js_str_or_null(c, v);
+}
+
+static JSValue raw_ctx_set(JSContext *c, JSValueConst this, int argc, JSValueConst *argv) {
+	(void)this;
+	const char *key = arg(c, argc, argv, 0), *json = arg(c, argc, argv, 1);
+	if (!key || !json) return JS_EXCEPTION;
+	uint32_t st = tfa_ctx_set(key, json);
+	JS_FreeCString(c, key);
+	JS_FreeCString(c, json);
+	return JS_NewInt32(c, (int32_t)st);
+}
+
+/* raw_ask takes the input request document and returns the response's. */
+static JSValue raw_ask(JSContext *c, JSValueConst this, int argc, JSValueConst *argv) {
+	(void)this;
+	size_t n;
+	const char *req = JS_ToCStringLen(c, &n, argc > 0 ? argv[0] : JS_UNDEFINED);
+	if (!req) return JS_EXCEPTION;
+	char *resp = tfa_get(tfa_h_input_request(tfa_put(req, n)), NULL);
+	JS_FreeCString(c, req);
+	return js_str_or_null(c, resp);
+}
+
+static JSValue raw_notify(JSContext *c, JSValueConst this, int argc, JSValueConst *argv) {
+	(void)this;
+	const char *doc = arg(c, argc, argv, 0);
+	if (!doc) return JS_EXCEPTION;
+	uint32_t st = tfa_notify(doc);
+	JS_FreeCString(c, doc);
+	return JS_NewInt32(c, (int32_t)st);
+}
+
+static JSValue raw_config(JSContext *c, JSValueConst this, int argc, JSValueConst *argv) {
+	(void)this;
+	const char *key = arg(c, argc, argv, 0);
+	if (!key) return JS_EXCEPTION;
+	char *v = strncmp(key, "12fa.", 5) ? tfa_config(key) : NULL;
+	JS_FreeCString(c, key);
+	return js_str_or_null(c, v);
+}
+
+/* The JS side: `host`, and the driver that calls the script's run(env)
+ * and leaves the outcome in __12fa_outcome. */
+static const char prelude[] =
+	"(function (raw) {\n"
+	"  const fail = (code, message, retryable) => {\n"
+	"    const e = new Error(String(message));\n"
+	"    e.code = String(code); e.retryable = retryable; e.isStepError = true;\n"
+	"    return e;\n"
+	"  };\n"
+	"  const WAIT = Object.freeze({ waiting: true });\n"
+	"  globalThis.host = Object.freeze({\n"
+	"    log: (level, message) => raw.log(String(level), String(message)),\n"
+	"    ctxGet: (key) => { const t = raw.ctxGet(String(key)); return t === null ? undefined : JSON.parse(t); },\n"
+	"    ctxSet: (key, value) => raw.ctxSet(String(key), JSON.stringify(value === undefined ? null : value)),\n"
+	"    ask: (key, question, options) => {\n"
+	"      const req = { key: String(key), question: String(question) };\n"
+	"      if (options && options.length) req.options = options.map(String);\n"
+	"      const r = JSON.parse(raw.ask(JSON.stringify(req)));\n"
+	"      return r.answered ? r.answer : null;\n"
+	"    },\n"
+	"    notify: (doc) => raw.notify(JSON.stringify(doc)),\n"
+	"    config: (key) => raw.config(String(key)),\n"
+	"    fail: (code, message) => fail(code, message, true),\n"
+	"    failPermanent: (code, message) => fail(code, message, false),\n"
+	"    WAIT,\n"
+	"  });\n"
+	"  const errorDoc = (e) => {\n"
+	"    if (e && e.isStepError) return { code: e.code, message: e.message, retryable: e.retryable };\n"
+	"    const syntax = e instanceof SyntaxError;\n"
+	"    let message = String(e);\n"
+	"    if (e && e.stack) message += '\\n' + e.stack;\n"
+	"    return { code: syntax ? 'js_syntax' : 'js_error', message, retryable: !syntax };\n"
+	"  };\n"
+	"  globalThis.__12fa_error = (e) => { globalThis.__12fa_outcome = { error: errorDoc(e) }; };\n"
+	"  globalThis.__12fa_start = (envText) => {\n"
+	"    const done = (o) => { globalThis.__12fa_outcome = o; };\n"
+	"    if (typeof globalThis.run !== 'function') {\n"
+	"      done({ error: { code: 'no_run', message: 'the script defines no function run(env)', retryable: false } });\n"
+	"      return;\n"
+	"    }\n"
+	"    let r;\n"
+	"    try { r = globalThis.run(JSON.parse(envText)); } catch (e) { done({ error: errorDoc(e) }); return; }\n"
+	"    Promise.resolve(r).then(\n"
+	"      (v) => done(v === WAIT ? { wait: true } : { output: JSON.stringify(v === undefined ? null : v) }),\n"
+	"      (e) => done({ error: errorDoc(e) }));\n"
+	"  };\n"
+	"})";
+
+static int start(void) {
+	rt = JS_NewRuntime();
+	if (!rt) return 1;
+	ctx = JS_NewContext(rt);
+	if (!ctx) return 1;
+	JSValue raw = JS_NewObject(ctx);
+	JS_SetPropertyStr(ctx, raw, "log", JS_NewCFunction(ctx, raw_log, "log", 2));
+	JS_SetPropertyStr(ctx, raw, "ctxGet", JS_NewCFunction(ctx, raw_ctx_get, "ctxGet", 1));
+	JS_SetPropertyStr(ctx, raw, "ctxSet", JS_NewCFunction(ctx, raw_ctx_set, "ctxSet", 2));
+	JS_SetPropertyStr(ctx, raw, "ask", JS_NewCFunction(ctx, raw_ask, "ask", 1));
+	JS_SetPropertyStr(ctx, raw, "notify", JS_NewCFunction(ctx, raw_notify, "notify", 1));
+	JS_SetPropertyStr(ctx, raw, "config", JS_NewCFunction(ctx, raw_config, "config", 1));
+	JSValue fn = JS_Eval(ctx, prelude, sizeof prelude - 1, "<12fa prelude>", JS_EVAL_TYPE_GLOBAL);
+	if (JS_IsException(fn)) return 1;
+	JSValue global = JS_GetGlobalObject(ctx);
+	JSValue r = JS_Call(ctx, fn, global, 1, &raw);
+	int failed = JS_IsException(r);
+	JS_FreeValue(ctx, r);
+	JS_FreeValue(ctx, fn);
+	JS_FreeValue(ctx, raw);
+	JS_FreeValue(ctx, global);
+	return failed;
+}
+
+TFA_EXPORT("12fa_prepare") int32_t prepare(void) {
+	if (!ctx && start()) return 1;
+	return 0;
+}
+
+/* report turns the outcome the driver left into the step's output or
+ * error. */
+static int32_t report(JSValue global) {
+	JSValue o = JS_GetPropertyStr(ctx, global, "__12fa_outcome");
+	if (!JS_IsObject(o)) {
+		JS_FreeValue(ctx, o);
+		return tfa_fail("js_pending", "run(env) returned a promise that never settled", 0);
+	}
+	int32_t rc = 0;
+	JSValue out = JS_GetPropertyStr(ctx, o, "output");
+	JSValue err = JS_GetPropertyStr(ctx, o, "error");
+	JSValue wait = JS_GetPropertyStr(ctx, o, "wait");
+	if (JS_IsString(out)) {
+		size_t n;
+		const char *s = JS_ToCStringLen(ctx, &n, out);
+		tfa_output(s, n);
+		JS_FreeCString(ctx, s);
+	} else if (JS_ToBool(ctx, wait) > 0) {
+		tfa_output("null", 4);
+	} else {
+		JSValue code = JS_GetPropertyStr(ctx, err, "code"), msg = JS_GetPropertyStr(ctx, err, "message");
+		JSValue retry = JS_GetPropertyStr(ctx, err, "retryable");
+		const char *c = JS_ToCString(ctx, code), *m = JS_ToCString(ctx, msg);
+		rc = tfa_fail(c ? c : "js_error", m ? m : "error", JS_ToBool(ctx, retry) > 0);
+		JS_FreeCString(ctx, c);
+		JS_FreeCString(ctx, m);
+		JS_FreeValue(ctx, code);
+		JS_FreeValue(ctx, msg);
+		JS_FreeValue(ctx, retry);
+	}
+	JS_FreeValue(ctx, out);
+	JS_FreeValue(ctx, err);
+	JS_FreeValue(ctx, wait);
+	JS_FreeValue(ctx, o);
+	return rc;
+}
+
+TFA_EXPORT("run") int32_t run(void) {
+	if (!ctx && start()) return tfa_fail("js_start", "the JavaScript runtime did not start", 0);
+	char *src = tfa_config("12fa.script");
+	if (!src) return tfa_fail("no_script", "no script given (config key 12fa.script)", 0);
+	char *name = tfa_config("12fa.script_name");
+	JSValue global = JS_GetGlobalObject(ctx);
+	JSValue r = JS_Eval(ctx, src, strlen(src), name ? name : "step.js", JS_EVAL_TYPE_GLOBAL);
+	if (JS_IsException(r)) {
+		/* The script itself failed (a syntax error, a throw at top level). */
+		JSValue e = JS_GetException(ctx);
+		JSValue f = JS_GetPropertyStr(ctx, global, "__12fa_error");
+		JS_FreeValue(ctx, JS_Call(ctx, f, global, 1, &e));
+		JS_FreeValue(ctx, f);
+		JS_FreeValue(ctx, e);
+	} else {
+		size_t n;
+		char *env = tfa_input(&n);
+		JSValue envText = JS_NewStringLen(ctx, env, n);
+		free(env);
+		JSValue f = JS_GetPropertyStr(ctx, global, "__12fa_start");
+		JSValue s = JS_Call(ctx, f, global, 1, &envText);
+		JS_FreeValue(ctx, s);
+		JS_FreeValue(ctx, f);
+		JS_FreeValue(ctx, envText);
+		JSContext *c;
+		while (JS_ExecutePendingJob(rt, &c) > 0) {
+		}
+	}
+	JS_FreeValue(ctx, r);
+	int32_t rc = report(global);
+	JS_FreeValue(ctx, global);
+	return rc;
+}
