@@ -68,6 +68,10 @@ const (
 // DefaultFunction is the export called when a step names none.
 const DefaultFunction = "run"
 
+// ReservedConfigPrefix starts the config keys that belong to 12fa (the JS
+// step runner's script, say); a manifest cannot set them.
+const ReservedConfigPrefix = "12fa."
+
 // ExportPrepare is an optional export of type () -> i32. The host calls it
 // once on every new instance, after the guest runtime's own start-up (a
 // WASI reactor's _initialize) and before the instance's first step call;

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/12fa/12fa/abi"
 	"github.com/pelletier/go-toml/v2"
 )
 
@@ -389,6 +390,11 @@ func (m *Manifest) finish(name string, pos map[string]int) error {
 				if j, ok := seen[n]; !ok || j >= i {
 					return bad(key("needs"), "step %q needs %q, which is not an earlier step", s.ID, n)
 				}
+			}
+		}
+		for k := range s.Config {
+			if strings.HasPrefix(k, abi.ReservedConfigPrefix) {
+				return bad(key("config"), "step %q: config key %q: keys starting with %q belong to 12fa", s.ID, k, abi.ReservedConfigPrefix)
 			}
 		}
 		in, err := json.Marshal(s.Input)

@@ -15,6 +15,7 @@ import (
 	"github.com/12fa/12fa/abi"
 	"github.com/12fa/12fa/host"
 	"github.com/12fa/12fa/inputs"
+	"github.com/12fa/12fa/internal/jsrunner"
 	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/state"
 )
@@ -597,10 +598,15 @@ func (x *execution) failedForGood(ctx context.Context, i, attempt int, f *failur
 func (x *execution) request(i, attempt int, fn string) host.Request {
 	l := &x.steps[i]
 	s := l.step
+	config := s.Config
+	if l.script != nil {
+		// The JS step runner's one export runs the script's function fn.
+		fn, config = jsrunner.Export, jsrunner.Config(s.Config, s.PluginPath, l.script, fn)
+	}
 	return host.Request{
 		Function:       fn,
 		Input:          x.envelope(l, attempt),
-		Config:         s.Config,
+		Config:         config,
 		Timeout:        time.Duration(s.Timeout),
 		MaxOutputBytes: int(s.MaxOutput),
 		Context:        x.context,

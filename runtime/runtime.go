@@ -21,6 +21,7 @@ import (
 	"github.com/12fa/12fa/checkpoint"
 	"github.com/12fa/12fa/host"
 	"github.com/12fa/12fa/inputs"
+	"github.com/12fa/12fa/internal/jsrunner"
 	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/notify"
 	"github.com/12fa/12fa/progress"
@@ -316,6 +317,9 @@ type loaded struct {
 	step   *manifest.Step
 	sha    string
 	plugin *host.Plugin
+	// script is the source of a JavaScript step, which runs in the JS step
+	// runner (internal/jsrunner); nil for a Wasm plugin.
+	script []byte
 }
 
 // load reads, checks and compiles every step's plugin before anything runs,
@@ -323,8 +327,9 @@ type loaded struct {
 // workflow before its first step. Each file is read and hashed once.
 func (r *Runtime) load(ctx context.Context, m *manifest.Manifest) ([]loaded, error) {
 	type file struct {
-		wasm []byte
-		sha  string
+		wasm   []byte
+		sha    string
+		script []byte
 	}
 	type compiled struct {
 		path  string
@@ -342,7 +347,12 @@ func (r *Runtime) load(ctx context.Context, m *manifest.Manifest) ([]loaded, err
 			if err != nil {
 				return nil, &StepError{Step: s.ID, Cause: "plugin_missing", Err: fmt.Errorf("read plugin: %w", err)}
 			}
+			// A JavaScript step is known (and pinned) by its script's
+			// digest, and runs in the JS step runner.
 			f = file{wasm: b, sha: host.SHA256Hex(b)}
+			if jsrunner.IsScript(s.PluginPath) {
+				f.script, f.wasm = b, jsrunner.Wasm
+			}
 			files[s.PluginPath] = f
 		}
 		if s.SHA256 != "" && s.SHA256 != f.sha {
@@ -362,12 +372,14 @@ func (r *Runtime) load(ctx context.Context, m *manifest.Manifest) ([]loaded, err
 		if fn == "" {
 			fn = abi.DefaultFunction
 		}
-		for _, f := range []string{fn, s.Rollback} {
-			if f != "" && !p.Exports[f] {
-				return nil, &StepError{Step: s.ID, Cause: "no_function", Err: fmt.Errorf("%s exports no function %q of type () -> i32", s.Plugin, f)}
+		for _, name := range []string{fn, s.Rollback} {
+			// A script's functions are known only when it runs; the runner
+			// names a missing one.
+			if name != "" && !p.Exports[name] && f.script == nil {
+				return nil, &StepError{Step: s.ID, Cause: "no_function", Err: fmt.Errorf("%s exports no function %q of type () -> i32", s.Plugin, name)}
 			}
 		}
-		steps[i] = loaded{step: s, sha: f.sha, plugin: p}
+		steps[i] = loaded{step: s, sha: f.sha, plugin: p, script: f.script}
 	}
 	r.emit(Event{Type: EventPluginsLoaded, Workflow: m.Workflow.Name, Steps: len(plugins), Duration: time.Since(start)})
 	return steps, nil

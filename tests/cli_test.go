@@ -104,7 +104,8 @@ func TestCLI(t *testing.T) {
 			}
 			for _, p := range []string{"effect/effect.wasm", "gopanic/gopanic.wasm", "wat/noop.wasm", "wat/loop.wasm",
 				"wat/grow.wasm", "wat/trap.wasm", "wat/badptr.wasm", "wat/badjson.wasm", "wat/bigoutput.wasm",
-				"wat/logflood.wasm", "wat/abiv2.wasm", "wat/fail.wasm", "fsprobe/fsprobe.wasm", "ask/ask.wasm"} {
+				"wat/logflood.wasm", "wat/abiv2.wasm", "wat/fail.wasm", "fsprobe/fsprobe.wasm", "ask/ask.wasm",
+				"js-greet/greet.js"} {
 				b, err := os.ReadFile(filepath.Join(examples(t), p))
 				if err != nil {
 					return err

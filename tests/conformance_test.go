@@ -88,7 +88,7 @@ func loadGreet(t *testing.T, h *host.Host, rel string) greetPlugin {
 	}
 	var config map[string]string
 	if jsrunner.IsScript(rel) {
-		b, config = jsrunner.Wasm, jsrunner.Config(nil, rel, b)
+		b, config = jsrunner.Wasm, jsrunner.Config(nil, rel, b, "")
 	}
 	p, err := h.Load(t.Context(), b, host.Limits{MaxPages: 1024})
 	if err != nil {

@@ -6,8 +6,11 @@ package jsrunner
 
 import (
 	_ "embed"
+
 	"path/filepath"
 	"strings"
+
+	"github.com/12fa/12fa/abi"
 )
 
 // Wasm is the runner plugin; `make wasm` rebuilds it.
@@ -15,13 +18,16 @@ import (
 //go:embed js-runner.wasm
 var Wasm []byte
 
-// The config keys that hand the runner its script. Config keys starting
-// with ReservedPrefix belong to 12fa.
+// The config keys that hand the runner its script and the name of the
+// script's function to call (abi.ReservedConfigPrefix keeps them 12fa's).
 const (
-	ReservedPrefix   = "12fa."
-	ConfigScript     = ReservedPrefix + "script"
-	ConfigScriptName = ReservedPrefix + "script_name"
+	ConfigScript     = abi.ReservedConfigPrefix + "script"
+	ConfigScriptName = abi.ReservedConfigPrefix + "script_name"
+	ConfigFunction   = abi.ReservedConfigPrefix + "function"
 )
+
+// Export is the runner's export that runs a script's function.
+const Export = abi.DefaultFunction
 
 // IsScript reports whether a step's plugin path names a JavaScript step.
 func IsScript(path string) bool {
@@ -29,14 +35,19 @@ func IsScript(path string) bool {
 	return ext == ".js" || ext == ".mjs" || ext == ".cjs"
 }
 
-// Config returns the step's config with the script added: its source and
-// its file name (for error messages and stack traces).
-func Config(base map[string]string, name string, src []byte) map[string]string {
-	c := make(map[string]string, len(base)+2)
+// Config returns the step's config with the script added: its source, its
+// file name (for error messages and stack traces) and the function to call
+// (the step's function, abi.DefaultFunction when empty).
+func Config(base map[string]string, name string, src []byte, function string) map[string]string {
+	c := make(map[string]string, len(base)+3)
 	for k, v := range base {
 		c[k] = v
 	}
+	if function == "" {
+		function = abi.DefaultFunction
+	}
 	c[ConfigScript] = string(src)
 	c[ConfigScriptName] = filepath.Base(name)
+	c[ConfigFunction] = function
 	return c
 }

@@ -1,7 +1,8 @@
 /* runner.c — 12fa's JS step runner: a Wasm plugin that embeds QuickJS and
  * runs a step written in JavaScript (abi v1). The host passes the script
- * through the config keys "12fa.script" (its source) and
- * "12fa.script_name" (its file name, for error messages); see README.md
+ * through the config keys "12fa.script" (its source), "12fa.script_name"
+ * (its file name, for error messages) and "12fa.function" (the function
+ * of the script to call, "run" by default); see README.md
  * for the JavaScript API (the `host` object).
  *
  * Start-up (12fa_prepare) makes the JS runtime and context and defines
@@ -122,20 +123,23 @@ static const char prelude[] =
 	"  });\n"
 	"  const errorDoc = (e) => {\n"
 	"    if (e && e.isStepError) return { code: e.code, message: e.message, retryable: e.retryable };\n"
+	"    if (e instanceof InternalError && e.message === 'out of memory')\n"
+	"      return { code: 'out_of_memory', message: 'out of memory: the step reached its memory cap', retryable: false };\n"
 	"    const syntax = e instanceof SyntaxError;\n"
 	"    let message = String(e);\n"
 	"    if (e && e.stack) message += '\\n' + e.stack;\n"
 	"    return { code: syntax ? 'js_syntax' : 'js_error', message, retryable: !syntax };\n"
 	"  };\n"
 	"  globalThis.__12fa_error = (e) => { globalThis.__12fa_outcome = { error: errorDoc(e) }; };\n"
-	"  globalThis.__12fa_start = (envText) => {\n"
+	"  globalThis.__12fa_start = (envText, name) => {\n"
 	"    const done = (o) => { globalThis.__12fa_outcome = o; };\n"
-	"    if (typeof globalThis.run !== 'function') {\n"
-	"      done({ error: { code: 'no_run', message: 'the script defines no function run(env)', retryable: false } });\n"
+	"    const fn = globalThis[name];\n"
+	"    if (typeof fn !== 'function') {\n"
+	"      done({ error: { code: 'no_function', message: `the script defines no function ${name}(env)`, retryable: false } });\n"
 	"      return;\n"
 	"    }\n"
 	"    let r;\n"
-	"    try { r = globalThis.run(JSON.parse(envText)); } catch (e) { done({ error: errorDoc(e) }); return; }\n"
+	"    try { r = fn(JSON.parse(envText)); } catch (e) { done({ error: errorDoc(e) }); return; }\n"
 	"    Promise.resolve(r).then(\n"
 	"      (v) => done(v === WAIT ? { wait: true } : { output: JSON.stringify(v === undefined ? null : v) }),\n"
 	"      (e) => done({ error: errorDoc(e) }));\n"
@@ -225,13 +229,16 @@ TFA_EXPORT("run") int32_t run(void) {
 	} else {
 		size_t n;
 		char *env = tfa_input(&n);
-		JSValue envText = JS_NewStringLen(ctx, env, n);
+		char *fn = tfa_config("12fa.function");
+		JSValue args[2] = {JS_NewStringLen(ctx, env, n), JS_NewString(ctx, fn ? fn : "run")};
 		free(env);
+		free(fn);
 		JSValue f = JS_GetPropertyStr(ctx, global, "__12fa_start");
-		JSValue s = JS_Call(ctx, f, global, 1, &envText);
+		JSValue s = JS_Call(ctx, f, global, 2, args);
 		JS_FreeValue(ctx, s);
 		JS_FreeValue(ctx, f);
-		JS_FreeValue(ctx, envText);
+		JS_FreeValue(ctx, args[0]);
+		JS_FreeValue(ctx, args[1]);
 		JSContext *c;
 		while (JS_ExecutePendingJob(rt, &c) > 0) {
 		}
