@@ -97,6 +97,15 @@ func TestCLI(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("PATH", filepath.Dir(bin)+string(os.PathListSeparator)+env.Getenv("PATH"))
 			env.Setenv("EXAMPLES", examples(t))
+			env.Setenv("REPO", filepath.Dir(filepath.Dir(examples(t))))
+			// Scripts that build Go steps share the Go caches of the test.
+			if out, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE", "GOPATH").Output(); err == nil {
+				if v := strings.Fields(string(out)); len(v) == 3 {
+					env.Setenv("GOCACHE", v[0])
+					env.Setenv("GOMODCACHE", v[1])
+					env.Setenv("GOPATH", v[2])
+				}
+			}
 			env.Setenv("XDG_CACHE_HOME", filepath.Join(cacheDir, "xdg"))
 			dst := filepath.Join(env.WorkDir, "plugins")
 			if err := os.MkdirAll(dst, 0o755); err != nil {

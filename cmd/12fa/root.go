@@ -132,6 +132,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newRespondCommand(g),
 		newCleanCommand(g),
 		newBenchCommand(g),
+		newNewCommand(g),
 	)
 	return root
 }

@@ -15,7 +15,7 @@ const module = "github.com/12fa/12fa/"
 var allowed = map[string][]string{
 	"abi":      {},
 	"runtime":  {"abi", "host", "state", "manifest", "checkpoint", "inputs", "notify", "progress", "features"},
-	"cmd/12fa": {"runtime", "manifest", "state", "inputs", "progress", "features", "abi", "bench"},
+	"cmd/12fa": {"runtime", "manifest", "state", "inputs", "progress", "features", "abi", "bench", "pdk"},
 	"bench":    {"runtime", "manifest", "state"},
 }
 
