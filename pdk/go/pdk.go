@@ -109,12 +109,34 @@ func prepare() int32 {
 	_ = json.Unmarshal(env.Input, &v)
 	var m map[string]json.RawMessage
 	_ = json.Unmarshal(env.Input, &m)
-	for _, x := range []any{v, m, env, struct{}{}, map[string]string{"k": "v"}, []string{"a"}, 1.5, abi.ErrorDoc{Code: "c", Message: "m"}} {
-		_, _ = json.Marshal(x)
+	no := false
+	for _, x := range []any{v, m, env, struct{}{}, map[string]string{"k": "v"}, []string{"a"}, 1.5, 1, "s",
+		abi.ErrorDoc{Code: "c", Message: "m", Retryable: &no}, abi.InputRequest{Key: "k", Question: "q", Options: []string{"a"}},
+		abi.Notification{Title: "t", Message: "m", Priority: 3, Tags: []string{"t"}}} {
+		b, _ := json.Marshal(x)
+		_ = json.Unmarshal(b, new(any))
 	}
-	_ = errors.As(Fail("c", "%s %d %v %q", "a", 1, v, "b"), new(*StepError))
+	var resp abi.InputResponse
+	_ = json.Unmarshal([]byte(`{"answered":true,"answer":"a","id":"q"}`), &resp)
+	var n int
+	_ = json.Unmarshal([]byte(`1`), &n)
+	_ = errors.As(FailPermanent("c", "%s %d %v %q", "a", 1, v, "b"), new(*StepError))
+	_ = errors.Is(Fail("c", "m"), ErrWaiting)
+	for _, x := range warm {
+		_, _ = json.Marshal(x)
+		_ = json.Unmarshal([]byte(warmEnvelope), x)
+	}
 	return 0
 }
+
+// warm holds what Warm was given.
+var warm []any
+
+// Warm has prepare build the JSON encoders and decoders of the step's own
+// types once per instance (see prepare), instead of in every call: call it
+// from an init function with a pointer to each type the step decodes or
+// encodes, e.g. Warm(&input{}, &output{}).
+func Warm(ptrs ...any) { warm = append(warm, ptrs...) }
 
 // warmEnvelope has every field of an envelope and every kind of JSON value.
 const warmEnvelope = `{"workflow":"w","run_id":"r","step":"s","attempt":1,` +

@@ -11,13 +11,18 @@ import (
 	pdk "github.com/12fa/12fa/pdk/go"
 )
 
+type input struct {
+	Name string `json:"name"`
+	Fail string `json:"fail"`
+}
+
+// The decoder of input is built once per instance, not in every call.
+func init() { pdk.Warm(&input{}) }
+
 //go:wasmexport run
 func run() int32 {
 	return pdk.Run(func(env *pdk.Envelope) (any, error) {
-		var in struct {
-			Name string `json:"name"`
-			Fail string `json:"fail"`
-		}
+		var in input
 		_ = json.Unmarshal(env.Input, &in)
 		switch in.Fail {
 		case "permanent":
