@@ -18,8 +18,9 @@
 //
 // Build it as a reactor: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared.
 //
-// A step runs in a fresh instance every time: keep nothing in globals
-// between calls, put what must last in the context (CtxSet) or the output.
+// A step starts from its instance's post-start-up state every time (a fresh
+// instance, or one reset to it): keep nothing in globals between calls, put
+// what must last in the context (CtxSet) or the output.
 // A step may be run again after a crash if it is idempotent; write it so
 // that running it twice has the effect of running it once.
 package pdk
