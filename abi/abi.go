@@ -73,7 +73,8 @@ const DefaultFunction = "run"
 const ReservedConfigPrefix = "12fa."
 
 // ExportPrepare is an optional export of type () -> i32. The host calls it
-// once on every new instance, after the guest runtime's own start-up (a
+// once on every new instance that serves more than one call (all but a
+// plugin's first in a process), after the guest runtime's own start-up (a
 // WASI reactor's _initialize) and before the instance's first step call;
 // when the host resets instances between calls, it snapshots them right
 // after it. So whatever a guest builds lazily on first use (Go's

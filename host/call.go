@@ -157,7 +157,13 @@ func (p *Plugin) Call(ctx context.Context, req Request) (*Result, error) {
 			return finish(err)
 		}
 		var err error
-		if in, err = p.newInstance(callCtx, req.Mounts); err != nil {
+		// The plugin's first instance in this process skips the warm-up
+		// (prepare and snapshot) and serves this call alone, while the next
+		// call's instance, warm, is made in the background: a one-step run,
+		// or the first step after a restart, does not wait for work that
+		// only later calls profit from.
+		warm := p.instances.Load() > 0
+		if in, err = p.newInstance(callCtx, req.Mounts, warm); err != nil {
 			var ce *CallError
 			if errors.As(err, &ce) {
 				return finish(err)

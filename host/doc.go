@@ -17,7 +17,9 @@
 // trapped, timed out, exited or grew its memory; a plugin that mutates
 // tables or segments; a call with file grants) is closed after its one
 // call, and the next call gets a fresh instance, made ahead of time in a
-// sequential run.
+// sequential run. A plugin's first instance in the process skips the
+// warm-up (prepare and snapshot) and serves one call, so that a short run
+// does not wait for it.
 //
 // The sandbox is deny-by-default: no environment, no arguments, no network
 // (Extism's http_request is refused) and no file system unless the call

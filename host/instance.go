@@ -74,12 +74,13 @@ func (in *instance) call(ctx context.Context, name string, a *attempt) (uint64, 
 }
 
 // newInstance instantiates the plugin and runs its start-up (the WASI
-// reactor's _initialize or a command module's constructors, then the
-// optional abi.ExportPrepare), all bounded by ctx. The caller has reserved
-// its memory budget, which the instance gives back when closed (or at once
-// on error). The returned instance is never nil: on error it still carries
-// the buffers that explain the failure.
-func (p *Plugin) newInstance(ctx context.Context, mounts []Mount) (in *instance, err error) {
+// reactor's _initialize or a command module's constructors, then, when
+// warm, the optional abi.ExportPrepare and the snapshot a resettable plugin
+// is reset to), all bounded by ctx. The caller has reserved its memory
+// budget, which the instance gives back when closed (or at once on error).
+// The returned instance is never nil: on error it still carries the buffers
+// that explain the failure.
+func (p *Plugin) newInstance(ctx context.Context, mounts []Mount, warm bool) (in *instance, err error) {
 	n := p.reservation()
 	in = &instance{
 		p:       p,
@@ -128,13 +129,16 @@ func (p *Plugin) newInstance(ctx context.Context, mounts []Mount) (in *instance,
 		if name == "__wasm_call_ctors" && p.Exports["_initialize"] {
 			continue // a reactor's _initialize has run them
 		}
+		if name == abi.ExportPrepare && !warm {
+			continue
+		}
 		if p.Exports[name] {
 			if _, err := in.call(ctx, name, nil); err != nil {
 				return in, fmt.Errorf("start-up (%s): %w", name, err)
 			}
 		}
 	}
-	if p.resettable && len(mounts) == 0 {
+	if warm && p.resettable && len(mounts) == 0 {
 		in.snap, err = takeSnapshot(in.mod, p.hasMemory, p.globalNames)
 		if err != nil {
 			return in, err
@@ -359,7 +363,7 @@ func (p *Plugin) refill() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(p.host.bg, time.Duration(p.lastTimeout.Load()))
-		in, err := p.newInstance(ctx, nil)
+		in, err := p.newInstance(ctx, nil, true)
 		cancel()
 		if err != nil {
 			return // the next call instantiates inline and reports the error
