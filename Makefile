@@ -8,7 +8,7 @@ GO_PLUGINS := analyze plan report effect gopanic fsprobe gonoop ask go-greet
 WAT_PLUGINS := $(wildcard plugins/examples/wat/*.wat)
 C_PLUGINS := c-greet
 RUST_PLUGINS := rust-greet
-GUEST_GOFLAGS := -trimpath -ldflags=-s -buildmode=c-shared
+GUEST_GOFLAGS := -trimpath -buildvcs=false -ldflags=-s -buildmode=c-shared
 # C steps: clang with Debian's wasi-libc (packages clang lld wasi-libc
 # libclang-rt-dev-wasm32).
 CLANG     ?= clang
