@@ -293,6 +293,7 @@ func TestPlugin_Call_Isolation(t *testing.T) {
 			if st.Calls != 250 {
 				t.Fatalf("stats count %d calls, want 250", st.Calls)
 			}
+			t.Logf("%+v", st)
 			// The checks above ran in reset instances where the plugin allows
 			// it; marker's calls grow memory, which cannot be undone.
 			if tc.reused != (st.Resets > 0) || (tc.reused && st.Instances >= st.Calls/2) || (!tc.reused && st.Instances < st.Calls) {
