@@ -186,7 +186,7 @@ func (p *Plugin) Call(ctx context.Context, req Request) (*Result, error) {
 	clean := false
 	defer func() {
 		p.inflight.Add(-1)
-		p.recycle(in, clean && reuse, reuse && len(req.Mounts) == 0)
+		p.recycle(in, clean, reuse)
 	}()
 
 	if err := in.k.setInput(req.Input); err != nil {

@@ -134,14 +134,11 @@ func (k *kernel) block(off uint64) ([]byte, error) {
 	if off >= k.top {
 		return nil, fmt.Errorf("offset %#x is outside the kernel memory", off)
 	}
-	n := k.length(off)
-	if n == 0 {
-		if _, ok := k.blocks[off]; ok && k.blocks[off].len == 0 {
-			return []byte{}, nil
-		}
+	b, ok := k.blocks[off]
+	if !ok || b.len == math.MaxUint64 {
 		return nil, fmt.Errorf("offset %#x is not an allocated block", off)
 	}
-	return k.mem[off : off+n], nil
+	return k.mem[off : off+b.len], nil
 }
 
 // write copies b into a new block and returns its offset.
