@@ -159,7 +159,9 @@ const (
 	MaxKeyBytes = 256
 	// MaxValueBytes bounds one context value.
 	MaxValueBytes = 1 << 20
-	// MaxContextBytes bounds the sum of a run's context values.
+	// MaxContextBytes bounds a run's context, and one attempt's writes to
+	// it, counted as the journal holds them: each key as a JSON string,
+	// its value, and two bytes of punctuation.
 	MaxContextBytes = 16 << 20
 	// MaxLogLineBytes bounds one log message; longer ones are truncated.
 	MaxLogLineBytes = 4 << 10
@@ -175,6 +177,11 @@ const (
 	MaxInputBytes = 16 << 20
 	// DefaultMaxOutputBytes is the default bound on a step's output.
 	DefaultMaxOutputBytes = 4 << 20
+	// MaxOutputBytes is the largest bound a manifest may set: a step's
+	// output and a full context still fit one journal record. Output
+	// limits count the output as recorded (JSON; text becomes a JSON
+	// string, binary output base64).
+	MaxOutputBytes = 32 << 20
 	// MaxErrorBytes bounds the error document a step returns.
 	MaxErrorBytes = 64 << 10
 )

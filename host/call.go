@@ -68,6 +68,9 @@ type Request struct {
 	MaxOutputBytes int
 	// Context is the run's workflow context, for ctx_get. May be nil.
 	Context ContextReader
+	// ContextBytes is what Context holds now, counted as ContextEntryBytes
+	// does; ctx_set keeps the run's total within abi.MaxContextBytes.
+	ContextBytes int
 	// Mounts grants directories to the guest.
 	Mounts []Mount
 	// OnLog, when set, sees each log line as the guest writes it.
@@ -102,7 +105,8 @@ type attempt struct {
 
 	mu          sync.Mutex
 	writes      map[string]json.RawMessage
-	writeBytes  int
+	writeBytes  int // the journal bytes of writes
+	ctxBytes    int // the run's context with writes applied
 	logs        []LogLine
 	logBytes    int
 	logsDropped int
@@ -130,7 +134,7 @@ func (p *Plugin) Call(ctx context.Context, req Request) (*Result, error) {
 	if !p.Exports[req.Function] {
 		return nil, callErr(ErrNoFunction, "plugin exports no function %q of type () -> i32", req.Function)
 	}
-	a := &attempt{req: &req, writes: make(map[string]json.RawMessage)}
+	a := &attempt{req: &req, writes: make(map[string]json.RawMessage), ctxBytes: req.ContextBytes}
 	p.lastTimeout.Store(int64(req.Timeout))
 	start := time.Now()
 	callCtx, cancel := context.WithTimeout(ctx, req.Timeout)

@@ -14,6 +14,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/12fa/12fa/abi"
+	"github.com/12fa/12fa/internal/jsonenc"
 )
 
 // hostFunc is the shape of every 12fa host function. It returns the value
@@ -156,14 +157,39 @@ func ctxSet(ctx context.Context, k *kernel, a *attempt, stack []uint64) (uint64,
 	if err := json.Compact(&v, raw); err != nil {
 		return 0, fmt.Errorf("value of %q is not JSON: %v", key, err)
 	}
+	val := v.Bytes()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.writeBytes+v.Len() > abi.MaxContextBytes {
+	// Both the attempt's writes (what its journal record holds) and the
+	// run's context after them must stay within MaxContextBytes, counted
+	// as the journal writes them.
+	cost := ContextEntryBytes(key, val)
+	prev, written := a.writes[key]
+	writes := a.writeBytes + cost
+	if written {
+		writes -= ContextEntryBytes(key, prev)
+	} else if a.req.Context != nil {
+		prev, written = a.req.Context.Get(key)
+	}
+	total := a.ctxBytes
+	if written && string(prev) != "null" {
+		total -= ContextEntryBytes(key, prev)
+	}
+	if string(val) != "null" {
+		total += cost
+	}
+	if writes > abi.MaxContextBytes || (total > abi.MaxContextBytes && total > a.ctxBytes) {
 		return uint64(abi.StatusLimited), nil
 	}
-	a.writes[key] = v.Bytes()
-	a.writeBytes += len(key) + v.Len()
+	a.writes[key], a.writeBytes, a.ctxBytes = val, writes, total
 	return uint64(abi.StatusOK), nil
+}
+
+// ContextEntryBytes is what the context entry key: value counts toward
+// abi.MaxContextBytes: its bytes in a journal record (the key as a JSON
+// string, a colon, the value, a comma).
+func ContextEntryBytes(key string, value []byte) int {
+	return len(jsonenc.String(key)) + len(value) + 2
 }
 
 func logFn(ctx context.Context, k *kernel, a *attempt, stack []uint64) (uint64, error) {
@@ -225,7 +251,7 @@ func inputRequest(ctx context.Context, k *kernel, a *attempt, stack []uint64) (u
 		a.pending = append(a.pending, resp.ID)
 		a.mu.Unlock()
 	}
-	b, err := json.Marshal(resp)
+	b, err := jsonenc.Marshal(resp)
 	if err != nil {
 		return 0, err
 	}

@@ -23,6 +23,8 @@ import (
 
 	"github.com/12fa/12fa/abi"
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/12fa/12fa/internal/jsonenc"
 )
 
 // Defaults that apply when neither the step nor [defaults] sets a value.
@@ -319,6 +321,9 @@ func (m *Manifest) finish(name string, pos map[string]int) error {
 	if m.Defaults.Memory == 0 {
 		m.Defaults.Memory = DefaultMemory
 	}
+	if m.Defaults.MaxOutput == 0 {
+		m.Defaults.MaxOutput = abi.DefaultMaxOutputBytes
+	}
 	seen := map[string]int{}
 	for i := range m.Steps {
 		s := &m.Steps[i]
@@ -382,6 +387,9 @@ func (m *Manifest) finish(name string, pos map[string]int) error {
 		default:
 			return bad(key("on_failure"), "step %q: on_failure must be \"pause\", \"fail\" or \"rollback\", not %q", s.ID, s.OnFailure)
 		}
+		if s.MaxOutput < 0 || s.MaxOutput > abi.MaxOutputBytes {
+			return bad(key("max_output"), "step %q: max_output must be at most 32MiB", s.ID)
+		}
 		if s.Memory < 64<<10 || s.Memory > MaxMemory {
 			return bad(key("memory"), "step %q: memory must be between 64KiB and 4GiB", s.ID)
 		}
@@ -397,7 +405,7 @@ func (m *Manifest) finish(name string, pos map[string]int) error {
 				return bad(key("config"), "step %q: config key %q: keys starting with %q belong to 12fa", s.ID, k, abi.ReservedConfigPrefix)
 			}
 		}
-		in, err := json.Marshal(s.Input)
+		in, err := jsonenc.Marshal(s.Input)
 		if err != nil {
 			return bad(key("input"), "step %q: input cannot be JSON: %v", s.ID, err)
 		}

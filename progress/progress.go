@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/12fa/12fa/internal/jsonenc"
 	"io"
 	"io/fs"
 	"os"
@@ -77,7 +78,7 @@ const maxPending = 8 << 20
 
 // Add appends e as one line.
 func (l *Log) Add(e Entry) error {
-	b, err := json.Marshal(e)
+	b, err := jsonenc.Marshal(e)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/12fa/12fa/checkpoint"
 	"github.com/12fa/12fa/internal/atomicfile"
+	"github.com/12fa/12fa/internal/jsonenc"
 	"github.com/12fa/12fa/state"
 )
 
@@ -109,7 +110,7 @@ func (x *execution) checkpoint(i, attempt int, out json.RawMessage) {
 	cp.State.StepsCompleted = x.res.Ran + x.res.Replayed + x.res.MarkedDone
 	cp.State.OutputSize = len(out)
 	cp.DurationMS = ms(x.rt.cfg.Now().Sub(start))
-	b, err := json.MarshalIndent(cp, "", "  ")
+	b, err := jsonenc.MarshalIndent(cp)
 	if err == nil {
 		// Derived from the journal, so written without fsync: it adds no
 		// fsync to the step.
@@ -201,7 +202,7 @@ func (r *Runtime) CreateCheckpoint(label string, metadata map[string]string) (Ch
 		cp.Commit, cp.Tree, cp.Files, cp.Hashed = res.Commit, res.Tree, res.Files, res.Hashed
 	}
 	cp.DurationMS = ms(r.cfg.Now().Sub(now))
-	b, err := json.MarshalIndent(cp, "", "  ")
+	b, err := jsonenc.MarshalIndent(cp)
 	if err != nil {
 		return cp, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/12fa/12fa/abi"
 	"github.com/12fa/12fa/host"
 	"github.com/12fa/12fa/inputs"
+	"github.com/12fa/12fa/internal/jsonenc"
 	"github.com/12fa/12fa/internal/jsrunner"
 	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/state"
@@ -362,15 +363,14 @@ func (x *execution) addOutput(id string, out json.RawMessage) {
 	if x.outputs.Len() > 0 {
 		x.outputs.WriteByte(',')
 	}
-	k, _ := json.Marshal(id)
-	x.outputs.Write(k)
+	x.outputs.Write(jsonenc.String(id))
 	x.outputs.WriteByte(':')
 	x.outputs.Write(out)
 }
 
 // envelope encodes the call envelope of a step's attempt.
 func (x *execution) envelope(l *loaded, attempt int) []byte {
-	head, _ := json.Marshal(struct {
+	head, _ := jsonenc.Marshal(struct {
 		Workflow string          `json:"workflow"`
 		RunID    string          `json:"run_id"`
 		Step     string          `json:"step"`
@@ -384,8 +384,7 @@ func (x *execution) envelope(l *loaded, attempt int) []byte {
 			if sel.Len() > 0 {
 				sel.WriteByte(',')
 			}
-			k, _ := json.Marshal(id)
-			sel.Write(k)
+			sel.Write(jsonenc.String(id))
 			sel.WriteByte(':')
 			sel.Write(x.byID[id])
 		}
@@ -462,10 +461,20 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 	if err != nil {
 		return &failure{cause: "bad_output", err: err, dur: dur}, nil
 	}
+	if len(out) > int(s.MaxOutput) {
+		// The limit holds for what is recorded and what later steps get.
+		return &failure{cause: "output_too_large", dur: dur, err: fmt.Errorf("%w: %d bytes as recorded (JSON), the limit is %d",
+			host.ErrOutputTooLarge, len(out), s.MaxOutput)}, nil
+	}
 	done := &state.Record{Type: state.EventStepCompleted, Run: x.runID, Step: s.ID, Attempt: attempt,
 		Output: out, Context: res.ContextWrites, DurationMS: ms(dur)}
 	// The step has acted: record it even if the caller gave up meanwhile.
 	if err := x.rt.store.Append(context.WithoutCancel(ctx), done); err != nil {
+		if errors.Is(err, state.ErrRecordTooLarge) {
+			// Refused before anything was written: the step fails, the
+			// journal is intact.
+			return &failure{cause: "record_too_large", err: err, dur: dur}, nil
+		}
 		return nil, fmt.Errorf("journal completion of step %q: %w", s.ID, err)
 	}
 	for k, v := range res.ContextWrites {
@@ -533,7 +542,7 @@ func (x *execution) askUpfront(ctx context.Context) error {
 		x.rt.emit(Event{Type: EventStepWaiting, Run: x.runID, Index: -1, Questions: qs})
 		return fmt.Errorf("%w: %s", ErrWaiting, msg)
 	}
-	b, err := json.Marshal(answers)
+	b, err := jsonenc.Marshal(answers)
 	if err != nil {
 		return err
 	}
@@ -610,6 +619,7 @@ func (x *execution) request(i, attempt int, fn string) host.Request {
 		Timeout:        time.Duration(s.Timeout),
 		MaxOutputBytes: int(s.MaxOutput),
 		Context:        x.context,
+		ContextBytes:   x.context.bytes(),
 		Mounts:         mountsFor(x.m, s),
 		OnLog: func(line host.LogLine) {
 			x.rt.emit(Event{Type: EventStepLog, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Log: &line})

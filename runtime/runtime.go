@@ -21,6 +21,7 @@ import (
 	"github.com/12fa/12fa/checkpoint"
 	"github.com/12fa/12fa/host"
 	"github.com/12fa/12fa/inputs"
+	"github.com/12fa/12fa/internal/jsonenc"
 	"github.com/12fa/12fa/internal/jsrunner"
 	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/notify"
@@ -670,6 +671,15 @@ func (c contextMap) Get(key string) (json.RawMessage, bool) {
 	return v, ok
 }
 
+// bytes is what the context counts toward abi.MaxContextBytes.
+func (c contextMap) bytes() int {
+	n := 0
+	for k, v := range c {
+		n += host.ContextEntryBytes(k, v)
+	}
+	return n
+}
+
 // normalizeOutput makes a guest's output a JSON document: JSON stays as it
 // is (compacted), other UTF-8 text becomes a JSON string, nothing becomes
 // null.
@@ -688,7 +698,7 @@ func normalizeOutput(b []byte) (json.RawMessage, error) {
 	if !utf8.Valid(b) {
 		return nil, errors.New("output is neither JSON nor UTF-8 text")
 	}
-	return json.Marshal(string(b))
+	return jsonenc.String(string(b)), nil
 }
 
 func resolvePath(dir, p string) string {

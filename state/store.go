@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/12fa/12fa/internal/atomicfile"
+	"github.com/12fa/12fa/internal/jsonenc"
 )
 
 // File names inside the store directory.
@@ -33,9 +34,17 @@ const (
 	CheckpointsDir = "checkpoints"
 )
 
-// maxRecordBytes bounds one journal line when reading; it leaves room for
-// an output of abi.DefaultMaxOutputBytes escaped and a full context write.
-const maxRecordBytes = 64 << 20
+// MaxRecordBytes bounds one journal record as written (its JSON line,
+// newline included). Append refuses a longer one with ErrRecordTooLarge
+// before any of its batch is written, so every record on disk can be read
+// back.
+const MaxRecordBytes = 64 << 20
+
+// maxReadRecordBytes bounds one journal line when reading. It is far above
+// MaxRecordBytes so that the records of versions that checked limits before
+// escaping (up to six times larger) still read; a complete line longer than
+// this is reported as corruption, never dropped as a torn tail.
+const maxReadRecordBytes = 1 << 30
 
 // Config configures a Store.
 type Config struct {
@@ -229,21 +238,39 @@ func (s *Store) readJournal(r io.Reader, name string) (good int64, err error) {
 	)
 	for {
 		raw, readErr := br.ReadSlice('\n')
+		n := int64(len(raw))
+		oversized := false
 		if errors.Is(readErr, bufio.ErrBufferFull) {
-			// A long record: gather it whole.
+			// A long record: gather it whole, or, past what a record can be,
+			// only find where it ends.
 			full := append([]byte(nil), raw...)
-			for errors.Is(readErr, bufio.ErrBufferFull) && len(full) <= maxRecordBytes {
+			for errors.Is(readErr, bufio.ErrBufferFull) {
 				raw, readErr = br.ReadSlice('\n')
-				full = append(full, raw...)
+				n += int64(len(raw))
+				if n > maxReadRecordBytes {
+					oversized, full = true, nil
+				} else {
+					full = append(full, raw...)
+				}
 			}
 			raw = full
+			if oversized {
+				raw = raw[:0:0]
+				if readErr == nil {
+					// Complete, so not torn: refuse it rather than cut it off.
+					return 0, fmt.Errorf("%s:%d: %w: a record of %d bytes, more than the %d this version reads (the file was left untouched)",
+						name, line+1, ErrCorrupt, n, maxReadRecordBytes)
+				}
+			}
 		}
-		if len(raw) == 0 && readErr != nil {
+		if readErr != nil && !errors.Is(readErr, io.EOF) {
+			return 0, fmt.Errorf("read journal %s: %w", name, readErr)
+		}
+		if n == 0 && readErr != nil {
 			break
 		}
 		line++
-		n := int64(len(raw))
-		complete := raw[len(raw)-1] == '\n'
+		complete := readErr == nil && !oversized
 		var why error
 		var rec Record
 		switch {
@@ -334,13 +361,15 @@ func (s *Store) append(ctx context.Context, sync bool, recs []*Record) error {
 		if rec.Time.IsZero() {
 			rec.Time = now
 		}
-		b, err := json.Marshal(rec)
-		if err != nil {
+		before := s.pending.Len()
+		if err := jsonenc.Append(s.pending, rec); err != nil {
 			s.pending.Truncate(mark)
 			return fmt.Errorf("encode %s record: %w", rec.Type, err)
 		}
-		s.pending.Write(b)
-		s.pending.WriteByte('\n')
+		if n := s.pending.Len() - before; n > MaxRecordBytes {
+			s.pending.Truncate(mark)
+			return recordTooLarge(rec, n)
+		}
 	}
 	// The records are in the batch; the in-memory state follows at once
 	// (validate made sure apply cannot fail), so that the next caller
@@ -491,7 +520,7 @@ func (s *Store) WriteSnapshot() error {
 		return nil // nothing happened since the last snapshot
 	}
 	runs := s.Runs()
-	b, err := json.MarshalIndent(snapshot{Version: 1, JournalSeq: seq, UpdatedAt: s.cfg.Now().UTC(), Runs: runs}, "", "  ")
+	b, err := jsonenc.MarshalIndent(snapshot{Version: 1, JournalSeq: seq, UpdatedAt: s.cfg.Now().UTC(), Runs: runs})
 	if err != nil {
 		return fmt.Errorf("encode snapshot: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/gofrs/flock"
 
 	"github.com/12fa/12fa/internal/atomicfile"
+	"github.com/12fa/12fa/internal/jsonenc"
 )
 
 // Read decodes the document at path into v; a missing file leaves v as it
@@ -52,7 +53,7 @@ func Update(path, lockPath string, v any, fn func() (changed bool, err error)) e
 	if err != nil || !changed {
 		return err
 	}
-	b, err := json.MarshalIndent(v, "", "  ")
+	b, err := jsonenc.MarshalIndent(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}

@@ -1,0 +1,135 @@
+package runtime_test
+
+import (
+		"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/12fa/12fa/abi"
+	"github.com/12fa/12fa/host"
+	"github.com/12fa/12fa/internal/testutil"
+	"github.com/12fa/12fa/manifest"
+	"github.com/12fa/12fa/runtime"
+	"github.com/12fa/12fa/state"
+)
+
+// fillStep is a step of the fill fixture (plugins/examples/wat/fill.wat):
+// it sets context values of 1 MiB of '<' until refused, under keys that
+// start with prefix, and outputs '<' (export big: 32 MiB, run: 4 MiB) or
+// the number of keys it set (ctx).
+func (f *fixture) fillStep(id, export, prefix string) manifest.Step {
+	dst := filepath.Join(f.project, "plugins", "fill.wasm")
+	if _, err := os.Stat(dst); err != nil {
+		if err := os.WriteFile(dst, testutil.MustReadExample(f.t, "wat/fill.wasm"), 0o644); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	return manifest.Step{ID: id, Plugin: "fill.wasm", Function: export, Idempotent: true,
+		Config: map[string]string{"p": prefix}, Memory: 128 << 20, MaxOutput: abi.MaxOutputBytes}
+}
+
+func contextBytes(r state.Run) int {
+	n := 0
+	for k, v := range r.Context {
+		n += host.ContextEntryBytes(k, v)
+	}
+	return n
+}
+
+// The largest record the limits allow (a full context and the largest
+// output, all of the character JSON encoders escape most) is committed,
+// read back after a restart, and passed on to the next step unchanged.
+func TestRuntime_LargestRecord_SurvivesRestart(t *testing.T) {
+	f := newFixture(t)
+	m := f.manifest(f.fillStep("big", "big", "a"), effect("next", true, nil))
+	m.Steps[1].Needs = &[]string{}
+	rt := f.open()
+	res, err := rt.Run(t.Context(), m, runtime.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	journal, err := os.Stat(filepath.Join(runtime.StoreDir(f.project), state.JournalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := res.Output("big")
+	t.Logf("largest record: output %d bytes, context %d bytes; journal %d bytes (record limit %d)",
+		len(out), contextBytes(mustRun(t, f, res.RunID)), journal.Size(), state.MaxRecordBytes)
+	if len(out) != abi.MaxOutputBytes {
+		t.Fatalf("output is %d bytes, want %d", len(out), abi.MaxOutputBytes)
+	}
+	run := mustRun(t, f, res.RunID)
+	if n := contextBytes(run); n > abi.MaxContextBytes || n < abi.MaxContextBytes-(2<<20) {
+		t.Fatalf("context holds %d bytes, want just under %d", n, abi.MaxContextBytes)
+	}
+	if journal.Size() > state.MaxRecordBytes {
+		t.Fatalf("journal is %d bytes: values were escaped on the way to disk", journal.Size())
+	}
+	if run.Status != state.RunCompleted || len(run.Steps[0].Output) != len(out) {
+		t.Fatalf("after a restart: run %s, output %d bytes", run.Status, len(run.Steps[0].Output))
+	}
+}
+
+func mustRun(t *testing.T, f *fixture, id string) state.Run {
+	t.Helper()
+	runs, err := runtime.ListRuns(f.project, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		if r.ID == id {
+			return r
+		}
+	}
+	t.Fatalf("run %s not in the store", id)
+	return state.Run{}
+}
+
+// The per-run context limit holds over the run, not per attempt: a second
+// and third step that try to add as much again are refused.
+func TestRuntime_ContextLimit_IsPerRun(t *testing.T) {
+	f := newFixture(t)
+	m := f.manifest(f.fillStep("a", "ctx", "a"), f.fillStep("b", "ctx", "b"), f.fillStep("c", "ctx", "c"))
+	rt := f.open()
+	defer rt.Close(t.Context())
+	res, err := rt.Run(t.Context(), m, runtime.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set [3]string
+	for i, id := range []string{"a", "b", "c"} {
+		set[i] = strings.Trim(string(res.Output(id)), `"`)
+	}
+	run := mustRun(t, f, res.RunID)
+	if n := contextBytes(run); n > abi.MaxContextBytes {
+		t.Fatalf("the run's context holds %d bytes, over the %d limit (keys set per step: %v)", n, abi.MaxContextBytes, set)
+	}
+	if set[0] != "15" || set[1] != "00" || set[2] != "00" {
+		t.Fatalf("keys set per step %v, want [15 00 00]", set)
+	}
+}
+
+// max_output counts the output as recorded: text that grows when encoded
+// as JSON is measured after it grows.
+func TestRuntime_OutputLimit_CountsRecordedBytes(t *testing.T) {
+	f := newFixture(t)
+	s := f.fillStep("a", "run", "a")
+	s.MaxOutput = 4 << 20
+	rt := f.open()
+	defer rt.Close(t.Context())
+	// run outputs a 4 MiB JSON string: within the limit as recorded.
+	if _, err := rt.Run(t.Context(), f.manifest(s), runtime.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.ID, s.MaxOutput = "b", 4<<20-1
+	_, err := rt.Run(t.Context(), f.manifest(s), runtime.RunOptions{New: true})
+	var se *runtime.StepError
+	if !errors.As(err, &se) || se.Cause != "output_too_large" {
+		t.Fatalf("a 4 MiB output under a limit one byte smaller: %v", err)
+	}
+}
