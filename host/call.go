@@ -236,9 +236,10 @@ func guestErr(msg string) *CallError {
 // classify turns the error of a failed instantiation or call into a
 // *CallError with a named cause.
 func (a *attempt) classify(parent, callCtx context.Context, err error, stderr *boundedBuffer, timeout time.Duration) *CallError {
-	if a.k != nil && a.k.hitCap {
-		return callErr(ErrMemoryLimit, "the kernel memory reached its cap of %d pages", a.k.max/PageSize)
-	}
+	// The cause is what ended the call: a broken host call, the caller, the
+	// deadline; only a trap is put down to memory, when a memory was at its
+	// cap (an allocation refused earlier in the call does not make a later
+	// timeout or bad host call a memory limit).
 	if a.violation != nil {
 		return a.violation
 	}
@@ -258,6 +259,9 @@ func (a *attempt) classify(parent, callCtx context.Context, err error, stderr *b
 	}
 	if a.mem.atCap() {
 		return callErr(ErrMemoryLimit, "a linear memory reached its cap of %d pages: %s", a.mem.maxPages(), detail)
+	}
+	if a.k != nil && a.k.hitCap {
+		return callErr(ErrMemoryLimit, "the kernel memory reached its cap of %d pages: %s", a.k.max/PageSize, detail)
 	}
 	return callErr(ErrTrap, "%s", detail)
 }

@@ -46,6 +46,13 @@ const (
 	// maxFreeBlocks bounds the free list; blocks freed past it are reused
 	// only after the call.
 	maxFreeBlocks = 1024
+	// blockCost is what one entry of kernel.blocks costs the host, counted
+	// toward the cap with the block's bytes.
+	blockCost = 64
+	// keepBlocks bounds the blocks map kept across a reset; a larger one is
+	// dropped so that an idle instance holds no more than a small call
+	// needs.
+	keepBlocks = 4096
 )
 
 func newKernel(max uint64) *kernel {
@@ -57,7 +64,11 @@ func newKernel(max uint64) *kernel {
 func (k *kernel) reset() {
 	clear(k.mem[:min(k.top, uint64(len(k.mem)))])
 	k.top = kernelBase
-	clear(k.blocks)
+	if len(k.blocks) > keepBlocks {
+		k.blocks = make(map[uint64]block)
+	} else {
+		clear(k.blocks)
+	}
 	k.free = k.free[:0]
 	k.hitCap = false
 	k.input, k.output, k.outputSet, k.errBlock = 0, [2]uint64{}, false, 0
@@ -80,12 +91,20 @@ func (k *kernel) alloc(n uint64) uint64 {
 	}
 	c := (max(n, 1) + 7) &^ 7
 	off := k.top
-	if c > k.max || off > k.max-c {
+	// A block costs the host its bytes and its entry in blocks; both count
+	// toward the cap (len(mem) + len(blocks)*blockCost <= max), so no
+	// sequence of calls (alloc(0) in a loop, say) takes more host memory
+	// than the cap allows.
+	book := uint64(len(k.blocks)+1) * blockCost
+	if c > k.max || off > k.max-c || book > k.max-max(uint64(len(k.mem)), off+c) {
 		k.hitCap = true
 		return 0
 	}
 	if need := off + c; need > uint64(len(k.mem)) {
-		size := min(max(need, 2*uint64(len(k.mem)), 4096), k.max)
+		// Grow geometrically, but at most half way to the cap, so that room
+		// is left for the bookkeeping of later blocks.
+		room := k.max - book
+		size := min(max(need, 2*uint64(len(k.mem)), 4096), need+(room-need)/2)
 		grown := make([]byte, size)
 		copy(grown, k.mem)
 		k.mem = grown

@@ -67,7 +67,8 @@ func TestKernel_Cap(t *testing.T) {
 		}
 		offs = append(offs, off)
 	}
-	if len(offs) != 4 || !k.hitCap || k.top > k.max || uint64(len(k.mem)) > k.max {
+	// Four blocks' bytes would fit, but not with their bookkeeping.
+	if len(offs) != 3 || !k.hitCap || k.top > k.max || uint64(len(k.mem)) > k.max {
 		t.Fatalf("%d blocks of 1000 bytes in 4096, hitCap %v, top %d, len %d", len(offs), k.hitCap, k.top, len(k.mem))
 	}
 	k.freeBlock(offs[1])
@@ -133,5 +134,27 @@ func TestKernel_FreeListBound(t *testing.T) {
 	k.freeBlock(offs[0]) // twice: ignored
 	if len(k.free) != maxFreeBlocks {
 		t.Fatal("a double free changed the free list")
+	}
+}
+
+// TestKernel_BlockCostCounts: what blocks cost the host (their bytes and
+// their bookkeeping) stays within the cap whatever the guest asks, even
+// empty blocks without end.
+func TestKernel_BlockCostCounts(t *testing.T) {
+	const max = 1 << 20
+	k := newKernel(max)
+	n := 0
+	for k.alloc(0) != 0 {
+		n++
+	}
+	if !k.hitCap {
+		t.Fatal("the refused allocation did not note the cap")
+	}
+	if cost := uint64(len(k.mem)) + uint64(len(k.blocks))*blockCost; cost > max || n == 0 {
+		t.Fatalf("%d empty blocks cost the host %d bytes under a cap of %d", n, cost, max)
+	}
+	k.reset()
+	if len(k.blocks) != 0 || k.alloc(16) == 0 {
+		t.Fatal("reset did not free the blocks")
 	}
 }

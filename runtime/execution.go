@@ -442,12 +442,6 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 			// step waits and runs again once they are answered.
 			return &failure{cause: "waiting", err: ErrWaiting, dur: dur, waiting: res.Pending}, nil
 		}
-		// stderr and stdout lines are collected at the end of the call.
-		for _, line := range res.Logs {
-			if line.Source != "log" {
-				x.rt.emit(Event{Type: EventStepLog, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Log: &line})
-			}
-		}
 	}
 	if err != nil {
 		if errors.Is(err, host.ErrCanceled) {

@@ -1,7 +1,7 @@
 package runtime_test
 
 import (
-		"errors"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,5 +131,32 @@ func TestRuntime_OutputLimit_CountsRecordedBytes(t *testing.T) {
 	var se *runtime.StepError
 	if !errors.As(err, &se) || se.Cause != "output_too_large" {
 		t.Fatalf("a 4 MiB output under a limit one byte smaller: %v", err)
+	}
+}
+
+// Each line a step writes to stderr is one log event, so it shows once on
+// the console and once in the progress log.
+func TestRuntime_StderrLinesOnce(t *testing.T) {
+	f := newFixture(t)
+	dst := filepath.Join(f.project, "plugins", "gopanic.wasm")
+	if err := os.WriteFile(dst, testutil.MustReadExample(t, "gopanic/gopanic.wasm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rt := f.open()
+	defer rt.Close(t.Context())
+	s := manifest.Step{ID: "p", Plugin: "gopanic.wasm", Retry: fast(1)}
+	if _, err := rt.Run(t.Context(), f.manifest(s), runtime.RunOptions{}); err == nil {
+		t.Fatal("a panicking step completed")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, e := range f.events {
+		if e.Type == runtime.EventStepLog && e.Log.Source == "stderr" && strings.HasPrefix(e.Log.Message, "panic: ") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the panic line came as %d log events, want 1", n)
 	}
 }
