@@ -8,15 +8,14 @@ import (
 	"testing"
 
 	"github.com/12fa/12fa/checkpoint"
+	"github.com/12fa/12fa/internal/testutil"
 )
 
 // bigProject makes a git repository of 5,000 files in 50 directories, plus
 // an ignored node_modules of 20,000 files.
 func bigProject(b *testing.B) string {
 	b.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		b.Skip("git not installed")
-	}
+	testutil.NeedTool(b, "git")
 	root := b.TempDir()
 	git := func(args ...string) {
 		cmd := exec.Command("git", args...)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/12fa/12fa/checkpoint"
+	"github.com/12fa/12fa/internal/testutil"
 )
 
 func git(t *testing.T, dir string, args ...string) string {
@@ -37,9 +38,7 @@ func write(t *testing.T, root, rel, content string) {
 // project is a git repository with a commit, ignored files and a store.
 func project(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed") // the comparisons below need the git CLI
-	}
+	testutil.NeedTool(t, "git") // the comparisons below need the git CLI
 	root := t.TempDir()
 	git(t, root, "init", "-q")
 	write(t, root, "README.md", "hello\n")
@@ -175,3 +174,5 @@ func TestGit_CommitToBranch(t *testing.T) {
 		t.Fatalf("unchanged tree made a commit: %+v %v", again, err)
 	}
 }
+
+func TestMain(m *testing.M) { os.Exit(testutil.MainWithSummary(m)) }

@@ -4,6 +4,7 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/12fa/12fa/internal/testutil"
 )
 
 // TestCLI runs the scripts in testdata/*.txtar against the built binary.
@@ -93,6 +96,16 @@ func TestCLI(t *testing.T) {
 				}
 				ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(os.Expand(ts.ReadFile(args[0]), ts.Getenv)), 0o644))
 			},
+		},
+		// [tool:NAME] holds when a tool the script needs is installed (see
+		// testutil.MissingTool); a script skips without it, and fails when
+		// TWELVEFA_REQUIRE_TOOLS is set.
+		Condition: func(cond string) (bool, error) {
+			name, ok := strings.CutPrefix(cond, "tool:")
+			if !ok {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			return testutil.ToolCondition("TestCLI", name)
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("PATH", filepath.Dir(bin)+string(os.PathListSeparator)+env.Getenv("PATH"))

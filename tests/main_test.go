@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/12fa/12fa/internal/testutil"
 )
 
 // bin is the 12fa binary under test, built once for the package.
@@ -30,7 +32,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build 12fa:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := testutil.MainWithSummary(m)
 	os.RemoveAll(tmp)
 	os.Exit(code)
 }

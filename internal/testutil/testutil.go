@@ -45,5 +45,5 @@ func MainWithTempDir(m *testing.M, pattern string, dir *string) int {
 	}
 	*dir = d
 	defer os.RemoveAll(d)
-	return m.Run()
+	return MainWithSummary(m)
 }
