@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/12fa/12fa/features"
+	"github.com/12fa/12fa/internal/termsafe"
 	"github.com/12fa/12fa/runtime"
 )
 
@@ -50,7 +51,7 @@ func newFeaturesCommand(g *globalOptions) *cobra.Command {
 			tw := tabwriter.NewWriter(g.stdout, 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tSTATUS\tPRIORITY\tNAME")
 			for _, f := range fs {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", f.ID, f.Status, f.Priority, f.Name)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", f.ID, f.Status, f.Priority, termsafe.Text(f.Name))
 			}
 			return tw.Flush()
 		},
@@ -78,7 +79,7 @@ func newAddFeatureCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return exitFor(err)
 			}
-			fmt.Fprintf(g.stdout, "feature %d: %s (%s, %s)\n", f.ID, f.Name, f.Priority, f.Status)
+			fmt.Fprintf(g.stdout, "feature %d: %s (%s, %s)\n", f.ID, termsafe.Text(f.Name), f.Priority, f.Status)
 			return nil
 		},
 	}
@@ -102,7 +103,7 @@ func newFeatureCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return exitFor(err)
 			}
-			fmt.Fprintf(g.stdout, "feature %d: %s is %s\n", f.ID, f.Name, f.Status)
+			fmt.Fprintf(g.stdout, "feature %d: %s is %s\n", f.ID, termsafe.Text(f.Name), f.Status)
 			return nil
 		},
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/12fa/12fa/inputs"
+	"github.com/12fa/12fa/internal/termsafe"
 	"github.com/12fa/12fa/runtime"
 )
 
@@ -49,7 +50,8 @@ func newInputsCommand(g *globalOptions) *cobra.Command {
 			fmt.Fprintln(tw, "ID\tRUN\tSTEP\tAGE\tQUESTION\tOPTIONS\tANSWER")
 			for _, q := range shown {
 				age := time.Since(q.AskedAt).Round(time.Second)
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", q.ID, q.Run, q.Step, age, q.Question, strings.Join(q.Options, "/"), q.Answer)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", termsafe.Text(q.ID), q.Run, q.Step, age,
+					termsafe.Text(q.Question), termsafe.Text(strings.Join(q.Options, "/")), termsafe.Text(q.Answer))
 			}
 			tw.Flush()
 			fmt.Fprintln(g.stdout, "\nanswer with: 12fa respond <id> <answer>; then 12fa resume")

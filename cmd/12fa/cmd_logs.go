@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/12fa/12fa/internal/termsafe"
 	"github.com/12fa/12fa/progress"
 	"github.com/12fa/12fa/runtime"
 )
@@ -84,19 +85,19 @@ func printEntry(w io.Writer, e progress.Entry, asJSON bool) {
 		return
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s %-8s", e.Time.Local().Format("15:04:05.000"), e.Session, e.Phase)
+	fmt.Fprintf(&b, "%s %s %-8s", e.Time.Local().Format("15:04:05.000"), termsafe.Text(e.Session), termsafe.Text(e.Phase))
 	if e.Step != "" {
-		fmt.Fprintf(&b, " %s", e.Step)
+		fmt.Fprintf(&b, " %s", termsafe.Text(e.Step))
 	}
-	fmt.Fprintf(&b, " %s", e.Action)
+	fmt.Fprintf(&b, " %s", termsafe.Text(e.Action))
 	if e.Result != "" {
-		fmt.Fprintf(&b, " %s", e.Result)
+		fmt.Fprintf(&b, " %s", termsafe.Text(e.Result))
 	}
 	if e.DurationMS > 0 {
 		fmt.Fprintf(&b, " (%s)", time.Duration(e.DurationMS*float64(time.Millisecond)).Round(10*time.Microsecond))
 	}
 	if e.Details != "" {
-		fmt.Fprintf(&b, ": %s", e.Details)
+		fmt.Fprintf(&b, ": %s", termsafe.Text(e.Details))
 	}
 	fmt.Fprintln(w, b.String())
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/12fa/12fa/internal/termsafe"
 	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/runtime"
 )
@@ -307,7 +308,7 @@ func (p *printer) event(e runtime.Event) {
 			line = fmt.Sprintf("[%d/%d] %s: attempt %d\n", e.Index+1, steps, e.Step, e.Attempt)
 		}
 	case runtime.EventStepLog:
-		line = fmt.Sprintf("    %s %s: %s\n", e.Step, logTag(e), e.Log.Message)
+		line = fmt.Sprintf("    %s %s: %s\n", e.Step, logTag(e), termsafe.Text(e.Log.Message))
 	case runtime.EventStepCompleted:
 		line = fmt.Sprintf("[%d/%d] %s: ok in %s: %s\n", e.Index+1, steps, e.Step, e.Duration.Round(10*time.Microsecond), shorten(e.Output))
 	case runtime.EventStepMarkedDone:
@@ -322,9 +323,9 @@ func (p *printer) event(e runtime.Event) {
 		for _, q := range e.Questions {
 			opts := ""
 			if len(q.Options) > 0 {
-				opts = " [" + strings.Join(q.Options, "/") + "]"
+				opts = " [" + termsafe.Text(strings.Join(q.Options, "/")) + "]"
 			}
-			fmt.Fprintf(&b, "    %s  %s%s\n", q.ID, q.Question, opts)
+			fmt.Fprintf(&b, "    %s  %s%s\n", q.ID, termsafe.Text(q.Question), opts)
 		}
 		b.WriteString("    answer with: 12fa respond <id> <answer>; then 12fa resume (with --wait, this run goes on by itself)\n")
 		line = b.String()
@@ -333,18 +334,18 @@ func (p *printer) event(e runtime.Event) {
 	case runtime.EventRollbackCompleted:
 		line = fmt.Sprintf("[%d/%d] %s: rolled back in %s\n", e.Index+1, steps, e.Step, e.Duration.Round(10*time.Microsecond))
 	case runtime.EventRollbackFailed:
-		line = fmt.Sprintf("[%d/%d] %s: ROLLBACK FAILED: %v\n", e.Index+1, steps, e.Step, e.Err)
+		line = fmt.Sprintf("[%d/%d] %s: ROLLBACK FAILED: %s\n", e.Index+1, steps, e.Step, errText(e.Err))
 		if e.RetryIn > 0 {
-			line = fmt.Sprintf("[%d/%d] %s: rollback attempt %d failed: %v; retrying in %s\n", e.Index+1, steps, e.Step, e.Attempt, e.Err, e.RetryIn.Round(time.Millisecond))
+			line = fmt.Sprintf("[%d/%d] %s: rollback attempt %d failed: %s; retrying in %s\n", e.Index+1, steps, e.Step, e.Attempt, errText(e.Err), e.RetryIn.Round(time.Millisecond))
 		}
 	case runtime.EventRunRolledBack:
 		line = fmt.Sprintf("run %s rolled back\n", e.Run)
 	case runtime.EventStepFailed:
 		if e.RetryIn > 0 {
-			line = fmt.Sprintf("[%d/%d] %s: attempt %d failed after %s: %v; retrying in %s\n", e.Index+1, steps, e.Step, e.Attempt,
-				e.Duration.Round(10*time.Microsecond), e.Err, e.RetryIn.Round(time.Millisecond))
+			line = fmt.Sprintf("[%d/%d] %s: attempt %d failed after %s: %s; retrying in %s\n", e.Index+1, steps, e.Step, e.Attempt,
+				e.Duration.Round(10*time.Microsecond), errText(e.Err), e.RetryIn.Round(time.Millisecond))
 		} else {
-			line = fmt.Sprintf("[%d/%d] %s: FAILED after %s: %v\n", e.Index+1, steps, e.Step, e.Duration.Round(10*time.Microsecond), e.Err)
+			line = fmt.Sprintf("[%d/%d] %s: FAILED after %s: %s\n", e.Index+1, steps, e.Step, e.Duration.Round(10*time.Microsecond), errText(e.Err))
 		}
 	}
 	if p.live {
@@ -374,10 +375,20 @@ func logTag(e runtime.Event) string {
 	return e.Log.Level.String()
 }
 
+// shorten shows the start of an output, terminal-safe.
 func shorten(b []byte) string {
 	s := strings.TrimSpace(string(b))
 	if len(s) > maxShownOutput {
-		return fmt.Sprintf("%s… (%d bytes)", s[:maxShownOutput], len(s))
+		return fmt.Sprintf("%s… (%d bytes)", termsafe.Text(strings.ToValidUTF8(s[:maxShownOutput], "")), len(s))
 	}
-	return s
+	return termsafe.Text(s)
+}
+
+// errText is an error as a person sees it: on one line, terminal-safe
+// (it may carry a guest's error message).
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return termsafe.Text(err.Error())
 }

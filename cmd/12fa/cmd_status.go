@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/12fa/12fa/internal/termsafe"
 	"github.com/12fa/12fa/runtime"
 	"github.com/12fa/12fa/state"
 )
@@ -78,7 +79,7 @@ func printStatus(g *globalOptions, runs []state.Run, all bool) {
 				done++
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", r.ID, r.Workflow, r.Status, done, len(r.Steps), r.UpdatedAt.Local().Format(time.DateTime))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", r.ID, termsafe.Text(r.Workflow), r.Status, done, len(r.Steps), r.UpdatedAt.Local().Format(time.DateTime))
 	}
 	tw.Flush()
 	for i, r := range runs {
@@ -110,7 +111,7 @@ func printStatus(g *globalOptions, runs []state.Run, all bool) {
 			if s.Status == state.StepCompleted {
 				out = fmt.Sprintf("%d B", s.OutputSize)
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\n", s.ID, s.Status, s.Attempt, dur, out, note)
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\n", s.ID, s.Status, s.Attempt, dur, out, firstLineOf(note))
 		}
 		tw.Flush()
 	}
@@ -148,10 +149,11 @@ func stopReason(r state.Run) string {
 	return fmt.Sprintf("stopped (%s): %s; %s", r.Cause, firstLineOf(r.Error), next)
 }
 
+// firstLineOf is the first line of s, cut at 200 bytes and terminal-safe.
 func firstLineOf(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	if len(line) > 200 {
-		line = line[:200] + "…"
+		line = strings.ToValidUTF8(line[:200], "") + "…"
 	}
-	return line
+	return termsafe.Text(line)
 }

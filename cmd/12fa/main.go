@@ -22,10 +22,10 @@ func main() {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(os.Stderr, "12fa:", ee.err)
+			fmt.Fprintln(os.Stderr, "12fa:", errText(ee.err))
 		}
 		os.Exit(ee.code)
 	}
-	fmt.Fprintln(os.Stderr, "12fa:", err)
+	fmt.Fprintln(os.Stderr, "12fa:", errText(err))
 	os.Exit(exitFailure)
 }
