@@ -184,6 +184,10 @@ const (
 	MaxOutputBytes = 32 << 20
 	// MaxErrorBytes bounds the error document a step returns.
 	MaxErrorBytes = 64 << 10
+	// MaxVarBytes bounds the Extism vars (var_set) of one attempt, keys,
+	// values and 40 bytes per var counted, as Extism's default does. Vars
+	// start empty in every attempt and end with it.
+	MaxVarBytes = 1 << 20
 )
 
 // InputRequest is the document a step passes to FuncInputRequest.

@@ -116,6 +116,7 @@ type attempt struct {
 	asked       int
 	pending     []string
 	notified    int
+	vars        vars
 }
 
 // Call runs one function of the plugin. The instance it runs in starts in

@@ -36,6 +36,11 @@ var (
 // namespace of another ABI version.
 var ErrABIVersion = errors.New("unsupported abi version")
 
+// ErrUnsupportedImport is returned by Load for a plugin that imports
+// functions (or memories, tables, globals) 12fa does not provide; the error
+// names each one.
+var ErrUnsupportedImport = errors.New("plugin imports what 12fa does not provide")
+
 // ErrInvalidPlugin is returned by Load for bytes that are not a usable Wasm
 // module.
 var ErrInvalidPlugin = errors.New("invalid plugin")

@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/12fa/12fa/abi"
@@ -183,6 +186,8 @@ type Plugin struct {
 	fresh       string
 	globalNames []string
 	hasMemory   bool
+	// hsInit: start-up calls GHC's hs_init (see newInstance).
+	hsInit bool
 
 	// Calls with file grants get fresh instances from a runtime of their
 	// own, made on first use.
@@ -259,6 +264,11 @@ func (h *Host) Load(ctx context.Context, wasm []byte, limits Limits) (*Plugin, e
 	if p.rt, p.compiled, err = h.newRuntime(ctx, limits, p.wasm, true); err != nil {
 		return nil, err
 	}
+	if err := checkImports(p.rt, p.compiled, mi); err != nil {
+		_ = p.rt.Close(ctx)
+		return nil, err
+	}
+	p.hsInit = mi.hsInit
 	h.compiled[key] = p
 	return p, nil
 }
@@ -286,4 +296,45 @@ func (h *Host) check(wasm []byte) (*moduleInterface, error) {
 		}
 	}
 	return mi, nil
+}
+
+// checkImports refuses, at load, a plugin that imports what no module of
+// rt provides (another host's functions, a second module to link with,
+// memories, tables or globals), or a provided function with another
+// signature, naming every such import. Without it the plugin would load
+// and fail at its first call.
+func checkImports(rt wazero.Runtime, compiled wazero.CompiledModule, mi *moduleInterface) error {
+	missing := slices.Clone(mi.otherImports)
+	for _, def := range compiled.ImportedFunctions() {
+		module, name, _ := def.Import()
+		what := module + "." + name
+		mod := rt.Module(module)
+		if mod == nil {
+			missing = append(missing, what)
+			continue
+		}
+		have, ok := mod.ExportedFunctionDefinitions()[name]
+		switch {
+		case !ok:
+			missing = append(missing, what)
+		case !slices.Equal(have.ParamTypes(), def.ParamTypes()) || !slices.Equal(have.ResultTypes(), def.ResultTypes()):
+			missing = append(missing, fmt.Sprintf("%s with signature %s (12fa's is %s)", what, signature(def), signature(have)))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("host: %w: %s (12fa provides WASI, Extism's kernel %q and %q only)",
+		ErrUnsupportedImport, strings.Join(missing, ", "), "extism:host/env", abi.Namespace)
+}
+
+func signature(d api.FunctionDefinition) string {
+	names := func(ts []api.ValueType) string {
+		out := make([]string, len(ts))
+		for i, t := range ts {
+			out[i] = api.ValueTypeName(t)
+		}
+		return "(" + strings.Join(out, ", ") + ")"
+	}
+	return names(d.ParamTypes()) + " -> " + names(d.ResultTypes())
 }

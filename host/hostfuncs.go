@@ -154,6 +154,9 @@ func ctxSet(ctx context.Context, k *kernel, a *attempt, stack []uint64) (uint64,
 		return 0, fmt.Errorf("value of %q: %w", key, err)
 	}
 	var v bytes.Buffer
+	if !utf8.Valid(raw) {
+		return 0, fmt.Errorf("value of %q is not UTF-8", key)
+	}
 	if err := json.Compact(&v, raw); err != nil {
 		return 0, fmt.Errorf("value of %q is not JSON: %v", key, err)
 	}

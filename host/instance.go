@@ -60,13 +60,13 @@ func (in *instance) function(name string) api.Function {
 
 // call calls the export name with the instance's state in ctx. a is nil
 // during start-up.
-func (in *instance) call(ctx context.Context, name string, a *attempt) (uint64, error) {
+func (in *instance) call(ctx context.Context, name string, a *attempt, args ...uint64) (uint64, error) {
 	f := in.function(name)
 	if f == nil {
 		return 0, fmt.Errorf("plugin exports no function %q", name)
 	}
 	ctx = context.WithValue(ctx, callStateKey{}, &callState{k: in.k, a: a})
-	res, err := f.Call(ctx)
+	res, err := f.Call(ctx, args...)
 	if err != nil || len(res) == 0 {
 		return 0, err
 	}
@@ -135,6 +135,14 @@ func (p *Plugin) newInstance(ctx context.Context, mounts []Mount, warm bool) (in
 		if p.Exports[name] {
 			if _, err := in.call(ctx, name, nil); err != nil {
 				return in, fmt.Errorf("start-up (%s): %w", name, err)
+			}
+		}
+		if name == "_initialize" && p.hsInit {
+			// A GHC plugin's Haskell runtime starts after the reactor's
+			// own start-up, with no arguments (argc 0, argv NULL), as
+			// Extism's hosts do.
+			if _, err := in.call(ctx, "hs_init", nil, 0, 0); err != nil {
+				return in, fmt.Errorf("start-up (hs_init): %w", err)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -204,6 +205,62 @@ func (k *kernel) errorText() (string, bool) {
 type callState struct {
 	k *kernel
 	a *attempt
+	// startVars holds the vars of a start-up call (a is nil then); they
+	// end with it.
+	startVars *vars
+}
+
+// vars returns the Extism vars of the call: the attempt's, or start-up's.
+func (s *callState) vars() *vars {
+	if s.a != nil {
+		return &s.a.vars
+	}
+	if s.startVars == nil {
+		s.startVars = &vars{}
+	}
+	return s.startVars
+}
+
+// vars are Extism's plugin variables (var_get, var_set), with Extism's
+// semantics within one attempt: they start empty and end with it, so that
+// nothing a step keeps outlives its attempt (state that must last goes
+// through ctx_set, which is durable). Their size is bounded by
+// abi.MaxVarBytes.
+type vars struct {
+	m     map[string][]byte
+	bytes int
+}
+
+// varEntryBytes is what one var counts toward abi.MaxVarBytes beyond its
+// key and value, as in Extism's go-sdk (a string and a slice header).
+const varEntryBytes = 40
+
+func (v *vars) get(key string) ([]byte, bool) {
+	b, ok := v.m[key]
+	return b, ok
+}
+
+func (v *vars) set(key string, value []byte, remove bool) error {
+	old, had := v.m[key]
+	n := v.bytes
+	if had {
+		n -= len(key) + len(old) + varEntryBytes
+	}
+	if remove {
+		delete(v.m, key)
+		v.bytes = n
+		return nil
+	}
+	n += len(key) + len(value) + varEntryBytes
+	if n > abi.MaxVarBytes {
+		return fmt.Errorf("vars would hold %d bytes, the limit is %d", n, abi.MaxVarBytes)
+	}
+	if v.m == nil {
+		v.m = make(map[string][]byte)
+	}
+	v.m[key] = bytes.Clone(value)
+	v.bytes = n
+	return nil
 }
 
 type callStateKey struct{}
@@ -348,15 +405,41 @@ func (h *Host) instantiateKernel(ctx context.Context, rt wazero.Runtime) error {
 		return nil
 	}, p1, p1)
 	def("var_get", func(s *callState, st []uint64) error {
-		if _, err := s.k.block(st[0]); err != nil {
+		key, err := s.k.block(st[0])
+		if err != nil {
 			return fmt.Errorf("key: %w", err)
 		}
+		v, ok := s.vars().get(string(key))
 		s.k.freeBlock(st[0])
-		st[0] = 0 // no vars: a step's state lives in the workflow context
+		st[0] = 0
+		if ok {
+			off, err := s.k.write(v)
+			if err != nil {
+				return err
+			}
+			st[0] = off
+		}
 		return nil
 	}, p1, p1)
 	def("var_set", func(s *callState, st []uint64) error {
-		return errors.New("vars are disabled in 12fa: keep state in the workflow context (ctx_set)")
+		key, err := s.k.block(st[0])
+		if err != nil {
+			return fmt.Errorf("key: %w", err)
+		}
+		var value []byte
+		if st[1] != 0 {
+			if value, err = s.k.block(st[1]); err != nil {
+				return fmt.Errorf("value: %w", err)
+			}
+		}
+		if err := s.vars().set(string(key), value, st[1] == 0); err != nil {
+			return err
+		}
+		s.k.freeBlock(st[0])
+		if st[1] != 0 {
+			s.k.freeBlock(st[1])
+		}
+		return nil
 	}, p2, p0)
 	def("http_request", func(s *callState, st []uint64) error {
 		return errors.New("HTTP is not granted to steps")

@@ -14,6 +14,12 @@ type moduleInterface struct {
 	exports map[string]bool
 	// exportNames holds every export's name, of any kind.
 	exportNames map[string]bool
+	// otherImports names the imports that are not functions (tables,
+	// memories, globals, tags): no module 12fa provides exports one.
+	otherImports []string
+	// hsInit: the module exports GHC's hs_init of type (i32, i32) -> (),
+	// which starts the Haskell runtime.
+	hsInit bool
 
 	// What decides whether an instance can be reset to a snapshot (see
 	// snapshot.go): the globals and memories the module defines and
@@ -88,19 +94,23 @@ func readInterface(b []byte) (*moduleInterface, error) {
 					funcTypes = append(funcTypes, r.u32())
 					mi.imports = append(mi.imports, funcImport{module, name})
 				case 0x01: // table: reftype + limits
+					mi.otherImports = append(mi.otherImports, "table "+module+"."+name)
 					r.valtype()
 					r.limits()
 					mi.importedTables++
 				case 0x02: // memory
+					mi.otherImports = append(mi.otherImports, "memory "+module+"."+name)
 					r.limits()
 					mi.importedMemories++
 				case 0x03: // global: valtype + mutability
+					mi.otherImports = append(mi.otherImports, "global "+module+"."+name)
 					r.valtype()
 					if r.byte() == 1 {
 						mi.mutableImportedGlobal = true
 					}
 					mi.importedGlobals++
 				case 0x04: // tag: attribute + type index
+					mi.otherImports = append(mi.otherImports, "tag "+module+"."+name)
 					r.byte()
 					r.u32()
 				default:
@@ -150,6 +160,9 @@ func readInterface(b []byte) (*moduleInterface, error) {
 			return nil, fmt.Errorf("export %q: function %d has no known type", e.name, e.idx)
 		}
 		t := types[funcTypes[e.idx]]
+		if e.name == "hs_init" && string(t.params) == "\x7f\x7f" && len(t.results) == 0 {
+			mi.hsInit = true
+		}
 		if len(t.params) == 0 && (len(t.results) == 0 || (len(t.results) == 1 && t.results[0] == 0x7f)) {
 			mi.exports[e.name] = true
 		}

@@ -36,6 +36,16 @@ const (
 	MaxMemory = 4 << 30
 )
 
+// Input modes (a step's input_mode).
+const (
+	// InputEnvelope: the plugin gets the envelope (abi.Envelope) as JSON.
+	InputEnvelope = "envelope"
+	// InputRaw: the plugin gets the step's input itself, as any Extism
+	// plugin expects: a string as its bytes, any other value as JSON,
+	// nothing when there is none.
+	InputRaw = "raw"
+)
+
 // ErrInvalid is wrapped by every error about the content of a manifest.
 var ErrInvalid = errors.New("invalid manifest")
 
@@ -135,6 +145,9 @@ type Step struct {
 	// Rollback names an export of the same plugin that undoes the step; it
 	// is called when the run rolls back. It must be safe to call twice.
 	Rollback string `toml:"rollback"`
+	// InputMode is what the plugin gets as its Extism input: InputEnvelope
+	// (default) or InputRaw.
+	InputMode string `toml:"input_mode"`
 
 	// PluginPath is Plugin resolved against the manifest's directory.
 	PluginPath string `toml:"-"`
@@ -410,6 +423,13 @@ func (m *Manifest) finish(name string, pos map[string]int) error {
 			return bad(key("input"), "step %q: input cannot be JSON: %v", s.ID, err)
 		}
 		s.InputJSON = in
+		switch s.InputMode {
+		case "":
+			s.InputMode = InputEnvelope
+		case InputEnvelope, InputRaw:
+		default:
+			return bad(key("input_mode"), "step %q: input_mode must be %q or %q, not %q", s.ID, InputEnvelope, InputRaw, s.InputMode)
+		}
 		for hostPath, guest := range s.Allow.Paths {
 			if !strings.HasPrefix(guest, "/") {
 				return bad(key("allow"), "step %q: guest path %q must be absolute", s.ID, guest)
@@ -492,4 +512,16 @@ func decodeError(name string, err error) error {
 		return fmt.Errorf("%s:%d:%d: %w: %s", name, row, col, ErrInvalid, de.Error())
 	}
 	return fmt.Errorf("%s: %w: %v", name, ErrInvalid, err)
+}
+
+// RawInput is what the step's plugin gets with input_mode = "raw": a
+// string input as its bytes, any other input as JSON, no input as nothing.
+func (s *Step) RawInput() []byte {
+	switch v := s.Input.(type) {
+	case nil:
+		return nil
+	case string:
+		return []byte(v)
+	}
+	return s.InputJSON
 }

@@ -368,6 +368,15 @@ func (x *execution) addOutput(id string, out json.RawMessage) {
 	x.outputs.Write(out)
 }
 
+// input is what a step's attempt gets as its Extism input: the envelope,
+// or, with input_mode = "raw", the step's own input.
+func (x *execution) input(l *loaded, attempt int) []byte {
+	if l.step.InputMode == manifest.InputRaw {
+		return l.step.RawInput()
+	}
+	return x.envelope(l, attempt)
+}
+
 // envelope encodes the call envelope of a step's attempt.
 func (x *execution) envelope(l *loaded, attempt int) []byte {
 	head, _ := jsonenc.Marshal(struct {
@@ -430,7 +439,7 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 		req.Notifier = runNotifier{x}
 	}
 	if len(req.Input) > abi.MaxInputBytes {
-		return &failure{cause: "input_too_large", err: fmt.Errorf("the envelope is %d bytes, the limit is %d (declare needs = [...] to pass fewer outputs)",
+		return &failure{cause: "input_too_large", err: fmt.Errorf("the input is %d bytes, the limit is %d (declare needs = [...] to pass fewer outputs)",
 			len(req.Input), abi.MaxInputBytes)}, nil
 	}
 	res, err := l.plugin.Call(ctx, req)
@@ -451,17 +460,14 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 		}
 		return &failure{cause: host.CauseName(err), err: err, dur: dur}, nil
 	}
-	out, err := normalizeOutput(res.Output)
-	if err != nil {
-		return &failure{cause: "bad_output", err: err, dur: dur}, nil
-	}
+	out, binary := normalizeOutput(res.Output)
 	if len(out) > int(s.MaxOutput) {
 		// The limit holds for what is recorded and what later steps get.
 		return &failure{cause: "output_too_large", dur: dur, err: fmt.Errorf("%w: %d bytes as recorded (JSON), the limit is %d",
 			host.ErrOutputTooLarge, len(out), s.MaxOutput)}, nil
 	}
 	done := &state.Record{Type: state.EventStepCompleted, Run: x.runID, Step: s.ID, Attempt: attempt,
-		Output: out, Context: res.ContextWrites, DurationMS: ms(dur)}
+		Output: out, OutputBinary: binary, Context: res.ContextWrites, DurationMS: ms(dur)}
 	// The step has acted: record it even if the caller gave up meanwhile.
 	if err := x.rt.store.Append(context.WithoutCancel(ctx), done); err != nil {
 		if errors.Is(err, state.ErrRecordTooLarge) {
@@ -608,7 +614,7 @@ func (x *execution) request(i, attempt int, fn string) host.Request {
 	}
 	return host.Request{
 		Function:       fn,
-		Input:          x.envelope(l, attempt),
+		Input:          x.input(l, attempt),
 		Config:         config,
 		Timeout:        time.Duration(s.Timeout),
 		MaxOutputBytes: int(s.MaxOutput),

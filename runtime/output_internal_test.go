@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"testing"
 	"unicode/utf8"
@@ -15,13 +17,13 @@ func TestNormalizeOutput(t *testing.T) {
 		{"{not json", `"{not json"`},
 	}
 	for _, tc := range tests {
-		got, err := normalizeOutput([]byte(tc.in))
-		if err != nil || string(got) != tc.want {
-			t.Errorf("normalizeOutput(%q) = %s, %v; want %s", tc.in, got, err, tc.want)
+		got, binary := normalizeOutput([]byte(tc.in))
+		if binary || string(got) != tc.want {
+			t.Errorf("normalizeOutput(%q) = %s, %v; want %s", tc.in, got, binary, tc.want)
 		}
 	}
-	if _, err := normalizeOutput([]byte{0xff, 0xfe}); err == nil {
-		t.Error("invalid UTF-8 accepted")
+	if got, binary := normalizeOutput([]byte{0xff, 0xfe, 0}); !binary || string(got) != `"//4A"` {
+		t.Errorf("binary output recorded as %s (binary %v), want its base64", got, binary)
 	}
 }
 
@@ -32,12 +34,18 @@ func FuzzNormalizeOutput(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		out, err := normalizeOutput(b)
-		if err != nil {
-			if utf8.Valid(b) {
-				t.Fatalf("valid UTF-8 refused: %q", b)
+		out, binary := normalizeOutput(b)
+		if binary == utf8.Valid(b) {
+			t.Fatalf("%q recorded as binary %v", b, binary)
+		}
+		if binary {
+			var s string
+			if err := json.Unmarshal(out, &s); err != nil {
+				t.Fatal(err)
 			}
-			return
+			if back, err := base64.StdEncoding.DecodeString(s); err != nil || !bytes.Equal(back, b) {
+				t.Fatalf("binary output %q not kept: %q, %v", b, back, err)
+			}
 		}
 		if !json.Valid(out) {
 			t.Fatalf("output %q is not JSON", out)

@@ -128,7 +128,7 @@ func (r *Runtime) Fork(ctx context.Context, runID, fromStep string) (string, err
 			return "", fmt.Errorf("fork: step %q of run %s is %s; only completed steps can be reused", s.ID, runID, s.Status)
 		}
 		recs = append(recs, &state.Record{Type: state.EventStepCompleted, Run: id, Step: s.ID, Attempt: s.Attempt,
-			Output: s.Output, Context: s.ContextWrites, ForkedFrom: runID})
+			Output: s.Output, OutputBinary: s.OutputBinary, Context: s.ContextWrites, ForkedFrom: runID})
 	}
 	if err := r.store.Append(ctx, recs...); err != nil {
 		return "", fmt.Errorf("fork: %w", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -356,6 +357,10 @@ func (r *Runtime) load(ctx context.Context, m *manifest.Manifest) ([]loaded, err
 			}
 			files[s.PluginPath] = f
 		}
+		if f.script != nil && s.InputMode == manifest.InputRaw {
+			return nil, &StepError{Step: s.ID, Cause: "invalid_plugin", Err: fmt.Errorf(
+				"%s: input_mode = %q is for Wasm plugins; a JavaScript step reads its input as env.input", s.Plugin, manifest.InputRaw)}
+		}
 		if s.SHA256 != "" && s.SHA256 != f.sha {
 			return nil, &StepError{Step: s.ID, Cause: "plugin_pin", Err: fmt.Errorf("%w: %s is %s, the manifest pins %s",
 				ErrPluginPin, s.Plugin, f.sha, s.SHA256)}
@@ -680,25 +685,24 @@ func (c contextMap) bytes() int {
 	return n
 }
 
-// normalizeOutput makes a guest's output a JSON document: JSON stays as it
-// is (compacted), other UTF-8 text becomes a JSON string, nothing becomes
-// null.
-func normalizeOutput(b []byte) (json.RawMessage, error) {
+// normalizeOutput makes a guest's output a JSON document, losing nothing:
+// JSON stays as it is (compacted), other UTF-8 text becomes a JSON string,
+// nothing becomes null, and bytes that are not UTF-8 (binary) become a JSON
+// string of their base64, with binary set.
+func normalizeOutput(b []byte) (out json.RawMessage, binary bool) {
 	t := bytes.TrimSpace(b)
 	if len(t) == 0 {
-		return json.RawMessage("null"), nil
+		return json.RawMessage("null"), false
 	}
-	if json.Valid(t) {
+	if utf8.Valid(t) && json.Valid(t) {
 		var buf bytes.Buffer
-		if err := json.Compact(&buf, t); err != nil {
-			return nil, err
-		}
-		return buf.Bytes(), nil
+		_ = json.Compact(&buf, t) // valid JSON always compacts
+		return buf.Bytes(), false
 	}
 	if !utf8.Valid(b) {
-		return nil, errors.New("output is neither JSON nor UTF-8 text")
+		return jsonenc.String(base64.StdEncoding.EncodeToString(b)), true
 	}
-	return jsonenc.String(string(b)), nil
+	return jsonenc.String(string(b)), false
 }
 
 func resolvePath(dir, p string) string {

@@ -79,8 +79,11 @@ type Record struct {
 	Plugin string `json:"plugin,omitempty"`
 
 	// EventStepCompleted and EventStepMarkedDone.
-	Output  json.RawMessage            `json:"output,omitempty"`
-	Context map[string]json.RawMessage `json:"context,omitempty"`
+	Output json.RawMessage `json:"output,omitempty"`
+	// OutputBinary: the step's output was bytes that are not UTF-8; Output
+	// is a JSON string of their base64.
+	OutputBinary bool                       `json:"output_binary,omitempty"`
+	Context      map[string]json.RawMessage `json:"context,omitempty"`
 
 	// EventStepCompleted and EventStepFailed: how long the attempt ran.
 	DurationMS float64 `json:"duration_ms,omitempty"`
@@ -179,9 +182,12 @@ type Step struct {
 	DurationMS float64         `json:"duration_ms,omitempty"`
 	Output     json.RawMessage `json:"output,omitempty"`
 	OutputSize int             `json:"output_size"`
-	MarkedDone bool            `json:"marked_done,omitempty"`
-	Cause      string          `json:"cause,omitempty"`
-	Error      string          `json:"error,omitempty"`
+	// OutputBinary: Output is a JSON string holding the base64 of the
+	// bytes the step returned (they were not UTF-8).
+	OutputBinary bool   `json:"output_binary,omitempty"`
+	MarkedDone   bool   `json:"marked_done,omitempty"`
+	Cause        string `json:"cause,omitempty"`
+	Error        string `json:"error,omitempty"`
 	// NextAttemptAt is set while a retry is scheduled; SeriesStart is when
 	// its series of attempts began.
 	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
@@ -327,7 +333,7 @@ func apply(runs map[string]*Run, rec *Record) error {
 		}
 	case EventStepCompleted, EventStepMarkedDone:
 		s.Status, s.EndedAt, s.DurationMS = StepCompleted, rec.Time, rec.DurationMS
-		s.Output, s.OutputSize = rec.Output, len(rec.Output)
+		s.Output, s.OutputSize, s.OutputBinary = rec.Output, len(rec.Output), rec.OutputBinary
 		s.MarkedDone = rec.Type == EventStepMarkedDone
 		s.ContextWrites, s.ForkedFrom = rec.Context, rec.ForkedFrom
 		s.Cause, s.Error = "", ""

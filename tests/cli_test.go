@@ -120,13 +120,20 @@ func TestCLI(t *testing.T) {
 				}
 			}
 			env.Setenv("XDG_CACHE_HOME", filepath.Join(cacheDir, "xdg"))
+			// Plugins built by Extism's own PDKs: extism/go-sdk's wasm/
+			// folder (a test-only dependency in go.mod).
+			out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/extism/go-sdk").Output()
+			if err != nil {
+				return fmt.Errorf("go list extism/go-sdk: %w", err)
+			}
+			env.Setenv("EXTISM_WASM", filepath.Join(strings.TrimSpace(string(out)), "wasm"))
 			dst := filepath.Join(env.WorkDir, "plugins")
 			if err := os.MkdirAll(dst, 0o755); err != nil {
 				return err
 			}
 			for _, p := range []string{"effect/effect.wasm", "gopanic/gopanic.wasm", "wat/noop.wasm", "wat/loop.wasm",
 				"wat/grow.wasm", "wat/trap.wasm", "wat/badptr.wasm", "wat/badjson.wasm", "wat/bigoutput.wasm",
-				"wat/logflood.wasm", "wat/abiv2.wasm", "wat/fail.wasm", "fsprobe/fsprobe.wasm", "ask/ask.wasm",
+				"wat/logflood.wasm", "wat/abiv2.wasm", "wat/fail.wasm", "wat/binout.wasm", "fsprobe/fsprobe.wasm", "ask/ask.wasm",
 				"js-greet/greet.js"} {
 				b, err := os.ReadFile(filepath.Join(examples(t), p))
 				if err != nil {

@@ -110,6 +110,9 @@ func printStatus(g *globalOptions, runs []state.Run, all bool) {
 			out := "-"
 			if s.Status == state.StepCompleted {
 				out = fmt.Sprintf("%d B", s.OutputSize)
+				if s.OutputBinary {
+					out += ", binary (base64)"
+				}
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\n", s.ID, s.Status, s.Attempt, dur, out, firstLineOf(note))
 		}
