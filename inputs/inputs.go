@@ -41,12 +41,18 @@ var (
 	// ErrExpired: the question's timeout passed with no answer and no
 	// default.
 	ErrExpired = errors.New("question expired without an answer")
+	// ErrSuperseded: the question was superseded; nothing waits for it.
+	ErrSuperseded = errors.New("question superseded")
 )
 
 // Status of a question.
 const (
 	Pending  = "pending"
 	Answered = "answered"
+	// Superseded: the attempt that asked it was followed by one that did
+	// not (the plugin changed, the step completed or was marked done); the
+	// step no longer waits for it. Asking it again makes it pending again.
+	Superseded = "superseded"
 )
 
 // Question is one question a step asked.
@@ -63,6 +69,8 @@ type Question struct {
 	AskedAt    time.Time `json:"asked_at"`
 	ExpiresAt  time.Time `json:"expires_at,omitzero"`
 	AnsweredAt time.Time `json:"answered_at,omitzero"`
+	// SupersededAt is when the question was superseded.
+	SupersededAt time.Time `json:"superseded_at,omitzero"`
 	// AnsweredBy is "person", or "default" when the question expired.
 	AnsweredBy string `json:"answered_by,omitempty"`
 }
@@ -129,6 +137,15 @@ func (s *Store) Ask(run, step string, req abi.InputRequest) (abi.InputResponse, 
 		for i := range f.Questions {
 			q := &f.Questions[i]
 			if q.ID == id {
+				if q.Status == Superseded {
+					// Asked again: it matters again.
+					q.Status, q.SupersededAt, q.AskedAt, q.ExpiresAt = Pending, time.Time{}, now, time.Time{}
+					if ttl > 0 {
+						q.ExpiresAt = now.Add(ttl)
+					}
+					resp = abi.InputResponse{ID: id}
+					return true, nil
+				}
 				changed, err := q.expire(now)
 				resp = abi.InputResponse{ID: id, Answered: q.Status == Answered, Answer: q.Answer}
 				return changed, err
@@ -159,6 +176,10 @@ func (s *Store) Respond(id, answer string) (Question, error) {
 			if q.Status == Answered {
 				return false, fmt.Errorf("%w: %s was answered %q at %s", ErrAnswered, id, q.Answer, q.AnsweredAt.Format(time.RFC3339))
 			}
+			if q.Status == Superseded {
+				return false, fmt.Errorf("%w: %s: the attempt that asked it was superseded at %s and the step no longer waits for it",
+					ErrSuperseded, id, q.SupersededAt.Format(time.RFC3339))
+			}
 			if len(q.Options) > 0 && !slices.Contains(q.Options, answer) {
 				return false, fmt.Errorf("%w: %q (choose one of: %s)", ErrBadAnswer, answer, strings.Join(q.Options, ", "))
 			}
@@ -169,6 +190,24 @@ func (s *Store) Respond(id, answer string) (Question, error) {
 		return false, fmt.Errorf("%w: %q (12fa inputs lists the open ones)", ErrNotFound, id)
 	})
 	return out, err
+}
+
+// Supersede marks the pending questions of a run's step that are not in
+// keep as superseded, and returns how many it marked.
+func (s *Store) Supersede(run, step string, keep []string) (int, error) {
+	n := 0
+	err := s.update(func(f *file) (bool, error) {
+		now := s.now().UTC()
+		for i := range f.Questions {
+			q := &f.Questions[i]
+			if q.Run == run && q.Step == step && q.Status == Pending && !slices.Contains(keep, q.ID) {
+				q.Status, q.SupersededAt = Superseded, now
+				n++
+			}
+		}
+		return n > 0, nil
+	})
+	return n, err
 }
 
 // Get returns the questions with the given ids, in that order.
@@ -209,8 +248,8 @@ func (s *Store) Wait(ctx context.Context, ids []string) error {
 					return changed, err
 				}
 				changed = changed || c
-				if q.Status != Answered {
-					done = false
+				if q.Status == Pending {
+					done = false // answered or superseded: nothing to wait for
 				}
 			}
 			return changed, nil

@@ -100,3 +100,34 @@ func TestStore_Wait(t *testing.T) {
 		t.Fatalf("wait on an unanswered question: %v", err)
 	}
 }
+
+func TestStore_Supersede(t *testing.T) {
+	s, _ := newStore(t)
+	a, _ := s.Ask("run1", "step", abi.InputRequest{Key: "a", Question: "A?"})
+	b, _ := s.Ask("run1", "step", abi.InputRequest{Key: "b", Question: "B?"})
+	other, _ := s.Ask("run1", "other", abi.InputRequest{Key: "a", Question: "A?"})
+	n, err := s.Supersede("run1", "step", []string{b.ID})
+	if err != nil || n != 1 {
+		t.Fatalf("Supersede: %d, %v", n, err)
+	}
+	qs, _ := s.Get([]string{a.ID, b.ID, other.ID})
+	if qs[0].Status != inputs.Superseded || qs[1].Status != inputs.Pending || qs[2].Status != inputs.Pending {
+		t.Fatalf("statuses %s %s %s, want superseded pending pending", qs[0].Status, qs[1].Status, qs[2].Status)
+	}
+	if _, err := s.Respond(a.ID, "x"); !errors.Is(err, inputs.ErrSuperseded) {
+		t.Fatalf("Respond to a superseded question: %v", err)
+	}
+	// Nothing waits for a superseded question.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.Wait(ctx, []string{a.ID}); err != nil {
+		t.Fatalf("Wait on a superseded question: %v", err)
+	}
+	// Asked again, it is pending again and can be answered.
+	if r, _ := s.Ask("run1", "step", abi.InputRequest{Key: "a", Question: "A?"}); r.Answered {
+		t.Fatal("a superseded question asked again came back answered")
+	}
+	if _, err := s.Respond(a.ID, "x"); err != nil {
+		t.Fatalf("Respond after asking again: %v", err)
+	}
+}

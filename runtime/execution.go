@@ -207,6 +207,11 @@ func (x *execution) step(ctx context.Context, i int, rs state.Step) error {
 			}
 			decision = resp.Answer
 		}
+		if !l.step.Idempotent && (x.opts.RerunInterrupted || x.opts.MarkDone) {
+			// Decided without the question asked by an earlier process,
+			// which no longer matters.
+			x.supersede(id, nil)
+		}
 		switch decision {
 		case "mark-done":
 			rec := &state.Record{Type: state.EventStepMarkedDone, Run: x.runID, Step: id, Attempt: rs.Attempt, Output: json.RawMessage("null")}
@@ -273,6 +278,16 @@ func (x *execution) attempts(ctx context.Context, i int, rs state.Step) error {
 			timeout = min(timeout, left)
 		}
 		f, err := x.attempt(ctx, i, attempt, timeout)
+		if err == nil && len(rs.Pending) > 0 {
+			// The attempt that asked them was followed by this one: what it
+			// did not ask again (its plugin changed, say) is superseded.
+			var keep []string
+			if f != nil {
+				keep = f.waiting
+			}
+			x.supersede(s.ID, keep)
+			rs.Pending = nil
+		}
 		if err != nil || f == nil {
 			return err
 		}
@@ -563,6 +578,16 @@ func (x *execution) waitInterrupted(ctx context.Context, i int, rs state.Step, q
 	qs, _ := x.rt.inputs.Get([]string{qid})
 	x.rt.emit(Event{Type: EventStepWaiting, Run: x.runID, Step: id, Index: i, Attempt: rs.Attempt, Questions: qs})
 	return &StepError{Step: id, Attempt: rs.Attempt, Cause: "interrupted", Err: fmt.Errorf("%w (%w): %s", ErrWaiting, ErrInterrupted, msg)}
+}
+
+// supersede marks step id's pending questions not in keep superseded. It
+// never fails the run: a question left pending only shows in 12fa inputs.
+func (x *execution) supersede(id string, keep []string) {
+	if n, err := x.rt.inputs.Supersede(x.runID, id, keep); err != nil {
+		x.rt.log.Warn("mark questions superseded", "run", x.runID, "step", id, "error", err)
+	} else if n > 0 {
+		x.rt.log.Debug("questions superseded", "run", x.runID, "step", id, "count", n)
+	}
 }
 
 // stepInputs gives a step's calls its questions in the store.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/12fa/12fa/abi"
 	"github.com/12fa/12fa/host"
+	"github.com/12fa/12fa/inputs"
 	"github.com/12fa/12fa/internal/testutil"
 	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/runtime"
@@ -158,5 +159,43 @@ func TestRuntime_StderrLinesOnce(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("the panic line came as %d log events, want 1", n)
+	}
+}
+
+// A question asked by an attempt that a later one superseded (the plugin
+// changed and the run was upgraded) is marked superseded: 12fa inputs
+// hides it, an answer is refused, and nothing waits for it.
+func TestRuntime_Questions_Superseded(t *testing.T) {
+	f := newFixture(t)
+	m := f.manifest(manifest.Step{ID: "ask", Plugin: "ask.wasm"})
+	rt := f.open()
+	if _, err := rt.Run(t.Context(), m, runtime.RunOptions{}); !errors.Is(err, runtime.ErrWaiting) {
+		t.Fatalf("first run: %v, want waiting", err)
+	}
+	qs, err := runtime.Questions(f.project)
+	if err != nil || len(qs) != 2 {
+		t.Fatalf("questions %v, %v", qs, err)
+	}
+	if err := rt.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The step's plugin is replaced by one that asks nothing.
+	noop, _ := os.ReadFile(filepath.Join(f.project, "plugins", "noop.wasm"))
+	if err := os.WriteFile(filepath.Join(f.project, "plugins", "ask.wasm"), noop, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rt = f.open()
+	defer rt.Close(t.Context())
+	if _, err := rt.Run(t.Context(), m, runtime.RunOptions{Upgrade: true}); err != nil {
+		t.Fatal(err)
+	}
+	qs, _ = runtime.Questions(f.project)
+	for _, q := range qs {
+		if q.Status != inputs.Superseded || q.SupersededAt.IsZero() {
+			t.Errorf("question %s (%s) is %s after the step completed without it", q.ID, q.Key, q.Status)
+		}
+	}
+	if _, err := inputs.New(runtime.StoreDir(f.project), nil).Respond(qs[0].ID, "yes"); !errors.Is(err, inputs.ErrSuperseded) {
+		t.Fatalf("answering a superseded question: %v", err)
 	}
 }

@@ -50,8 +50,12 @@ func newInputsCommand(g *globalOptions) *cobra.Command {
 			fmt.Fprintln(tw, "ID\tRUN\tSTEP\tAGE\tQUESTION\tOPTIONS\tANSWER")
 			for _, q := range shown {
 				age := time.Since(q.AskedAt).Round(time.Second)
+				answer := q.Answer
+				if q.Status == inputs.Superseded {
+					answer = "(superseded: nothing waits for it)"
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", termsafe.Text(q.ID), q.Run, q.Step, age,
-					termsafe.Text(q.Question), termsafe.Text(strings.Join(q.Options, "/")), termsafe.Text(q.Answer))
+					termsafe.Text(q.Question), termsafe.Text(strings.Join(q.Options, "/")), termsafe.Text(answer))
 			}
 			tw.Flush()
 			fmt.Fprintln(g.stdout, "\nanswer with: 12fa respond <id> <answer>; then 12fa resume")
@@ -59,7 +63,7 @@ func newInputsCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the questions as JSON")
-	cmd.Flags().BoolVar(&all, "all", false, "also list answered questions")
+	cmd.Flags().BoolVar(&all, "all", false, "also list answered and superseded questions")
 	return cmd
 }
 
