@@ -199,3 +199,29 @@ func TestRuntime_Questions_Superseded(t *testing.T) {
 		t.Fatalf("answering a superseded question: %v", err)
 	}
 }
+
+// An output the next step receives is the same after a restart as before:
+// a 4 MiB output of '<' and a full context do not grow on the way through
+// the journal into an envelope over the input limit.
+func TestRuntime_EnvelopeAfterRestart(t *testing.T) {
+	f := newFixture(t)
+	next := effect("next", true, map[string]any{"fail_until_attempt": 2})
+	next.Retry = fast(1)
+	m := f.manifest(f.fillStep("fill", "run", "a"), next)
+	rt := f.open()
+	if _, err := rt.Run(t.Context(), m, runtime.RunOptions{}); !errors.Is(err, runtime.ErrRunPaused) {
+		t.Fatalf("first run: %v, want paused by step next", err)
+	}
+	if err := rt.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rt = f.open()
+	defer rt.Close(t.Context())
+	res, err := rt.Run(t.Context(), m, runtime.RunOptions{})
+	if err != nil {
+		t.Fatalf("after a restart, the step that gets the 4 MiB output: %v", err)
+	}
+	if res.Status != state.RunCompleted || res.Replayed != 1 {
+		t.Fatalf("result %+v", res)
+	}
+}
