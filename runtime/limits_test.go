@@ -39,43 +39,6 @@ func contextBytes(r state.Run) int {
 	return n
 }
 
-// The largest record the limits allow (a full context and the largest
-// output, all of the character JSON encoders escape most) is committed,
-// read back after a restart, and passed on to the next step unchanged.
-func TestRuntime_LargestRecord_SurvivesRestart(t *testing.T) {
-	f := newFixture(t)
-	m := f.manifest(f.fillStep("big", "big", "a"), effect("next", true, nil))
-	m.Steps[1].Needs = &[]string{}
-	rt := f.open()
-	res, err := rt.Run(t.Context(), m, runtime.RunOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Close(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	journal, err := os.Stat(filepath.Join(runtime.StoreDir(f.project), state.JournalFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := res.Output("big")
-	t.Logf("largest record: output %d bytes, context %d bytes; journal %d bytes (record limit %d)",
-		len(out), contextBytes(mustRun(t, f, res.RunID)), journal.Size(), state.MaxRecordBytes)
-	if len(out) != abi.MaxOutputBytes {
-		t.Fatalf("output is %d bytes, want %d", len(out), abi.MaxOutputBytes)
-	}
-	run := mustRun(t, f, res.RunID)
-	if n := contextBytes(run); n > abi.MaxContextBytes || n < abi.MaxContextBytes-(2<<20) {
-		t.Fatalf("context holds %d bytes, want just under %d", n, abi.MaxContextBytes)
-	}
-	if journal.Size() > state.MaxRecordBytes {
-		t.Fatalf("journal is %d bytes: values were escaped on the way to disk", journal.Size())
-	}
-	if run.Status != state.RunCompleted || len(run.Steps[0].Output) != len(out) {
-		t.Fatalf("after a restart: run %s, output %d bytes", run.Status, len(run.Steps[0].Output))
-	}
-}
-
 func mustRun(t *testing.T, f *fixture, id string) state.Run {
 	t.Helper()
 	runs, err := runtime.ListRuns(f.project, nil)
@@ -197,31 +160,5 @@ func TestRuntime_Questions_Superseded(t *testing.T) {
 	}
 	if _, err := inputs.New(runtime.StoreDir(f.project), nil).Respond(qs[0].ID, "yes"); !errors.Is(err, inputs.ErrSuperseded) {
 		t.Fatalf("answering a superseded question: %v", err)
-	}
-}
-
-// An output the next step receives is the same after a restart as before:
-// a 4 MiB output of '<' and a full context do not grow on the way through
-// the journal into an envelope over the input limit.
-func TestRuntime_EnvelopeAfterRestart(t *testing.T) {
-	f := newFixture(t)
-	next := effect("next", true, map[string]any{"fail_until_attempt": 2})
-	next.Retry = fast(1)
-	m := f.manifest(f.fillStep("fill", "run", "a"), next)
-	rt := f.open()
-	if _, err := rt.Run(t.Context(), m, runtime.RunOptions{}); !errors.Is(err, runtime.ErrRunPaused) {
-		t.Fatalf("first run: %v, want paused by step next", err)
-	}
-	if err := rt.Close(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	rt = f.open()
-	defer rt.Close(t.Context())
-	res, err := rt.Run(t.Context(), m, runtime.RunOptions{})
-	if err != nil {
-		t.Fatalf("after a restart, the step that gets the 4 MiB output: %v", err)
-	}
-	if res.Status != state.RunCompleted || res.Replayed != 1 {
-		t.Fatalf("result %+v", res)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -89,6 +90,21 @@ func TestCLI(t *testing.T) {
 				ts.Check(json.Unmarshal(out, &st))
 				ts.Setenv("RUN", st.Runs[len(st.Runs)-1].ID)
 			},
+			// 12fa-file-size FILE MAX fails when FILE is larger than MAX
+			// bytes, and prints its size.
+			"12fa-file-size": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 2 {
+					ts.Fatalf("usage: 12fa-file-size FILE MAX")
+				}
+				st, err := os.Stat(ts.MkAbs(args[0]))
+				ts.Check(err)
+				limit, err := strconv.ParseInt(args[1], 10, 64)
+				ts.Check(err)
+				fmt.Fprintf(ts.Stdout(), "%s: %d bytes\n", args[0], st.Size())
+				if st.Size() > limit {
+					ts.Fatalf("%s is %d bytes, more than %d", args[0], st.Size(), limit)
+				}
+			},
 			// expand SRC DST copies SRC to DST with $VARS expanded.
 			"expand": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 2 {
@@ -133,7 +149,7 @@ func TestCLI(t *testing.T) {
 			}
 			for _, p := range []string{"effect/effect.wasm", "gopanic/gopanic.wasm", "wat/noop.wasm", "wat/loop.wasm",
 				"wat/grow.wasm", "wat/trap.wasm", "wat/badptr.wasm", "wat/badjson.wasm", "wat/bigoutput.wasm",
-				"wat/logflood.wasm", "wat/abiv2.wasm", "wat/fail.wasm", "wat/binout.wasm", "fsprobe/fsprobe.wasm", "ask/ask.wasm",
+				"wat/logflood.wasm", "wat/abiv2.wasm", "wat/fail.wasm", "wat/binout.wasm", "wat/fill.wasm", "fsprobe/fsprobe.wasm", "ask/ask.wasm",
 				"js-greet/greet.js"} {
 				b, err := os.ReadFile(filepath.Join(examples(t), p))
 				if err != nil {
