@@ -29,7 +29,10 @@ type execution struct {
 	opts    RunOptions
 	runID   string
 	context contextMap
-	res     *Result
+	// contextBytes is what context counts toward abi.MaxContextBytes,
+	// kept up to date as steps write, so that no attempt recounts it.
+	contextBytes int
+	res          *Result
 	// outputs holds `"id":output` pairs of every completed step, so that an
 	// envelope costs one copy, not a re-encoding of every output.
 	outputs bytes.Buffer
@@ -121,6 +124,7 @@ func (x *execution) run(ctx context.Context, run *state.Run) (*Result, error) {
 	if x.context == nil {
 		x.context = contextMap{}
 	}
+	x.contextBytes = x.context.bytes()
 	if run.Status == state.RunRollingBack || x.opts.rollback {
 		// A rollback under way (or asked for): finish it, never go forward.
 		for i, rs := range run.Steps {
@@ -493,10 +497,14 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 		return nil, fmt.Errorf("journal completion of step %q: %w", s.ID, err)
 	}
 	for k, v := range res.ContextWrites {
+		if old, ok := x.context[k]; ok {
+			x.contextBytes -= host.ContextEntryBytes(k, old)
+		}
 		if string(v) == "null" {
 			delete(x.context, k)
 		} else {
 			x.context[k] = v
+			x.contextBytes += host.ContextEntryBytes(k, v)
 		}
 	}
 	x.res.Ran++
@@ -644,7 +652,7 @@ func (x *execution) request(i, attempt int, fn string) host.Request {
 		Timeout:        time.Duration(s.Timeout),
 		MaxOutputBytes: int(s.MaxOutput),
 		Context:        x.context,
-		ContextBytes:   x.context.bytes(),
+		ContextBytes:   x.contextBytes,
 		Mounts:         mountsFor(x.m, s),
 		OnLog: func(line host.LogLine) {
 			x.rt.emit(Event{Type: EventStepLog, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Log: &line})
