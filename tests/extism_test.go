@@ -42,6 +42,17 @@ type extismCase struct {
 	diff string
 }
 
+// hostMounts reads the case's go-sdk-style mounts, relative to go-sdk's
+// directory dir.
+func (c extismCase) hostMounts(dir string) []host.Mount {
+	var out []host.Mount
+	for h, g := range c.mounts {
+		rel, readOnly := strings.CutPrefix(h, "ro:")
+		out = append(out, host.Mount{HostPath: filepath.Join(dir, rel), GuestPath: g, ReadWrite: !readOnly})
+	}
+	return out
+}
+
 // Deliberate differences.
 const (
 	diffHTTP = "HTTP is refused until steps get it under grants (next issue); go-sdk denies it too, with its own words"
@@ -141,12 +152,11 @@ func runGoSDK(t *testing.T, dir string, c extismCase) []extismOutcome {
 		Config: c.config, Memory: &extism.ManifestMemory{MaxPages: 1024, MaxVarBytes: 1 << 20}, Timeout: uint64(c.timeout.Milliseconds())}
 	if len(c.mounts) > 0 {
 		m.AllowedPaths = map[string]string{}
-		for h, g := range c.mounts {
-			ro, rel, _ := strings.Cut(h, ":")
-			if rel == "" {
-				m.AllowedPaths[filepath.Join(dir, ro)] = g
+		for _, mt := range c.hostMounts(dir) {
+			if mt.ReadWrite {
+				m.AllowedPaths[mt.HostPath] = mt.GuestPath
 			} else {
-				m.AllowedPaths["ro:"+filepath.Join(dir, rel)] = g
+				m.AllowedPaths["ro:"+mt.HostPath] = mt.GuestPath
 			}
 		}
 	}
@@ -208,15 +218,7 @@ func run12fa(t *testing.T, h *host.Host, dir string, c extismCase) []extismOutco
 	if err != nil {
 		return []extismOutcome{{kind: "refused", text: firstLineOf(err.Error())}}
 	}
-	var mounts []host.Mount
-	for h, g := range c.mounts {
-		ro, rel, _ := strings.Cut(h, ":")
-		if rel == "" {
-			mounts = append(mounts, host.Mount{HostPath: filepath.Join(dir, ro), GuestPath: g, ReadWrite: true})
-		} else {
-			mounts = append(mounts, host.Mount{HostPath: filepath.Join(dir, rel), GuestPath: g})
-		}
-	}
+	mounts := c.hostMounts(dir)
 	timeout := c.timeout
 	if timeout == 0 {
 		timeout = 30 * time.Second

@@ -39,7 +39,7 @@ func Text(s string) string {
 			b.WriteString(`\t`)
 		case r < 0x20 || r == 0x7f:
 			fmt.Fprintf(&b, `\x%02x`, r)
-		case unsafe(r):
+		case deceptive(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
 			b.WriteString(s[i : i+n])
@@ -66,7 +66,7 @@ func clean(s string) bool {
 func cleanUTF8(s string) bool {
 	for i := 0; i < len(s); {
 		r, n := utf8.DecodeRuneInString(s[i:])
-		if (r == utf8.RuneError && n == 1) || r < 0x20 || r == 0x7f || unsafe(r) {
+		if (r == utf8.RuneError && n == 1) || r < 0x20 || r == 0x7f || deceptive(r) {
 			return false
 		}
 		i += n
@@ -74,11 +74,11 @@ func cleanUTF8(s string) bool {
 	return true
 }
 
-// unsafe reports the non-ASCII characters a terminal or a reader could be
+// deceptive reports the non-ASCII characters a terminal or a reader could be
 // fooled by: C1 controls (0x9b is a CSI on some terminals), bidirectional
 // embeddings, overrides and isolates, zero-width and other invisible
 // formatting characters, line and paragraph separators.
-func unsafe(r rune) bool {
+func deceptive(r rune) bool {
 	switch {
 	case r >= 0x80 && r <= 0x9f:
 		return true
