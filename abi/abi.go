@@ -3,7 +3,8 @@
 // signatures, the JSON documents that cross the boundary, the status codes
 // and the size limits.
 //
-// It imports only the standard library and holds no logic beyond encoding.
+// It imports only the standard library (and 12fa's one JSON encoder) and
+// holds no logic beyond encoding.
 // Changing anything here is a protocol change: bump Version, keep the old
 // namespace working or refuse it by name, and add a "Why" entry to
 // RATIONALE.md.
@@ -248,20 +249,6 @@ const (
 	// MaxInputRequests bounds the questions one attempt may ask.
 	MaxInputRequests = 64
 )
-
-// Envelope is the input document a step receives.
-type Envelope struct {
-	Workflow string `json:"workflow"`
-	RunID    string `json:"run_id"`
-	Step     string `json:"step"`
-	Attempt  int    `json:"attempt"`
-	// Input is the step's input from the manifest (null when none).
-	Input json.RawMessage `json:"input"`
-	// Outputs holds the output of every completed earlier step, by step id.
-	Outputs map[string]json.RawMessage `json:"outputs"`
-	// Inputs holds the answers to the manifest's [[input]] questions, by key.
-	Inputs map[string]string `json:"inputs,omitempty"`
-}
 
 // ErrorDoc is the error a step may return through the kernel's error_set,
 // encoded as JSON. Plain text is accepted too and read as Message.

@@ -37,11 +37,6 @@ type Notifier interface {
 	Notify(ctx context.Context, n abi.Notification) error
 }
 
-// ErrInputExpired is what an InputProvider returns (wrapped) for a question
-// that expired with no answer and no default; the step fails with cause
-// "input_timeout".
-var ErrInputExpired = errors.New("question expired without an answer")
-
 // ErrLimited is what a Notifier returns when a rate limit drops a
 // notification.
 var ErrLimited = errors.New("rate limit reached")

@@ -21,7 +21,7 @@ func TestPlugin_Call_CauseIsWhatEndedTheCall(t *testing.T) {
 	} {
 		_, err := p.Call(t.Context(), host.Request{Function: fn, Input: []byte("{}"), Timeout: 300 * time.Millisecond})
 		if !errors.Is(err, want) {
-			t.Errorf("%s after a refused alloc: %v (%s), want %v", fn, err, host.CauseName(err), want)
+			t.Errorf("%s after a refused alloc: %v (%s), want %v", fn, err, host.CauseOf(err), want)
 		}
 	}
 }

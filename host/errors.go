@@ -9,28 +9,43 @@ import (
 )
 
 // Causes of a failed call. A *CallError wraps exactly one of them; test with
-// errors.Is.
+// errors.Is, or name it with CauseOf.
 var (
 	// ErrTimeout: the call ran past its deadline and was stopped.
-	ErrTimeout = errors.New("timeout")
+	ErrTimeout error = &causeError{abi.CauseTimeout, "timeout"}
 	// ErrMemoryLimit: the guest trapped with a linear memory at its cap.
-	ErrMemoryLimit = errors.New("memory limit reached")
+	ErrMemoryLimit error = &causeError{abi.CauseMemoryLimit, "memory limit reached"}
 	// ErrTrap: the guest trapped (unreachable, out-of-bounds access, stack
 	// overflow, a Go panic in the guest …).
-	ErrTrap = errors.New("trap")
+	ErrTrap error = &causeError{abi.CauseTrap, "trap"}
 	// ErrOutputTooLarge: the guest set an output larger than allowed.
-	ErrOutputTooLarge = errors.New("output too large")
+	ErrOutputTooLarge error = &causeError{abi.CauseOutputTooLarge, "output too large"}
 	// ErrBadHostCall: the guest called a host function against the ABI.
-	ErrBadHostCall = errors.New("bad host function call")
+	ErrBadHostCall error = &causeError{abi.CauseBadHostCall, "bad host function call"}
 	// ErrPluginFailed: the guest returned a failure of its own.
-	ErrPluginFailed = errors.New("plugin returned an error")
+	ErrPluginFailed error = &causeError{abi.CausePluginError, "plugin returned an error"}
 	// ErrNoFunction: the plugin does not export the function to call.
-	ErrNoFunction = errors.New("function not exported")
+	ErrNoFunction error = &causeError{abi.CauseNoFunction, "function not exported"}
 	// ErrCanceled: the caller canceled the call (not a failure of the step).
-	ErrCanceled = errors.New("canceled")
+	ErrCanceled error = &causeError{abi.CauseCanceled, "canceled"}
 	// ErrInstantiate: the plugin could not be instantiated.
-	ErrInstantiate = errors.New("instantiate failed")
+	ErrInstantiate error = &causeError{abi.CauseInstantiate, "instantiate failed"}
+	// ErrInputExpired is what an InputProvider returns (wrapped) for a
+	// question that expired with no answer and no default.
+	ErrInputExpired error = &causeError{abi.CauseInputTimeout, "question expired without an answer"}
+	// ErrGrant: a file grant could not be set up (the directory is missing,
+	// the guest path is bad).
+	ErrGrant error = &causeError{abi.CauseBadGrant, "file grant unusable"}
 )
+
+// causeError is a cause of a failed call: its message and the abi.Cause it
+// is journaled as.
+type causeError struct {
+	cause abi.Cause
+	msg   string
+}
+
+func (e *causeError) Error() string { return e.msg }
 
 // ErrABIVersion is returned by Load for a plugin that imports a 12fa
 // namespace of another ABI version.
@@ -44,20 +59,6 @@ var ErrUnsupportedImport = errors.New("plugin imports what 12fa does not provide
 // ErrInvalidPlugin is returned by Load for bytes that are not a usable Wasm
 // module.
 var ErrInvalidPlugin = errors.New("invalid plugin")
-
-var causeNames = map[error]string{
-	ErrTimeout:        "timeout",
-	ErrMemoryLimit:    "memory_limit",
-	ErrTrap:           "trap",
-	ErrOutputTooLarge: "output_too_large",
-	ErrBadHostCall:    "bad_host_call",
-	ErrPluginFailed:   "plugin_error",
-	ErrNoFunction:     "no_function",
-	ErrCanceled:       "canceled",
-	ErrInstantiate:    "instantiate",
-	ErrGrant:          "bad_grant",
-	ErrInputExpired:   "input_timeout",
-}
 
 // CallError is the error of a failed call. Cause is one of the Err* values of
 // this package; Detail says what happened in words fit for a user (never a
@@ -79,16 +80,14 @@ func (e *CallError) Error() string {
 // Unwrap returns the cause.
 func (e *CallError) Unwrap() error { return e.Cause }
 
-// CauseName returns the short stable name of err's cause ("timeout",
-// "memory_limit", "trap" …), or "error" when err is no *CallError.
-func CauseName(err error) string {
-	var ce *CallError
+// CauseOf returns the cause err is journaled as: that of the *CallError it
+// wraps, or abi.CauseUnknown.
+func CauseOf(err error) abi.Cause {
+	var ce *causeError
 	if errors.As(err, &ce) {
-		if n, ok := causeNames[ce.Cause]; ok {
-			return n
-		}
+		return ce.cause
 	}
-	return "error"
+	return abi.CauseUnknown
 }
 
 func callErr(cause error, format string, args ...any) *CallError {

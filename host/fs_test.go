@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/12fa/12fa/abi"
 	"github.com/12fa/12fa/host"
 )
 
@@ -195,7 +196,7 @@ func TestMount_MissingDirectory(t *testing.T) {
 	p := mustLoad(t, h, "fsprobe/fsprobe.wasm", 512)
 	_, err := p.Call(t.Context(), host.Request{Input: envelope(t, "fs", map[string]any{"ops": []fsOp{}}), Timeout: 5 * time.Second,
 		Mounts: []host.Mount{{HostPath: filepath.Join(t.TempDir(), "nope"), GuestPath: "/x"}}})
-	if host.CauseName(err) != "bad_grant" {
+	if host.CauseOf(err) != abi.CauseBadGrant {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -1,13 +1,5 @@
 package host
 
-import (
-	"errors"
-)
-
-// ErrGrant: a file grant could not be set up (the directory is missing,
-// the guest path is bad).
-var ErrGrant = errors.New("file grant unusable")
-
 // Mount grants the guest a host directory.
 //
 // The directory is served through os.Root: every path the guest uses is

@@ -3,6 +3,8 @@ package runtime
 import (
 	"errors"
 	"fmt"
+
+	"github.com/12fa/12fa/abi"
 )
 
 var (
@@ -48,7 +50,7 @@ type StepError struct {
 	Attempt int
 	// Cause is the short name of the cause, as recorded in the journal
 	// ("timeout", "memory_limit", "trap", "plugin_error" …).
-	Cause string
+	Cause abi.Cause
 	Err   error
 }
 

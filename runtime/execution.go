@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,11 +32,9 @@ type execution struct {
 	// kept up to date as steps write, so that no attempt recounts it.
 	contextBytes int
 	res          *Result
-	// outputs holds `"id":output` pairs of every completed step, so that an
-	// envelope costs one copy, not a re-encoding of every output.
-	outputs bytes.Buffer
-	// byID holds each completed step's output, for steps that declare needs.
-	byID map[string]json.RawMessage
+	// outputs holds the output of every completed step, encoded for the
+	// envelopes of the steps after it.
+	outputs abi.Outputs
 	// answers holds the answers to the manifest's [[input]] questions, as
 	// the envelope's "inputs" object (nil when there are none).
 	answers json.RawMessage
@@ -129,12 +126,12 @@ func (x *execution) run(ctx context.Context, run *state.Run) (*Result, error) {
 		// A rollback under way (or asked for): finish it, never go forward.
 		for i, rs := range run.Steps {
 			if rs.Status == state.StepCompleted {
-				x.addOutput(x.steps[i].step.ID, rs.Output)
+				x.outputs.Add(x.steps[i].step.ID, rs.Output)
 			}
 		}
 		if x.opts.rollback && run.Status != state.RunRollingBack {
-			rec := &state.Record{Type: state.EventRunRollingBack, Run: x.runID, Cause: "requested", Error: "rollback asked for by hand"}
-			if err := x.rt.store.Append(ctx, rec); err != nil {
+			rec := &state.Record{Type: state.EventRunRollingBack, Run: x.runID, Cause: abi.CauseRequested, Error: "rollback asked for by hand"}
+			if err := x.rt.commit(ctx, []*state.Record{rec}); err != nil {
 				return x.res, fmt.Errorf("start rollback of run %s: %w", x.runID, err)
 			}
 		}
@@ -154,10 +151,10 @@ func (x *execution) run(ctx context.Context, run *state.Run) (*Result, error) {
 		}
 	}
 	if run.Status != state.RunCompleted {
-		if err := x.rt.store.Append(ctx, &state.Record{Type: state.EventRunCompleted, Run: x.runID}); err != nil {
+		if err := x.rt.commit(ctx, []*state.Record{{Type: state.EventRunCompleted, Run: x.runID}},
+			Event{Type: EventRunCompleted, Run: x.runID, Workflow: x.m.Workflow.Name, Steps: len(x.steps)}); err != nil {
 			return x.res, fmt.Errorf("complete run %s: %w", x.runID, err)
 		}
-		x.rt.emit(Event{Type: EventRunCompleted, Run: x.runID, Workflow: x.m.Workflow.Name, Steps: len(x.steps)})
 	}
 	x.finish(run.ID)
 	return x.res, nil
@@ -186,7 +183,7 @@ func (x *execution) step(ctx context.Context, i int, rs state.Step) error {
 	switch rs.Status {
 	case state.StepCompleted:
 		x.res.Replayed++
-		x.addOutput(id, rs.Output)
+		x.outputs.Add(id, rs.Output)
 		x.rt.emit(Event{Type: EventStepReplayed, Run: x.runID, Step: id, Index: i, Attempt: rs.Attempt, Output: rs.Output})
 		return nil
 	case state.StepRunning:
@@ -219,23 +216,23 @@ func (x *execution) step(ctx context.Context, i int, rs state.Step) error {
 		switch decision {
 		case "mark-done":
 			rec := &state.Record{Type: state.EventStepMarkedDone, Run: x.runID, Step: id, Attempt: rs.Attempt, Output: json.RawMessage("null")}
-			if err := x.rt.store.Append(ctx, rec); err != nil {
+			if err := x.rt.commit(ctx, []*state.Record{rec},
+				Event{Type: EventStepMarkedDone, Run: x.runID, Step: id, Index: i, Attempt: rs.Attempt, Output: rec.Output}); err != nil {
 				return fmt.Errorf("mark step %q done: %w", id, err)
 			}
 			x.res.MarkedDone++
-			x.addOutput(id, rec.Output)
-			x.rt.emit(Event{Type: EventStepMarkedDone, Run: x.runID, Step: id, Index: i, Attempt: rs.Attempt, Output: rec.Output})
+			x.outputs.Add(id, rec.Output)
 			return nil
 		case "abort":
 			err := fmt.Errorf("%w: aborted by a person after attempt %d was interrupted", ErrInterrupted, rs.Attempt)
 			recs := []*state.Record{
-				{Type: state.EventStepFailed, Run: x.runID, Step: id, Attempt: rs.Attempt, Cause: "aborted", Error: err.Error()},
-				{Type: state.EventRunFailed, Run: x.runID, Step: id, Cause: "aborted", Error: err.Error()},
+				{Type: state.EventStepFailed, Run: x.runID, Step: id, Attempt: rs.Attempt, Cause: abi.CauseAborted, Error: err.Error()},
+				{Type: state.EventRunFailed, Run: x.runID, Step: id, Cause: abi.CauseAborted, Error: err.Error()},
 			}
-			if jerr := x.rt.store.Append(context.WithoutCancel(ctx), recs...); jerr != nil {
+			if jerr := x.rt.commit(context.WithoutCancel(ctx), recs); jerr != nil {
 				return errors.Join(err, jerr)
 			}
-			return &StepError{Step: id, Attempt: rs.Attempt, Cause: "aborted", Err: fmt.Errorf("%w: %w", ErrRunFailed, err)}
+			return &StepError{Step: id, Attempt: rs.Attempt, Cause: abi.CauseAborted, Err: fmt.Errorf("%w: %w", ErrRunFailed, err)}
 		}
 	}
 	// Pending, interrupted and to run again, or failed in a run that was
@@ -246,7 +243,7 @@ func (x *execution) step(ctx context.Context, i int, rs state.Step) error {
 // failure is an attempt that did not complete, not yet journaled: a
 // failure, or (waiting set) a step that asked questions nobody answered.
 type failure struct {
-	cause   string
+	cause   abi.Cause
 	err     error
 	dur     time.Duration
 	waiting []string
@@ -275,7 +272,7 @@ func (x *execution) attempts(ctx context.Context, i int, rs state.Step) error {
 		if s.TotalTimeout > 0 {
 			left := time.Duration(s.TotalTimeout) - x.rt.cfg.Now().Sub(seriesStart)
 			if left <= 0 {
-				f := &failure{cause: "timeout", err: fmt.Errorf("total_timeout %s spent before attempt %d", time.Duration(s.TotalTimeout), attempt)}
+				f := &failure{cause: abi.CauseTimeout, err: fmt.Errorf("total_timeout %s spent before attempt %d", time.Duration(s.TotalTimeout), attempt)}
 				failed := &state.Record{Type: state.EventStepFailed, Run: x.runID, Step: s.ID, Attempt: attempt, Cause: f.cause, Error: f.err.Error()}
 				return x.failedForGood(ctx, i, attempt, f, failed)
 			}
@@ -311,11 +308,10 @@ func (x *execution) attempts(ctx context.Context, i int, rs state.Step) error {
 		if retry {
 			next := &state.Record{Type: state.EventStepRetry, Run: x.runID, Step: s.ID, Attempt: attempt + 1,
 				NotBefore: now.Add(delay), SeriesStart: seriesStart, Remaining: left}
-			if err := x.rt.store.Append(context.WithoutCancel(ctx), failed, next); err != nil {
+			if err := x.rt.commit(context.WithoutCancel(ctx), []*state.Record{failed, next},
+				Event{Type: EventStepFailed, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: f.dur, Err: f.err, RetryIn: delay}); err != nil {
 				return fmt.Errorf("journal failure of step %q: %w", s.ID, err)
 			}
-			x.rt.emit(Event{Type: EventStepFailed, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt,
-				Duration: f.dur, Err: f.err, RetryIn: delay})
 			if err := x.sleepUntil(ctx, i, attempt+1, next.NotBefore); err != nil {
 				return err
 			}
@@ -338,7 +334,7 @@ func (x *execution) sleepUntil(ctx context.Context, i, attempt int, t time.Time)
 	case <-timer.C:
 		return nil
 	case <-ctx.Done():
-		return &StepError{Step: x.steps[i].step.ID, Attempt: attempt, Cause: "canceled",
+		return &StepError{Step: x.steps[i].step.ID, Attempt: attempt, Cause: abi.CauseCanceled,
 			Err: fmt.Errorf("%w while waiting to retry: %w", ErrCanceled, ctx.Err())}
 	}
 }
@@ -349,9 +345,9 @@ func (x *execution) sleepUntil(ctx context.Context, i, attempt int, t time.Time)
 // output too large and anything about the plugin itself never do.
 func retryable(f *failure, s *manifest.Step) bool {
 	switch f.cause {
-	case "timeout", "trap", "memory_limit", "instantiate":
+	case abi.CauseTimeout, abi.CauseTrap, abi.CauseMemoryLimit, abi.CauseInstantiate:
 		return true
-	case "plugin_error":
+	case abi.CausePluginError:
 		var ce *host.CallError
 		if errors.As(f.err, &ce) && ce.Guest != nil {
 			if ce.Guest.Retryable != nil {
@@ -374,19 +370,6 @@ func jitter(d time.Duration, frac float64) time.Duration {
 	return time.Duration(float64(d) * (1 + frac*(2*rand.Float64()-1)))
 }
 
-func (x *execution) addOutput(id string, out json.RawMessage) {
-	if x.byID == nil {
-		x.byID = make(map[string]json.RawMessage)
-	}
-	x.byID[id] = out
-	if x.outputs.Len() > 0 {
-		x.outputs.WriteByte(',')
-	}
-	x.outputs.Write(jsonenc.String(id))
-	x.outputs.WriteByte(':')
-	x.outputs.Write(out)
-}
-
 // input is what a step's attempt gets as its Extism input: the envelope,
 // or, with input_mode = "raw", the step's own input.
 func (x *execution) input(l *loaded, attempt int) []byte {
@@ -398,36 +381,15 @@ func (x *execution) input(l *loaded, attempt int) []byte {
 
 // envelope encodes the call envelope of a step's attempt.
 func (x *execution) envelope(l *loaded, attempt int) []byte {
-	head, _ := jsonenc.Marshal(struct {
-		Workflow string          `json:"workflow"`
-		RunID    string          `json:"run_id"`
-		Step     string          `json:"step"`
-		Attempt  int             `json:"attempt"`
-		Input    json.RawMessage `json:"input"`
-	}{x.m.Workflow.Name, x.runID, l.step.ID, attempt, l.step.InputJSON})
-	outputs := x.outputs.Bytes()
+	var only []string
 	if l.step.Needs != nil {
-		var sel bytes.Buffer
-		for _, id := range *l.step.Needs {
-			if sel.Len() > 0 {
-				sel.WriteByte(',')
-			}
-			sel.Write(jsonenc.String(id))
-			sel.WriteByte(':')
-			sel.Write(x.byID[id])
+		if only = *l.step.Needs; only == nil {
+			only = []string{} // needs = []: no outputs, not all
 		}
-		outputs = sel.Bytes()
 	}
-	b := make([]byte, 0, len(head)+len(outputs)+16)
-	b = append(b, head[:len(head)-1]...)
-	b = append(b, `,"outputs":{`...)
-	b = append(b, outputs...)
-	b = append(b, '}')
-	if x.answers != nil {
-		b = append(b, `,"inputs":`...)
-		b = append(b, x.answers...)
-	}
-	return append(b, '}')
+	env := abi.Envelope{Workflow: x.m.Workflow.Name, RunID: x.runID, Step: l.step.ID, Attempt: attempt, Input: l.step.InputJSON}
+	members := x.outputs.Members(only)
+	return abi.AppendEnvelope(make([]byte, 0, len(members)+len(l.step.InputJSON)+len(x.answers)+192), &env, members, x.answers)
 }
 
 // attempt runs one attempt of step i and journals its start and, on
@@ -440,16 +402,13 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 	// A non-idempotent step's start must be on disk before it can act, so
 	// that a crash inside it is seen on resume. An idempotent step that loses
 	// its start record to a power cut is simply run again.
-	var err error
+	commit := x.rt.commit
 	if s.Idempotent {
-		err = x.rt.store.AppendLazy(ctx, started)
-	} else {
-		err = x.rt.store.Append(ctx, started)
+		commit = x.rt.commitLazy
 	}
-	if err != nil {
+	if err := commit(ctx, []*state.Record{started}, Event{Type: EventStepStarted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt}); err != nil {
 		return nil, fmt.Errorf("journal start of step %q: %w", s.ID, err)
 	}
-	x.rt.emit(Event{Type: EventStepStarted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt})
 
 	req := x.request(i, attempt, s.Function)
 	req.Timeout = timeout
@@ -458,7 +417,7 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 		req.Notifier = runNotifier{x}
 	}
 	if len(req.Input) > abi.MaxInputBytes {
-		return &failure{cause: "input_too_large", err: fmt.Errorf("the input is %d bytes, the limit is %d (declare needs = [...] to pass fewer outputs)",
+		return &failure{cause: abi.CauseInputTooLarge, err: fmt.Errorf("the input is %d bytes, the limit is %d (declare needs = [...] to pass fewer outputs)",
 			len(req.Input), abi.MaxInputBytes)}, nil
 	}
 	res, err := l.plugin.Call(ctx, req)
@@ -468,31 +427,34 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 		if len(res.Pending) > 0 && (err == nil || errors.Is(err, host.ErrPluginFailed)) {
 			// It asked what nobody answered yet: whatever it returned, the
 			// step waits and runs again once they are answered.
-			return &failure{cause: "waiting", err: ErrWaiting, dur: dur, waiting: res.Pending}, nil
+			return &failure{cause: abi.CauseWaiting, err: ErrWaiting, dur: dur, waiting: res.Pending}, nil
 		}
 	}
 	if err != nil {
 		if errors.Is(err, host.ErrCanceled) {
 			// Not the step's fault: leave it started, so resume handles it like
 			// a crash.
-			return nil, &StepError{Step: s.ID, Attempt: attempt, Cause: "canceled", Err: fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())}
+			return nil, &StepError{Step: s.ID, Attempt: attempt, Cause: abi.CauseCanceled, Err: fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())}
 		}
-		return &failure{cause: host.CauseName(err), err: err, dur: dur}, nil
+		return &failure{cause: host.CauseOf(err), err: err, dur: dur}, nil
 	}
 	out, binary := normalizeOutput(res.Output)
 	if len(out) > int(s.MaxOutput) {
 		// The limit holds for what is recorded and what later steps get.
-		return &failure{cause: "output_too_large", dur: dur, err: fmt.Errorf("%w: %d bytes as recorded (JSON), the limit is %d",
+		return &failure{cause: abi.CauseOutputTooLarge, dur: dur, err: fmt.Errorf("%w: %d bytes as recorded (JSON), the limit is %d",
 			host.ErrOutputTooLarge, len(out), s.MaxOutput)}, nil
 	}
 	done := &state.Record{Type: state.EventStepCompleted, Run: x.runID, Step: s.ID, Attempt: attempt,
 		Output: out, OutputBinary: binary, Context: res.ContextWrites, DurationMS: ms(dur)}
 	// The step has acted: record it even if the caller gave up meanwhile.
-	if err := x.rt.store.Append(context.WithoutCancel(ctx), done); err != nil {
+	// (Its checkpoint, which follows, is best effort and never holds the
+	// event back.)
+	if err := x.rt.commit(context.WithoutCancel(ctx), []*state.Record{done},
+		Event{Type: EventStepCompleted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Output: out, Duration: dur}); err != nil {
 		if errors.Is(err, state.ErrRecordTooLarge) {
 			// Refused before anything was written: the step fails, the
 			// journal is intact.
-			return &failure{cause: "record_too_large", err: err, dur: dur}, nil
+			return &failure{cause: abi.CauseRecordTooLarge, err: err, dur: dur}, nil
 		}
 		return nil, fmt.Errorf("journal completion of step %q: %w", s.ID, err)
 	}
@@ -508,9 +470,8 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 		}
 	}
 	x.res.Ran++
-	x.addOutput(s.ID, out)
+	x.outputs.Add(s.ID, out)
 	x.checkpoint(i, attempt, out)
-	x.rt.emit(Event{Type: EventStepCompleted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Output: out, Duration: dur})
 	return nil, nil
 }
 
@@ -521,14 +482,14 @@ func (x *execution) wait(ctx context.Context, i, attempt int, f *failure) error 
 	msg := fmt.Sprintf("%d question(s) waiting for an answer: %s", len(f.waiting), strings.Join(f.waiting, ", "))
 	recs := []*state.Record{
 		{Type: state.EventStepWaiting, Run: x.runID, Step: s.ID, Attempt: attempt, Pending: f.waiting, DurationMS: ms(f.dur)},
-		{Type: state.EventRunWaiting, Run: x.runID, Step: s.ID, Cause: "waiting", Error: msg},
-	}
-	if err := x.rt.store.Append(context.WithoutCancel(ctx), recs...); err != nil {
-		return fmt.Errorf("journal questions of step %q: %w", s.ID, err)
+		{Type: state.EventRunWaiting, Run: x.runID, Step: s.ID, Cause: abi.CauseWaiting, Error: msg},
 	}
 	qs, _ := x.rt.inputs.Get(f.waiting)
-	x.rt.emit(Event{Type: EventStepWaiting, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: f.dur, Questions: qs})
-	return &StepError{Step: s.ID, Attempt: attempt, Cause: "waiting", Err: fmt.Errorf("%w: %s", ErrWaiting, msg)}
+	if err := x.rt.commit(context.WithoutCancel(ctx), recs,
+		Event{Type: EventStepWaiting, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: f.dur, Questions: qs}); err != nil {
+		return fmt.Errorf("journal questions of step %q: %w", s.ID, err)
+	}
+	return &StepError{Step: s.ID, Attempt: attempt, Cause: abi.CauseWaiting, Err: fmt.Errorf("%w: %s", ErrWaiting, msg)}
 }
 
 // askUpfront asks the manifest's [[input]] questions, all together, before
@@ -557,12 +518,11 @@ func (x *execution) askUpfront(ctx context.Context) error {
 	}
 	if len(pending) > 0 {
 		msg := fmt.Sprintf("%d [[input]] question(s) waiting for an answer: %s", len(pending), strings.Join(pending, ", "))
-		rec := &state.Record{Type: state.EventRunWaiting, Run: x.runID, Cause: "inputs", Error: msg, Pending: pending}
-		if err := x.rt.store.Append(context.WithoutCancel(ctx), rec); err != nil {
+		rec := &state.Record{Type: state.EventRunWaiting, Run: x.runID, Cause: abi.CauseInputs, Error: msg, Pending: pending}
+		qs, _ := x.rt.inputs.Get(pending)
+		if err := x.rt.commit(context.WithoutCancel(ctx), []*state.Record{rec}, Event{Type: EventStepWaiting, Run: x.runID, Index: -1, Questions: qs}); err != nil {
 			return fmt.Errorf("journal questions: %w", err)
 		}
-		qs, _ := x.rt.inputs.Get(pending)
-		x.rt.emit(Event{Type: EventStepWaiting, Run: x.runID, Index: -1, Questions: qs})
 		return fmt.Errorf("%w: %s", ErrWaiting, msg)
 	}
 	b, err := jsonenc.Marshal(answers)
@@ -579,13 +539,13 @@ func (x *execution) waitInterrupted(ctx context.Context, i int, rs state.Step, q
 	id := x.steps[i].step.ID
 	msg := fmt.Sprintf("step %q was interrupted in attempt %d and is not idempotent: answer %s with rerun, mark-done or abort (or resume with --rerun-interrupted / --mark-done)",
 		id, rs.Attempt, qid)
-	rec := &state.Record{Type: state.EventRunWaiting, Run: x.runID, Step: id, Cause: "interrupted", Error: msg, Pending: []string{qid}}
-	if err := x.rt.store.Append(context.WithoutCancel(ctx), rec); err != nil {
+	rec := &state.Record{Type: state.EventRunWaiting, Run: x.runID, Step: id, Cause: abi.CauseInterrupted, Error: msg, Pending: []string{qid}}
+	qs, _ := x.rt.inputs.Get([]string{qid})
+	if err := x.rt.commit(context.WithoutCancel(ctx), []*state.Record{rec},
+		Event{Type: EventStepWaiting, Run: x.runID, Step: id, Index: i, Attempt: rs.Attempt, Questions: qs}); err != nil {
 		return fmt.Errorf("journal question about step %q: %w", id, err)
 	}
-	qs, _ := x.rt.inputs.Get([]string{qid})
-	x.rt.emit(Event{Type: EventStepWaiting, Run: x.runID, Step: id, Index: i, Attempt: rs.Attempt, Questions: qs})
-	return &StepError{Step: id, Attempt: rs.Attempt, Cause: "interrupted", Err: fmt.Errorf("%w (%w): %s", ErrWaiting, ErrInterrupted, msg)}
+	return &StepError{Step: id, Attempt: rs.Attempt, Cause: abi.CauseInterrupted, Err: fmt.Errorf("%w (%w): %s", ErrWaiting, ErrInterrupted, msg)}
 }
 
 // supersede marks step id's pending questions not in keep superseded. It
@@ -625,10 +585,10 @@ func (x *execution) failedForGood(ctx context.Context, i, attempt int, f *failur
 	}
 	serr := &StepError{Step: s.ID, Attempt: attempt, Cause: f.cause, Err: fmt.Errorf("%w (%w): %w", ErrStepFailed, sentinel, f.err)}
 	stop := &state.Record{Type: end, Run: x.runID, Step: s.ID, Cause: f.cause, Error: f.err.Error()}
-	if jerr := x.rt.store.Append(context.WithoutCancel(ctx), failed, stop); jerr != nil {
+	if jerr := x.rt.commit(context.WithoutCancel(ctx), []*state.Record{failed, stop},
+		Event{Type: EventStepFailed, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: f.dur, Err: serr}); jerr != nil {
 		return errors.Join(serr, fmt.Errorf("journal failure of step %q: %w", s.ID, jerr))
 	}
-	x.rt.emit(Event{Type: EventStepFailed, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: f.dur, Err: serr})
 	if rollsBack(s) {
 		return x.rollback(ctx, &StepError{Step: s.ID, Attempt: attempt, Cause: f.cause, Err: fmt.Errorf("%w: %w", ErrStepFailed, f.err)})
 	}

@@ -88,7 +88,7 @@ func (r *Runtime) Restore(ctx context.Context, checkpointID string, files, force
 		res.Files = true
 	}
 	rec := &state.Record{Type: state.EventRunRestored, Run: run.ID, Step: cp.Step, Context: maps.Clone(contextThen)}
-	if err := r.store.Append(ctx, rec); err != nil {
+	if err := r.commit(ctx, []*state.Record{rec}); err != nil {
 		return res, fmt.Errorf("restore: %w", err)
 	}
 	return res, nil
@@ -130,7 +130,7 @@ func (r *Runtime) Fork(ctx context.Context, runID, fromStep string) (string, err
 		recs = append(recs, &state.Record{Type: state.EventStepCompleted, Run: id, Step: s.ID, Attempt: s.Attempt,
 			Output: s.Output, OutputBinary: s.OutputBinary, Context: s.ContextWrites, ForkedFrom: runID})
 	}
-	if err := r.store.Append(ctx, recs...); err != nil {
+	if err := r.commit(ctx, recs); err != nil {
 		return "", fmt.Errorf("fork: %w", err)
 	}
 	return id, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/12fa/12fa/abi"
 	"github.com/12fa/12fa/host"
 	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/state"
@@ -40,21 +41,21 @@ func (x *execution) rollback(ctx context.Context, cause error) error {
 		}
 		if err := x.rollbackStep(ctx, i, rs.RollbackAttempt); err != nil {
 			var se *StepError
-			if errors.As(err, &se) && se.Cause == "canceled" {
+			if errors.As(err, &se) && se.Cause == abi.CauseCanceled {
 				return err // the rollback stays in progress; resume continues it
 			}
-			rec := &state.Record{Type: state.EventRunRollbackFailed, Run: x.runID, Step: x.steps[i].step.ID, Cause: "rollback", Error: err.Error()}
-			if jerr := x.rt.store.Append(context.WithoutCancel(ctx), rec); jerr != nil {
+			rec := &state.Record{Type: state.EventRunRollbackFailed, Run: x.runID, Step: x.steps[i].step.ID, Cause: abi.CauseRollback, Error: err.Error()}
+			if jerr := x.rt.commit(context.WithoutCancel(ctx), []*state.Record{rec},
+				Event{Type: EventRunFailed, Run: x.runID, Workflow: x.m.Workflow.Name, Err: err}); jerr != nil {
 				return errors.Join(err, jerr)
 			}
-			x.rt.emit(Event{Type: EventRunFailed, Run: x.runID, Workflow: x.m.Workflow.Name, Err: err})
 			return errors.Join(cause, err)
 		}
 	}
-	if err := x.rt.store.Append(context.WithoutCancel(ctx), &state.Record{Type: state.EventRunRolledBack, Run: x.runID}); err != nil {
+	if err := x.rt.commit(context.WithoutCancel(ctx), []*state.Record{{Type: state.EventRunRolledBack, Run: x.runID}},
+		Event{Type: EventRunRolledBack, Run: x.runID, Workflow: x.m.Workflow.Name, Err: cause}); err != nil {
 		return errors.Join(cause, fmt.Errorf("journal end of rollback: %w", err))
 	}
-	x.rt.emit(Event{Type: EventRunRolledBack, Run: x.runID, Workflow: x.m.Workflow.Name, Err: cause})
 	if cause == nil {
 		return nil
 	}
@@ -71,10 +72,9 @@ func (x *execution) rollbackStep(ctx context.Context, i, prevAttempts int) error
 	attempt := prevAttempts + 1
 	for left := pol.MaxAttempts; ; left-- {
 		started := &state.Record{Type: state.EventRollbackStarted, Run: x.runID, Step: s.ID, Attempt: attempt}
-		if err := x.rt.store.Append(ctx, started); err != nil {
+		if err := x.rt.commit(ctx, []*state.Record{started}, Event{Type: EventRollbackStarted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt}); err != nil {
 			return fmt.Errorf("journal start of rollback of %q: %w", s.ID, err)
 		}
-		x.rt.emit(Event{Type: EventRollbackStarted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt})
 		res, err := l.plugin.Call(ctx, x.request(i, attempt, s.Rollback))
 		var dur time.Duration
 		if res != nil {
@@ -82,16 +82,16 @@ func (x *execution) rollbackStep(ctx context.Context, i, prevAttempts int) error
 		}
 		if err == nil {
 			done := &state.Record{Type: state.EventRollbackCompleted, Run: x.runID, Step: s.ID, Attempt: attempt, DurationMS: ms(dur)}
-			if err := x.rt.store.Append(context.WithoutCancel(ctx), done); err != nil {
+			if err := x.rt.commit(context.WithoutCancel(ctx), []*state.Record{done},
+				Event{Type: EventRollbackCompleted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: dur}); err != nil {
 				return fmt.Errorf("journal rollback of %q: %w", s.ID, err)
 			}
-			x.rt.emit(Event{Type: EventRollbackCompleted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: dur})
 			return nil
 		}
 		if errors.Is(err, host.ErrCanceled) {
-			return &StepError{Step: s.ID, Attempt: attempt, Cause: "canceled", Err: fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())}
+			return &StepError{Step: s.ID, Attempt: attempt, Cause: abi.CauseCanceled, Err: fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())}
 		}
-		f := &failure{cause: host.CauseName(err), err: err, dur: dur}
+		f := &failure{cause: host.CauseOf(err), err: err, dur: dur}
 		retry := left > 1 && retryable(f, s)
 		var delay time.Duration
 		if retry {
@@ -99,10 +99,10 @@ func (x *execution) rollbackStep(ctx context.Context, i, prevAttempts int) error
 		}
 		failed := &state.Record{Type: state.EventRollbackFailed, Run: x.runID, Step: s.ID, Attempt: attempt,
 			Cause: f.cause, Error: err.Error(), DurationMS: ms(dur)}
-		if jerr := x.rt.store.Append(context.WithoutCancel(ctx), failed); jerr != nil {
+		if jerr := x.rt.commit(context.WithoutCancel(ctx), []*state.Record{failed},
+			Event{Type: EventRollbackFailed, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: dur, Err: err, RetryIn: delay}); jerr != nil {
 			return errors.Join(err, jerr)
 		}
-		x.rt.emit(Event{Type: EventRollbackFailed, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: dur, Err: err, RetryIn: delay})
 		if !retry {
 			return &StepError{Step: s.ID, Attempt: attempt, Cause: f.cause, Err: fmt.Errorf("%w: %w", ErrRollbackFailed, err)}
 		}

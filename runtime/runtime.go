@@ -347,7 +347,7 @@ func (r *Runtime) load(ctx context.Context, m *manifest.Manifest) ([]loaded, err
 		if !ok {
 			b, err := os.ReadFile(s.PluginPath)
 			if err != nil {
-				return nil, &StepError{Step: s.ID, Cause: "plugin_missing", Err: fmt.Errorf("read plugin: %w", err)}
+				return nil, &StepError{Step: s.ID, Cause: abi.CausePluginMissing, Err: fmt.Errorf("read plugin: %w", err)}
 			}
 			// A JavaScript step is known (and pinned) by its script's
 			// digest, and runs in the JS step runner.
@@ -358,11 +358,11 @@ func (r *Runtime) load(ctx context.Context, m *manifest.Manifest) ([]loaded, err
 			files[s.PluginPath] = f
 		}
 		if f.script != nil && s.InputMode == manifest.InputRaw {
-			return nil, &StepError{Step: s.ID, Cause: "invalid_plugin", Err: fmt.Errorf(
+			return nil, &StepError{Step: s.ID, Cause: abi.CauseInvalidPlugin, Err: fmt.Errorf(
 				"%s: input_mode = %q is for Wasm plugins; a JavaScript step reads its input as env.input", s.Plugin, manifest.InputRaw)}
 		}
 		if s.SHA256 != "" && s.SHA256 != f.sha {
-			return nil, &StepError{Step: s.ID, Cause: "plugin_pin", Err: fmt.Errorf("%w: %s is %s, the manifest pins %s",
+			return nil, &StepError{Step: s.ID, Cause: abi.CausePluginPin, Err: fmt.Errorf("%w: %s is %s, the manifest pins %s",
 				ErrPluginPin, s.Plugin, f.sha, s.SHA256)}
 		}
 		key := compiled{s.PluginPath, s.MemoryPages()}
@@ -370,7 +370,7 @@ func (r *Runtime) load(ctx context.Context, m *manifest.Manifest) ([]loaded, err
 		if !ok {
 			var err error
 			if p, err = r.host.Load(ctx, f.wasm, host.Limits{MaxPages: key.pages}); err != nil {
-				return nil, &StepError{Step: s.ID, Cause: "invalid_plugin", Err: fmt.Errorf("load %s: %w", s.Plugin, err)}
+				return nil, &StepError{Step: s.ID, Cause: abi.CauseInvalidPlugin, Err: fmt.Errorf("load %s: %w", s.Plugin, err)}
 			}
 			plugins[key] = p
 		}
@@ -382,7 +382,7 @@ func (r *Runtime) load(ctx context.Context, m *manifest.Manifest) ([]loaded, err
 			// A script's functions are known only when it runs; the runner
 			// names a missing one.
 			if name != "" && !p.Exports[name] && f.script == nil {
-				return nil, &StepError{Step: s.ID, Cause: "no_function", Err: fmt.Errorf("%s exports no function %q of type () -> i32", s.Plugin, name)}
+				return nil, &StepError{Step: s.ID, Cause: abi.CauseNoFunction, Err: fmt.Errorf("%s exports no function %q of type () -> i32", s.Plugin, name)}
 			}
 		}
 		steps[i] = loaded{step: s, sha: f.sha, plugin: p, script: f.script}
@@ -531,12 +531,11 @@ func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loa
 		}
 		rec := &state.Record{Type: state.EventRunStarted, Run: id, Workflow: m.Workflow.Name, Manifest: m.Path, Steps: decl}
 		r.claim(id)
-		if err := r.store.Append(ctx, rec); err != nil {
+		if err := r.commit(ctx, []*state.Record{rec}, Event{Type: EventRunStarted, Run: id, Workflow: m.Workflow.Name, Steps: len(steps)}); err != nil {
 			r.release(id)
 			return run, fmt.Errorf("start run: %w", err)
 		}
 		run, _ = r.store.Run(id)
-		r.emit(Event{Type: EventRunStarted, Run: id, Workflow: m.Workflow.Name, Steps: len(steps)})
 		return run, nil
 	}
 
@@ -559,7 +558,7 @@ func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loa
 			continue
 		}
 		if !opts.Upgrade {
-			return run, &StepError{Step: rs.ID, Cause: "plugin_changed", Err: fmt.Errorf("%w: %s is now %s, the run started with %s; resume with --upgrade to accept it",
+			return run, &StepError{Step: rs.ID, Cause: abi.CausePluginChanged, Err: fmt.Errorf("%w: %s is now %s, the run started with %s; resume with --upgrade to accept it",
 				ErrPluginChanged, l.step.Plugin, short(l.sha), short(rs.Plugin))}
 		}
 		upgrades = append(upgrades, &state.Record{Type: state.EventPluginUpgraded, Run: run.ID, Step: rs.ID, Plugin: l.sha})
@@ -578,11 +577,10 @@ func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loa
 	if len(recs) == 0 {
 		return run, nil
 	}
-	if err := r.store.Append(ctx, recs...); err != nil {
+	if err := r.commit(ctx, recs, Event{Type: EventRunResumed, Run: run.ID, Workflow: m.Workflow.Name, Steps: len(steps)}); err != nil {
 		return run, fmt.Errorf("resume run %s: %w", run.ID, err)
 	}
 	run, _ = r.store.Run(run.ID)
-	r.emit(Event{Type: EventRunResumed, Run: run.ID, Workflow: m.Workflow.Name, Steps: len(steps)})
 	return run, nil
 }
 
@@ -616,6 +614,31 @@ func short(sha string) string {
 }
 
 // emit records an event in progress.jsonl and hands it to Config.OnEvent.
+// commit makes recs durable in the journal, then emits evs: no event (in
+// progress.jsonl, to OnEvent) tells of what the journal could still lose.
+// Pass context.WithoutCancel(ctx) for records of what has happened already
+// (a step that acted), so that a canceled caller does not leave it untold.
+func (r *Runtime) commit(ctx context.Context, recs []*state.Record, evs ...Event) error {
+	return r.journal(ctx, r.store.Append, recs, evs)
+}
+
+// commitLazy is commit for records the disk may lose to a power cut
+// without harm (an idempotent step's start: it simply runs again): it
+// waits for the write, not the fsync.
+func (r *Runtime) commitLazy(ctx context.Context, recs []*state.Record, evs ...Event) error {
+	return r.journal(ctx, r.store.AppendLazy, recs, evs)
+}
+
+func (r *Runtime) journal(ctx context.Context, add func(context.Context, ...*state.Record) error, recs []*state.Record, evs []Event) error {
+	if err := add(ctx, recs...); err != nil {
+		return err
+	}
+	for _, e := range evs {
+		r.emit(e)
+	}
+	return nil
+}
+
 func (r *Runtime) emit(e Event) {
 	e.Time = r.cfg.Now()
 	if err := r.progress.Add(progressEntry(e)); err != nil {

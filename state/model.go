@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/12fa/12fa/abi"
 )
 
 // EventType names what a journal record says happened.
@@ -88,8 +90,8 @@ type Record struct {
 	// EventStepCompleted and EventStepFailed: how long the attempt ran.
 	DurationMS float64 `json:"duration_ms,omitempty"`
 	// EventStepFailed and EventRunFailed.
-	Cause string `json:"cause,omitempty"`
-	Error string `json:"error,omitempty"`
+	Cause abi.Cause `json:"cause,omitempty"`
+	Error string    `json:"error,omitempty"`
 
 	// EventStepRetry: when the next attempt may start, and when the series
 	// of attempts it belongs to began (for total_timeout).
@@ -163,7 +165,7 @@ type Run struct {
 	UpdatedAt time.Time                  `json:"updated_at"`
 	Steps     []Step                     `json:"steps"`
 	Context   map[string]json.RawMessage `json:"context,omitempty"`
-	Cause     string                     `json:"cause,omitempty"`
+	Cause     abi.Cause                  `json:"cause,omitempty"`
 	Error     string                     `json:"error,omitempty"`
 	// Pending lists questions the run itself waits on (not a step's).
 	Pending []string `json:"pending,omitempty"`
@@ -184,10 +186,10 @@ type Step struct {
 	OutputSize int             `json:"output_size"`
 	// OutputBinary: Output is a JSON string holding the base64 of the
 	// bytes the step returned (they were not UTF-8).
-	OutputBinary bool   `json:"output_binary,omitempty"`
-	MarkedDone   bool   `json:"marked_done,omitempty"`
-	Cause        string `json:"cause,omitempty"`
-	Error        string `json:"error,omitempty"`
+	OutputBinary bool      `json:"output_binary,omitempty"`
+	MarkedDone   bool      `json:"marked_done,omitempty"`
+	Cause        abi.Cause `json:"cause,omitempty"`
+	Error        string    `json:"error,omitempty"`
 	// NextAttemptAt is set while a retry is scheduled; SeriesStart is when
 	// its series of attempts began.
 	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`

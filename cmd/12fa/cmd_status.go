@@ -95,7 +95,7 @@ func printStatus(g *globalOptions, runs []state.Run, all bool) {
 		for _, s := range r.Steps {
 			note := s.Error
 			if s.Cause != "" {
-				note = s.Cause + ": " + s.Error
+				note = string(s.Cause) + ": " + s.Error
 			}
 			if s.MarkedDone {
 				note = "marked done by hand"
