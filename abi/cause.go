@@ -120,6 +120,18 @@ var causes = map[Cause]bool{
 	CauseHTTPNetwork: true, CauseHTTPLimit: true,
 }
 
+// HostCall reports whether c is why a host call (HTTP) got no result: a
+// cause a step may return as its own error code, which the runner then
+// records as the step's cause and retries as that cause says.
+func (c Cause) HostCall() bool {
+	switch c {
+	case CauseHTTPDenied, CauseHTTPRedirectDenied, CauseHTTPBlockedAddress, CauseHTTPBadRequest,
+		CauseHTTPTooLarge, CauseHTTPTimeout, CauseHTTPNetwork, CauseHTTPLimit:
+		return true
+	}
+	return false
+}
+
 // Known reports whether c is one of the causes this version defines.
 func (c Cause) Known() bool { return causes[c] }
 

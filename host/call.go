@@ -75,6 +75,16 @@ type Request struct {
 	// Notifier sends notify's notifications; without it notify returns
 	// StatusDenied.
 	Notifier Notifier
+	// HTTP sends the attempt's HTTP requests (12fa's http and Extism's
+	// http_request) under the step's grants; without it every request is
+	// refused with http_denied.
+	HTTP HTTPDoer
+}
+
+// HTTPDoer sends one attempt's HTTP requests. Do never fails in Go: a
+// request that gets no response comes back with Error set.
+type HTTPDoer interface {
+	Do(ctx context.Context, req abi.HTTPRequest) abi.HTTPResponse
 }
 
 // Result is what a call produced. On failure it still holds the logs and
@@ -111,6 +121,10 @@ type attempt struct {
 	asked       int
 	pending     []string
 	notified    int
+	// httpStatus and httpHeaders are the last Extism http_request's, for
+	// http_status_code and http_headers.
+	httpStatus  int
+	httpHeaders map[string][]string
 	vars        vars
 }
 

@@ -22,8 +22,8 @@
 // does not wait for it.
 //
 // The sandbox is deny-by-default: no environment, no arguments, no network
-// (Extism's http_request is refused) and no file system unless the call
-// grants directories (see Mount; they are served through os.Root, never as
+// (HTTP only through Request.HTTP, which the runner gives a step under its
+// grants) and no file system unless the call grants directories (see Mount; they are served through os.Root, never as
 // raw wazero directory mounts, which follow symlinks out of the grant).
 // Every call has a wall-clock timeout that closes the module when it
 // expires, and a memory cap in pages that wazero applies to the guest's

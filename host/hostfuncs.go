@@ -33,6 +33,7 @@ var hostFunctions = []struct {
 	{abi.FuncLog, logFn, []api.ValueType{i32, i64}, []api.ValueType{i32}},
 	{abi.FuncInputRequest, inputRequest, []api.ValueType{i64}, []api.ValueType{i64}},
 	{abi.FuncNotify, notifyFn, []api.ValueType{i64}, []api.ValueType{i32}},
+	{abi.FuncHTTP, httpFn, []api.ValueType{i64}, []api.ValueType{i64}},
 }
 
 const (
@@ -78,9 +79,14 @@ func (h *Host) instantiateHostFunctions(ctx context.Context, rt wazero.Runtime) 
 }
 
 // violation records a broken host function call on the attempt (when there
-// is one) and traps the guest.
+// is one) and traps the guest. An err that is a *CallError already (a
+// refused Extism HTTP request, say) keeps its cause; any other is a bad
+// host call.
 func (h *Host) violation(a *attempt, name string, err error) {
-	ce := callErr(ErrBadHostCall, "%s: %v", name, err)
+	ce, ok := errors.AsType[*CallError](err)
+	if !ok {
+		ce = callErr(ErrBadHostCall, "%s: %v", name, err)
+	}
 	if a != nil {
 		a.mu.Lock()
 		if a.violation == nil {

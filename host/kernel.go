@@ -273,7 +273,7 @@ func stateOf(ctx context.Context) *callState {
 // kernelFunc is the shape of every Extism kernel function: it reads its
 // arguments from stack and writes its result there, or returns an error
 // when the guest broke the ABI.
-type kernelFunc func(s *callState, stack []uint64) error
+type kernelFunc func(ctx context.Context, s *callState, stack []uint64) error
 
 // instantiateKernel instantiates the "extism:host/env" module in rt.
 func (h *Host) instantiateKernel(ctx context.Context, rt wazero.Runtime) error {
@@ -284,7 +284,7 @@ func (h *Host) instantiateKernel(ctx context.Context, rt wazero.Runtime) error {
 			if s == nil {
 				panic(fmt.Errorf("%s called outside a 12fa call", name))
 			}
-			if err := fn(s, stack); err != nil {
+			if err := fn(ctx, s, stack); err != nil {
 				h.violation(s.a, name, err)
 			}
 		}), params, results).Export(name)
@@ -296,11 +296,11 @@ func (h *Host) instantiateKernel(ctx context.Context, rt wazero.Runtime) error {
 		p1  = []api.ValueType{i64}
 		p2  = []api.ValueType{i64, i64}
 	)
-	def("alloc", func(s *callState, st []uint64) error { st[0] = s.k.alloc(st[0]); return nil }, p1, p1)
-	def("free", func(s *callState, st []uint64) error { s.k.freeBlock(st[0]); return nil }, p1, p0)
-	def("length", func(s *callState, st []uint64) error { st[0] = s.k.length(st[0]); return nil }, p1, p1)
-	def("length_unsafe", func(s *callState, st []uint64) error { st[0] = s.k.length(st[0]); return nil }, p1, p1)
-	def("load_u8", func(s *callState, st []uint64) error {
+	def("alloc", func(_ context.Context, s *callState, st []uint64) error { st[0] = s.k.alloc(st[0]); return nil }, p1, p1)
+	def("free", func(_ context.Context, s *callState, st []uint64) error { s.k.freeBlock(st[0]); return nil }, p1, p0)
+	def("length", func(_ context.Context, s *callState, st []uint64) error { st[0] = s.k.length(st[0]); return nil }, p1, p1)
+	def("length_unsafe", func(_ context.Context, s *callState, st []uint64) error { st[0] = s.k.length(st[0]); return nil }, p1, p1)
+	def("load_u8", func(_ context.Context, s *callState, st []uint64) error {
 		b, err := s.k.bytes(st[0], 1)
 		if err != nil {
 			return err
@@ -308,7 +308,7 @@ func (h *Host) instantiateKernel(ctx context.Context, rt wazero.Runtime) error {
 		st[0] = uint64(b[0])
 		return nil
 	}, p1, []api.ValueType{i32})
-	def("load_u64", func(s *callState, st []uint64) error {
+	def("load_u64", func(_ context.Context, s *callState, st []uint64) error {
 		b, err := s.k.bytes(st[0], 8)
 		if err != nil {
 			return err
@@ -316,7 +316,7 @@ func (h *Host) instantiateKernel(ctx context.Context, rt wazero.Runtime) error {
 		st[0] = binary.LittleEndian.Uint64(b)
 		return nil
 	}, p1, p1)
-	def("store_u8", func(s *callState, st []uint64) error {
+	def("store_u8", func(_ context.Context, s *callState, st []uint64) error {
 		b, err := s.k.bytes(st[0], 1)
 		if err != nil {
 			return err
@@ -324,7 +324,7 @@ func (h *Host) instantiateKernel(ctx context.Context, rt wazero.Runtime) error {
 		b[0] = byte(st[1])
 		return nil
 	}, []api.ValueType{i64, i32}, p0)
-	def("store_u64", func(s *callState, st []uint64) error {
+	def("store_u64", func(_ context.Context, s *callState, st []uint64) error {
 		b, err := s.k.bytes(st[0], 8)
 		if err != nil {
 			return err
@@ -332,16 +332,16 @@ func (h *Host) instantiateKernel(ctx context.Context, rt wazero.Runtime) error {
 		binary.LittleEndian.PutUint64(b, st[1])
 		return nil
 	}, p2, p0)
-	def("input_offset", func(s *callState, st []uint64) error { st[0] = s.k.input; return nil }, p0, p1)
-	def("input_length", func(s *callState, st []uint64) error { st[0] = s.k.length(s.k.input); return nil }, p0, p1)
-	def("input_load_u8", func(s *callState, st []uint64) error {
+	def("input_offset", func(_ context.Context, s *callState, st []uint64) error { st[0] = s.k.input; return nil }, p0, p1)
+	def("input_length", func(_ context.Context, s *callState, st []uint64) error { st[0] = s.k.length(s.k.input); return nil }, p0, p1)
+	def("input_load_u8", func(_ context.Context, s *callState, st []uint64) error {
 		if st[0] >= s.k.length(s.k.input) {
 			return fmt.Errorf("input offset %d is past the input's %d bytes", st[0], s.k.length(s.k.input))
 		}
 		st[0] = uint64(s.k.mem[s.k.input+st[0]])
 		return nil
 	}, p1, []api.ValueType{i32})
-	def("input_load_u64", func(s *callState, st []uint64) error {
+	def("input_load_u64", func(_ context.Context, s *callState, st []uint64) error {
 		n := s.k.length(s.k.input)
 		if st[0] >= n {
 			return fmt.Errorf("input offset %d is past the input's %d bytes", st[0], n)
@@ -352,22 +352,22 @@ func (h *Host) instantiateKernel(ctx context.Context, rt wazero.Runtime) error {
 		st[0] = binary.LittleEndian.Uint64(w[:])
 		return nil
 	}, p1, p1)
-	def("input_set", func(s *callState, st []uint64) error {
+	def("input_set", func(_ context.Context, s *callState, st []uint64) error {
 		if _, err := s.k.bytes(st[0], st[1]); err != nil {
 			return err
 		}
 		return errors.New("a guest cannot replace its input")
 	}, p2, p0)
-	def("output_set", func(s *callState, st []uint64) error {
+	def("output_set", func(_ context.Context, s *callState, st []uint64) error {
 		if _, err := s.k.bytes(st[0], st[1]); err != nil {
 			return err
 		}
 		s.k.output, s.k.outputSet = [2]uint64{st[0], st[1]}, true
 		return nil
 	}, p2, p0)
-	def("output_offset", func(s *callState, st []uint64) error { st[0] = s.k.output[0]; return nil }, p0, p1)
-	def("output_length", func(s *callState, st []uint64) error { st[0] = s.k.output[1]; return nil }, p0, p1)
-	def("error_set", func(s *callState, st []uint64) error {
+	def("output_offset", func(_ context.Context, s *callState, st []uint64) error { st[0] = s.k.output[0]; return nil }, p0, p1)
+	def("output_length", func(_ context.Context, s *callState, st []uint64) error { st[0] = s.k.output[1]; return nil }, p0, p1)
+	def("error_set", func(_ context.Context, s *callState, st []uint64) error {
 		if st[0] != 0 {
 			if _, err := s.k.block(st[0]); err != nil {
 				return err
@@ -376,8 +376,8 @@ func (h *Host) instantiateKernel(ctx context.Context, rt wazero.Runtime) error {
 		s.k.errBlock = st[0]
 		return nil
 	}, p1, p0)
-	def("error_get", func(s *callState, st []uint64) error { st[0] = s.k.errBlock; return nil }, p0, p1)
-	def("reset", func(s *callState, st []uint64) error {
+	def("error_get", func(_ context.Context, s *callState, st []uint64) error { st[0] = s.k.errBlock; return nil }, p0, p1)
+	def("reset", func(_ context.Context, s *callState, st []uint64) error {
 		// Extism's reset forgets every block, the input included; 12fa keeps
 		// the input, which a step may read after resetting its scratch.
 		in, _ := s.k.block(s.k.input)
@@ -385,8 +385,8 @@ func (h *Host) instantiateKernel(ctx context.Context, rt wazero.Runtime) error {
 		s.k.reset()
 		return s.k.setInput(in)
 	}, p0, p0)
-	def("memory_bytes", func(s *callState, st []uint64) error { st[0] = s.k.top; return nil }, p0, p1)
-	def("config_get", func(s *callState, st []uint64) error {
+	def("memory_bytes", func(_ context.Context, s *callState, st []uint64) error { st[0] = s.k.top; return nil }, p0, p1)
+	def("config_get", func(_ context.Context, s *callState, st []uint64) error {
 		key, err := s.k.block(st[0])
 		if err != nil {
 			return fmt.Errorf("key: %w", err)
@@ -404,7 +404,7 @@ func (h *Host) instantiateKernel(ctx context.Context, rt wazero.Runtime) error {
 		}
 		return nil
 	}, p1, p1)
-	def("var_get", func(s *callState, st []uint64) error {
+	def("var_get", func(_ context.Context, s *callState, st []uint64) error {
 		key, err := s.k.block(st[0])
 		if err != nil {
 			return fmt.Errorf("key: %w", err)
@@ -421,7 +421,7 @@ func (h *Host) instantiateKernel(ctx context.Context, rt wazero.Runtime) error {
 		}
 		return nil
 	}, p1, p1)
-	def("var_set", func(s *callState, st []uint64) error {
+	def("var_set", func(_ context.Context, s *callState, st []uint64) error {
 		key, err := s.k.block(st[0])
 		if err != nil {
 			return fmt.Errorf("key: %w", err)
@@ -441,17 +441,15 @@ func (h *Host) instantiateKernel(ctx context.Context, rt wazero.Runtime) error {
 		}
 		return nil
 	}, p2, p0)
-	def("http_request", func(s *callState, st []uint64) error {
-		return errors.New("HTTP is not granted to steps")
-	}, p2, p1)
-	def("http_status_code", func(s *callState, st []uint64) error { st[0] = 0; return nil }, p0, []api.ValueType{i32})
-	def("http_headers", func(s *callState, st []uint64) error { st[0] = 0; return nil }, p0, p1)
-	def("get_log_level", func(s *callState, st []uint64) error { st[0] = 0; return nil }, p0, []api.ValueType{i32})
+	def("http_request", extismHTTP, p2, p1)
+	def("http_status_code", extismHTTPStatus, p0, []api.ValueType{i32})
+	def("http_headers", extismHTTPHeaders, p0, p1)
+	def("get_log_level", func(_ context.Context, s *callState, st []uint64) error { st[0] = 0; return nil }, p0, []api.ValueType{i32})
 	for name, level := range map[string]abi.LogLevel{
 		"log_trace": abi.LogTrace, "log_debug": abi.LogDebug, "log_info": abi.LogInfo,
 		"log_warn": abi.LogWarn, "log_error": abi.LogError,
 	} {
-		def(name, func(s *callState, st []uint64) error {
+		def(name, func(_ context.Context, s *callState, st []uint64) error {
 			msg, err := s.k.block(st[0])
 			if err != nil {
 				return fmt.Errorf("message: %w", err)

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,6 +25,7 @@ import (
 	"github.com/12fa/12fa/abi"
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/12fa/12fa/egress"
 	"github.com/12fa/12fa/internal/jsonenc"
 )
 
@@ -79,6 +81,16 @@ type Defaults struct {
 	Retry        *Retry   `toml:"retry"`
 	NonRetryable []string `toml:"non_retryable"`
 	OnFailure    string   `toml:"on_failure"`
+	// Allow holds network grants (hosts, private, http) that every step
+	// without its own gets; file grants are per step only.
+	Allow DefaultAllow `toml:"allow"`
+}
+
+// DefaultAllow is the [defaults.allow] table.
+type DefaultAllow struct {
+	Hosts   []any       `toml:"hosts"`
+	Private []string    `toml:"private"`
+	HTTP    *HTTPLimits `toml:"http"`
 }
 
 // Retry is a step's retry policy. Attempts are spaced by an exponential
@@ -164,6 +176,51 @@ type Allow struct {
 	Paths map[string]string `toml:"paths"`
 	// WritePaths maps host directories to guest paths, read-write.
 	WritePaths map[string]string `toml:"write_paths"`
+	// Hosts lists the origins the step may send HTTP requests to, each a
+	// string ("https://api.example.com", "https://*.example.com:8443") or a
+	// table { url = "…", methods = ["GET"] }. Nothing else is reachable.
+	Hosts []any `toml:"hosts"`
+	// Private lists the address ranges ("10.1.2.0/24", "127.0.0.1") the
+	// step may dial although they are not public (loopback, private,
+	// link-local; a metadata address only by its exact address).
+	Private []string `toml:"private"`
+	// HTTP sets the step's HTTP limits.
+	HTTP *HTTPLimits `toml:"http"`
+
+	// Origins and PrivateNets are Hosts and Private parsed.
+	Origins     []egress.Origin `toml:"-"`
+	PrivateNets []netip.Prefix  `toml:"-"`
+}
+
+// HTTPLimits is a step's allow.http table; unset fields keep the defaults.
+type HTTPLimits struct {
+	// MaxResponse bounds a response body (default 8MiB, at most 32MiB).
+	MaxResponse Size `toml:"max_response"`
+	// Timeout bounds one request with its redirects and body (default 30s;
+	// the attempt's timeout bounds it too).
+	Timeout Duration `toml:"timeout"`
+	// StallTimeout fails a request that gets no byte for this long
+	// (default 10s).
+	StallTimeout Duration `toml:"stall_timeout"`
+	// MaxRequests bounds the requests of one attempt (default 64).
+	MaxRequests int `toml:"max_requests"`
+	// Redirects bounds the redirects followed (default 5, at most 20; 0
+	// returns a redirect to the step instead).
+	Redirects *int `toml:"redirects"`
+}
+
+// Policy returns the step's HTTP grants as egress takes them.
+func (s *Step) Policy() egress.Policy {
+	p := egress.Policy{Origins: s.Allow.Origins, Private: s.Allow.PrivateNets}
+	if l := s.Allow.HTTP; l != nil {
+		p.Limits = egress.Limits{MaxResponseBytes: int64(l.MaxResponse), Timeout: time.Duration(l.Timeout),
+			StallTimeout: time.Duration(l.StallTimeout), MaxRequests: l.MaxRequests}
+		if l.Redirects != nil {
+			p.Limits.MaxRedirects = *l.Redirects
+			p.NoRedirects = *l.Redirects == 0
+		}
+	}
+	return p
 }
 
 // Duration is a TOML string such as "30s" or "1m30s".
@@ -298,8 +355,17 @@ func New(dir string, wf Workflow, defaults Defaults, steps ...Step) (*Manifest, 
 // stands for it) and, where pos knows it, the line.
 func (m *Manifest) finish(name string, pos map[string]int) error {
 	at := func(key string) string {
-		if l := pos[key]; l > 0 {
-			return fmt.Sprintf("%s:%d", name, l)
+		// The key's own line, or that of the nearest table holding it
+		// (an inline table's keys have none of their own).
+		for k := key; k != ""; {
+			if l := pos[k]; l > 0 {
+				return fmt.Sprintf("%s:%d", name, l)
+			}
+			i := strings.LastIndexByte(k, '.')
+			if i < 0 {
+				break
+			}
+			k = k[:i]
 		}
 		return name
 	}
@@ -443,6 +509,90 @@ func (m *Manifest) finish(name string, pos map[string]int) error {
 				return bad(key("allow"), "step %q: guest path %q must be absolute", s.ID, guest)
 			}
 		}
+		if err := m.finishNetwork(s, key, bad); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finishNetwork applies [defaults.allow]'s network grants to a step that
+// sets none of its own, then parses and checks them.
+func (m *Manifest) finishNetwork(s *Step, key func(string) string, bad func(key, format string, args ...any) error) error {
+	d := m.Defaults.Allow
+	hostsKey, privateKey, httpKey := key("allow.hosts"), key("allow.private"), key("allow.http")
+	if s.Allow.Hosts == nil && d.Hosts != nil {
+		s.Allow.Hosts, hostsKey = d.Hosts, "defaults.allow.hosts"
+	}
+	if s.Allow.Private == nil && d.Private != nil {
+		s.Allow.Private, privateKey = d.Private, "defaults.allow.private"
+	}
+	if s.Allow.HTTP == nil && d.HTTP != nil {
+		l := *d.HTTP
+		s.Allow.HTTP, httpKey = &l, "defaults.allow.http"
+	}
+	s.Allow.Origins, s.Allow.PrivateNets = nil, nil
+	for i, h := range s.Allow.Hosts {
+		var raw string
+		var methods []string
+		switch v := h.(type) {
+		case string:
+			raw = v
+		case map[string]any:
+			for k, val := range v {
+				switch k {
+				case "url":
+					raw, _ = val.(string)
+				case "methods":
+					list, ok := val.([]any)
+					if !ok {
+						return bad(hostsKey, "step %q: allow.hosts entry %d: methods must be a list of strings", s.ID, i+1)
+					}
+					for _, m := range list {
+						ms, ok := m.(string)
+						if !ok {
+							return bad(hostsKey, "step %q: allow.hosts entry %d: methods must be a list of strings", s.ID, i+1)
+						}
+						methods = append(methods, ms)
+					}
+				default:
+					return bad(hostsKey, "step %q: allow.hosts entry %d: unknown key %q (want url and methods)", s.ID, i+1, k)
+				}
+			}
+			if raw == "" {
+				return bad(hostsKey, "step %q: allow.hosts entry %d has no url", s.ID, i+1)
+			}
+		default:
+			return bad(hostsKey, "step %q: allow.hosts entry %d must be a string or { url = \"…\", methods = [...] }", s.ID, i+1)
+		}
+		o, err := egress.ParseOrigin(raw, methods)
+		if err != nil {
+			return bad(hostsKey, "step %q: allow.hosts: %v", s.ID, err)
+		}
+		s.Allow.Origins = append(s.Allow.Origins, o)
+	}
+	for _, raw := range s.Allow.Private {
+		p, err := egress.ParsePrivate(raw)
+		if err != nil {
+			return bad(privateKey, "step %q: allow.private: %v", s.ID, err)
+		}
+		s.Allow.PrivateNets = append(s.Allow.PrivateNets, p)
+	}
+	if l := s.Allow.HTTP; l != nil {
+		if len(s.Allow.Origins) == 0 {
+			return bad(httpKey, "step %q: allow.http sets HTTP limits, but allow.hosts grants no host", s.ID)
+		}
+		switch {
+		case l.MaxResponse < 0 || l.MaxResponse > abi.MaxHTTPResponseBytes:
+			return bad(httpKey, "step %q: allow.http.max_response must be at most 32MiB", s.ID)
+		case l.MaxRequests < 0:
+			return bad(httpKey, "step %q: allow.http.max_requests must be positive", s.ID)
+		case l.Redirects != nil && (*l.Redirects < 0 || *l.Redirects > abi.MaxHTTPRedirects):
+			return bad(httpKey, "step %q: allow.http.redirects must be from 0 to %d", s.ID, abi.MaxHTTPRedirects)
+		}
+	}
+	if len(s.Allow.PrivateNets) > 0 && len(s.Allow.Origins) == 0 {
+		return bad(privateKey, "step %q: allow.private grants address ranges, but allow.hosts grants no host", s.ID)
 	}
 	return nil
 }

@@ -106,6 +106,16 @@ func TestLoad_Errors(t *testing.T) {
 		{"unknown retry key", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nretry = { attempts = 3 }\n", `:6: invalid manifest: unknown key "step.attempts"`},
 		{"input without a question", head + "[[input]]\nkey = \"k\"\n[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n", `:3: invalid manifest: [[input]] 1 needs a key and a question`},
 		{"input default not an option", head + "[[input]]\nkey = \"k\"\nquestion = \"Q?\"\noptions = [\"a\"]\ndefault = \"b\"\n[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n", `:7: invalid manifest: [[input]] "k": default "b" is not one of the options`},
+		{"host with a path", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n[step.allow]\nhosts = [\"https://api.x.com/v1\"]\n", `:7: invalid manifest: step "a": allow.hosts: "https://api.x.com/v1": an origin has no path`},
+		{"host mid-label wildcard", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nallow = { hosts = [\"https://api.*.com\"] }\n", `:6: invalid manifest: step "a": allow.hosts: "https://api.*.com": a host may start with "*."`},
+		{"host table without url", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n[step.allow]\nhosts = [{ methods = [\"GET\"] }]\n", `:7: invalid manifest: step "a": allow.hosts entry 1 has no url`},
+		{"host table unknown key", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n[step.allow]\nhosts = [{ url = \"https://x.com\", verbs = [\"GET\"] }]\n", `:7: invalid manifest: step "a": allow.hosts entry 1: unknown key "verbs"`},
+		{"host not a string", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n[step.allow]\nhosts = [3]\n", `:7: invalid manifest: step "a": allow.hosts entry 1 must be a string`},
+		{"bad private", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n[step.allow]\nhosts = [\"http://x.com\"]\nprivate = [\"10.0.0.0/40\"]\n", `:8: invalid manifest: step "a": allow.private: "10.0.0.0/40" is not an address range`},
+		{"private without hosts", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n[step.allow]\nprivate = [\"10.0.0.0/8\"]\n", `:7: invalid manifest: step "a": allow.private grants address ranges, but allow.hosts grants no host`},
+		{"http limits without hosts", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n[step.allow]\nhttp = { timeout = \"1s\" }\n", `:7: invalid manifest: step "a": allow.http sets HTTP limits, but allow.hosts grants no host`},
+		{"too many redirects", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n[step.allow]\nhosts = [\"http://x.com\"]\nhttp = { redirects = 50 }\n", `:8: invalid manifest: step "a": allow.http.redirects must be from 0 to 20`},
+		{"bad default host", head + "[defaults.allow]\nhosts = [\"ftp://x.com\"]\n[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n", `:4: invalid manifest: step "a": allow.hosts: "ftp://x.com": scheme "ftp" is not http or https`},
 		{"relative guest path", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nallow = { paths = { \"d\" = \"data\" } }\n", `:6: invalid manifest: step "a": guest path "data" must be absolute`},
 	}
 	for _, tc := range tests {
@@ -129,6 +139,48 @@ func TestLoad_Errors(t *testing.T) {
 				t.Fatalf("err = %v is not ErrInvalid", err)
 			}
 		})
+	}
+}
+
+// TestLoad_NetworkGrants: a step's allow.hosts, private and http are
+// parsed; [defaults.allow] applies to a step without its own.
+func TestLoad_NetworkGrants(t *testing.T) {
+	p := write(t, `[workflow]
+name = "w"
+[defaults.allow]
+hosts = ["https://api.default.com"]
+[[step]]
+id = "own"
+plugin = "step.wasm"
+[step.allow]
+hosts = ["https://api.openai.com", { url = "https://*.example.com:8443", methods = ["get"] }]
+private = ["10.1.2.0/24", "127.0.0.1"]
+http = { max_response = "1MiB", timeout = "5s", redirects = 0 }
+[[step]]
+id = "inherits"
+plugin = "step.wasm"
+`)
+	m, err := manifest.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, inh := m.Steps[0], m.Steps[1]
+	var got []string
+	for _, o := range own.Allow.Origins {
+		got = append(got, o.String())
+	}
+	if strings.Join(got, " | ") != "https://api.openai.com | https://*.example.com:8443 (GET)" {
+		t.Errorf("origins: %q", got)
+	}
+	if len(own.Allow.PrivateNets) != 2 || own.Allow.PrivateNets[1].String() != "127.0.0.1/32" {
+		t.Errorf("private: %v", own.Allow.PrivateNets)
+	}
+	pol := own.Policy()
+	if pol.Limits.MaxResponseBytes != 1<<20 || pol.Limits.Timeout != 5*time.Second || !pol.NoRedirects {
+		t.Errorf("policy limits: %+v, no redirects %v", pol.Limits, pol.NoRedirects)
+	}
+	if len(inh.Allow.Origins) != 1 || inh.Allow.Origins[0].String() != "https://api.default.com" {
+		t.Errorf("inherited origins: %v", inh.Allow.Origins)
 	}
 }
 

@@ -16,7 +16,7 @@ func positions(b []byte) (map[string]int, error) {
 	p := unstable.Parser{}
 	p.Reset(b)
 	counts := map[string]int{}
-	var prefix string
+	var prefix, lastArray string
 	// Offsets of line starts, to turn a byte offset into a line number by
 	// binary search (the parser's own Shape rescans from the start).
 	starts := []int{0}
@@ -51,12 +51,20 @@ func positions(b []byte) (map[string]int, error) {
 		switch e.Kind {
 		case unstable.Table:
 			k, kn := keyOf(e)
+			// A subtable of the latest array table ([step.allow] after a
+			// [[step]]) belongs to its last element.
+			if lastArray != "" {
+				if rest, ok := strings.CutPrefix(k, lastArray+"."); ok {
+					k = fmt.Sprintf("%s.%d.%s", lastArray, counts[lastArray]-1, rest)
+				}
+			}
 			prefix = k
 			pos[k] = line(kn)
 		case unstable.ArrayTable:
 			k, kn := keyOf(e)
 			prefix = fmt.Sprintf("%s.%d", k, counts[k])
 			counts[k]++
+			lastArray = k
 			pos[prefix] = line(kn)
 		case unstable.KeyValue:
 			k, kn := keyOf(e)

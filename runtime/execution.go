@@ -339,13 +339,27 @@ func (x *execution) sleepUntil(ctx context.Context, i, attempt int, t time.Time)
 	}
 }
 
+// causeOf is the cause a failed call is journaled as: the host's, except
+// that a step failing with the code a host call gave it (an HTTPError's,
+// returned as its own error) fails with that cause.
+func causeOf(err error) abi.Cause {
+	c := host.CauseOf(err)
+	if ce, ok := errors.AsType[*host.CallError](err); ok && c == abi.CausePluginError && ce.Guest != nil && ce.Guest.Retryable == nil {
+		if gc := abi.Cause(ce.Guest.Code); gc.HostCall() {
+			return gc
+		}
+	}
+	return c
+}
+
 // retryable says whether a failure may go away on another attempt. Traps,
 // timeouts and memory limits may; a plugin's own error may unless it says
 // otherwise or its code is listed in non_retryable; a bad host call, an
 // output too large and anything about the plugin itself never do.
 func retryable(f *failure, s *manifest.Step) bool {
 	switch f.cause {
-	case abi.CauseTimeout, abi.CauseTrap, abi.CauseMemoryLimit, abi.CauseInstantiate:
+	case abi.CauseTimeout, abi.CauseTrap, abi.CauseMemoryLimit, abi.CauseInstantiate,
+		abi.CauseHTTPTimeout, abi.CauseHTTPNetwork:
 		return true
 	case abi.CausePluginError:
 		var ce *host.CallError
@@ -356,6 +370,7 @@ func retryable(f *failure, s *manifest.Step) bool {
 			if ce.Guest.Code != "" && slices.Contains(s.NonRetryable, ce.Guest.Code) {
 				return false
 			}
+
 		}
 		return true
 	}
@@ -436,7 +451,7 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 			// a crash.
 			return nil, &StepError{Step: s.ID, Attempt: attempt, Cause: abi.CauseCanceled, Err: fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())}
 		}
-		return &failure{cause: host.CauseOf(err), err: err, dur: dur}, nil
+		return &failure{cause: causeOf(err), err: err, dur: dur}, nil
 	}
 	out, binary := normalizeOutput(res.Output)
 	if len(out) > int(s.MaxOutput) {
@@ -605,7 +620,12 @@ func (x *execution) request(i, attempt int, fn string) host.Request {
 		// The JS step runner's one export runs the script's function fn.
 		fn, config = jsrunner.Export, jsrunner.Config(s.Config, s.PluginPath, l.script, fn)
 	}
+	var http host.HTTPDoer
+	if l.http != nil {
+		http = l.http.Session() // its own request count, for each call
+	}
 	return host.Request{
+		HTTP:           http,
 		Function:       fn,
 		Input:          x.input(l, attempt),
 		Config:         config,

@@ -91,7 +91,7 @@ func (x *execution) rollbackStep(ctx context.Context, i, prevAttempts int) error
 		if errors.Is(err, host.ErrCanceled) {
 			return &StepError{Step: s.ID, Attempt: attempt, Cause: abi.CauseCanceled, Err: fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())}
 		}
-		f := &failure{cause: host.CauseOf(err), err: err, dur: dur}
+		f := &failure{cause: causeOf(err), err: err, dur: dur}
 		retry := left > 1 && retryable(f, s)
 		var delay time.Duration
 		if retry {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/12fa/12fa/abi"
 	"github.com/12fa/12fa/checkpoint"
+	"github.com/12fa/12fa/egress"
 	"github.com/12fa/12fa/host"
 	"github.com/12fa/12fa/inputs"
 	"github.com/12fa/12fa/internal/jsonenc"
@@ -322,6 +323,9 @@ type loaded struct {
 	// script is the source of a JavaScript step, which runs in the JS step
 	// runner (internal/jsrunner); nil for a Wasm plugin.
 	script []byte
+	// http sends the step's HTTP requests under its grants; nil when
+	// allow.hosts grants none.
+	http *egress.Client
 }
 
 // load reads, checks and compiles every step's plugin before anything runs,
@@ -386,6 +390,9 @@ func (r *Runtime) load(ctx context.Context, m *manifest.Manifest) ([]loaded, err
 			}
 		}
 		steps[i] = loaded{step: s, sha: f.sha, plugin: p, script: f.script}
+		if len(s.Allow.Origins) > 0 {
+			steps[i].http = egress.NewClient(s.Policy())
+		}
 	}
 	r.emit(Event{Type: EventPluginsLoaded, Workflow: m.Workflow.Name, Steps: len(plugins), Duration: time.Since(start)})
 	return steps, nil

@@ -5,10 +5,16 @@ package tests
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +26,7 @@ import (
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
 
+	"github.com/12fa/12fa/egress"
 	"github.com/12fa/12fa/host"
 )
 
@@ -36,6 +43,10 @@ type extismCase struct {
 	// calls is how many calls are made in a row on one plugin (default 1);
 	// the outcome of each is compared.
 	calls int
+	// hosts are the origins the case may reach (12fa's allow.hosts; go-sdk
+	// gets their host names as AllowedHosts). Both hosts send them to
+	// referenceServer, whatever name they resolve.
+	hosts []string
 	// diff, when set, is a deliberate difference: the outcomes must differ
 	// (in words, output or logs, never in kind), and diff says why. A case
 	// without it must match go-sdk exactly.
@@ -55,12 +66,12 @@ func (c extismCase) hostMounts(dir string) []host.Mount {
 
 // Deliberate differences.
 const (
-	diffHTTP = "HTTP is refused until steps get it under grants (next issue); go-sdk denies it too, with its own words"
-	diffHost = "host functions 12fa does not provide: refused at load, naming each import (go-sdk fails at instantiation)"
-	diffLink = "module linking: a step is one module; its import of another is refused at load"
-	diffVars = "vars end with the attempt (state that lasts goes through ctx_set): the second call starts with none, go-sdk's keeps the first call's"
-	diffTime = "a timeout is reported in 12fa's words"
-	diffExit = "a guest's exit is reported in 12fa's words"
+	diffHTTPDenied = "a request allow.hosts does not grant: both trap, each in its own words (12fa's name the cause, http_denied)"
+	diffHost       = "host functions 12fa does not provide: refused at load, naming each import (go-sdk fails at instantiation)"
+	diffLink       = "module linking: a step is one module; its import of another is refused at load"
+	diffVars       = "vars end with the attempt (state that lasts goes through ctx_set): the second call starts with none, go-sdk's keeps the first call's"
+	diffTime       = "a timeout is reported in 12fa's words"
+	diffExit       = "a guest's exit is reported in 12fa's words"
 )
 
 var extismCases = []extismCase{
@@ -81,8 +92,10 @@ var extismCases = []extismCase{
 	{wasm: "host.wasm", fn: "run_test", diff: diffHost},
 	{wasm: "host_memory.wasm", fn: "run_test", input: "Frodo", diff: diffHost},
 	{wasm: "host_multiple.wasm", fn: "say_green", input: "John Doe", diff: diffHost},
-	{wasm: "http.wasm", fn: "run_test", diff: diffHTTP},
-	{wasm: "http_headers.wasm", fn: "http_get", input: `{"url":"https://extism.org","headers":{},"method":"GET"}`, diff: diffHTTP},
+	{wasm: "http.wasm", fn: "run_test", hosts: []string{"https://jsonplaceholder.typicode.com"}},
+	{wasm: "http.wasm", fn: "run_test", diff: diffHTTPDenied},
+	{wasm: "http_headers.wasm", fn: "http_get", input: `{"url":"https://extism.org","headers":{},"method":"GET"}`, hosts: []string{"https://extism.org"}},
+	{wasm: "http_headers.wasm", fn: "http_get", input: `{"url":"https://extism.org","headers":{},"method":"GET"}`, hosts: []string{"https://example.org"}, diff: diffHTTPDenied},
 	{wasm: "input_offset.wasm", fn: "input_offset_length", input: "hello world"},
 	{wasm: "log.wasm", fn: "run_test"},
 	{wasm: "main.wasm", fn: "run_test", input: "benjamin", diff: diffLink},
@@ -149,7 +162,14 @@ var goSDKOwnLogs = []string{"Calling function", "Calling _initialize", "Initiali
 
 func runGoSDK(t *testing.T, dir string, c extismCase) []extismOutcome {
 	m := extism.Manifest{Wasm: []extism.Wasm{extism.WasmFile{Path: filepath.Join(dir, "wasm", c.wasm)}},
-		Config: c.config, Memory: &extism.ManifestMemory{MaxPages: 1024, MaxVarBytes: 1 << 20}, Timeout: uint64(c.timeout.Milliseconds())}
+		Config: c.config, Memory: &extism.ManifestMemory{MaxPages: 1024, MaxVarBytes: 1 << 20, MaxHttpResponseBytes: 50 << 20}, Timeout: uint64(c.timeout.Milliseconds())}
+	for _, h := range c.hosts {
+		u, err := url.Parse(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.AllowedHosts = append(m.AllowedHosts, u.Hostname())
+	}
 	if len(c.mounts) > 0 {
 		m.AllowedPaths = map[string]string{}
 		for _, mt := range c.hostMounts(dir) {
@@ -164,7 +184,7 @@ func runGoSDK(t *testing.T, dir string, c extismCase) []extismOutcome {
 	var logs []string
 	extism.SetLogLevel(extism.LogLevelTrace)
 	// As go-sdk's own tests make plugins.
-	cp, err := extism.NewCompiledPlugin(context.Background(), m, extism.PluginConfig{EnableWasi: true}, nil)
+	cp, err := extism.NewCompiledPlugin(context.Background(), m, extism.PluginConfig{EnableWasi: true, EnableHttpResponseHeaders: true}, nil)
 	if err != nil {
 		return []extismOutcome{{kind: "refused", text: firstLineOf(err.Error())}}
 	}
@@ -219,14 +239,32 @@ func run12fa(t *testing.T, h *host.Host, dir string, c extismCase) []extismOutco
 		return []extismOutcome{{kind: "refused", text: firstLineOf(err.Error())}}
 	}
 	mounts := c.hostMounts(dir)
+	var client *egress.Client
+	if len(c.hosts) > 0 {
+		p := egress.Policy{Private: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, TLS: referenceTLS,
+			LookupNetIP: func(context.Context, string) ([]netip.Addr, error) { return []netip.Addr{referenceAddr}, nil },
+			Dial:        referenceDial}
+		for _, h := range c.hosts {
+			o, err := egress.ParseOrigin(h, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Origins = append(p.Origins, o)
+		}
+		client = egress.NewClient(p)
+		defer client.Close()
+	}
 	timeout := c.timeout
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
 	var outs []extismOutcome
 	for range max(c.calls, 1) {
-		res, err := p.Call(context.Background(), host.Request{Function: c.fn, Input: []byte(c.input), Config: c.config,
-			Timeout: timeout, Mounts: mounts})
+		req := host.Request{Function: c.fn, Input: []byte(c.input), Config: c.config, Timeout: timeout, Mounts: mounts}
+		if client != nil {
+			req.HTTP = client.Session()
+		}
+		res, err := p.Call(context.Background(), req)
 		o := extismOutcome{kind: "ok"}
 		var ce *host.CallError
 		switch {
@@ -260,6 +298,43 @@ func run12fa(t *testing.T, h *host.Host, dir string, c extismCase) []extismOutco
 	return outs
 }
 
+// The server both hosts' HTTP requests reach, and how 12fa's reach it.
+var (
+	referenceAddr = netip.MustParseAddr("127.0.0.1")
+	referenceTLS  = &tls.Config{InsecureSkipVerify: true} // its certificate names neither host
+)
+
+// startReferenceServer serves what go-sdk's HTTP plugins fetch (a todo of
+// jsonplaceholder.typicode.com, extism.org's home page) over TLS on
+// loopback, and points go-sdk's HTTP client (http.DefaultClient) at it; the
+// returned function undoes that.
+func startReferenceServer(t *testing.T) func() {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", "Wed, 02 Dec 2026 12:00:00 GMT") // both hosts see the same headers
+		switch {
+		case r.Host == "jsonplaceholder.typicode.com" && r.URL.Path == "/todos/1":
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			fmt.Fprint(w, `{"userId": 1, "id": 1, "title": "delectus aut autem", "completed": false}`)
+		case r.Host == "extism.org":
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Add("Vary", "Accept-Encoding")
+			w.Header().Add("Vary", "Origin")
+			fmt.Fprint(w, "<html>extism</html>")
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	referenceDial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, srv.Listener.Addr().String())
+	}
+	old := http.DefaultTransport
+	http.DefaultTransport = &http.Transport{TLSClientConfig: referenceTLS, Proxy: nil, DialContext: referenceDial}
+	return func() { http.DefaultTransport = old; srv.Close() }
+}
+
+// referenceDial reaches the reference server, whatever address is asked.
+var referenceDial func(ctx context.Context, network, addr string) (net.Conn, error)
+
 func firstLineOf(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return strings.TrimSpace(s)
@@ -275,6 +350,8 @@ func TestExtismReference(t *testing.T) {
 	log.SetOutput(io.Discard)
 	defer log.SetOutput(os.Stderr)
 	dir := goSDKDir(t)
+	stopServer := startReferenceServer(t)
+	defer stopServer()
 	h, err := host.New(context.Background(), host.Config{CacheDir: filepath.Join(cacheDir, "extism")}, nil)
 	if err != nil {
 		t.Fatal(err)

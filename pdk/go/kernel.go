@@ -60,6 +60,9 @@ func hostInputRequest(req uint64) uint64
 //go:wasmimport 12fa:v1 notify
 func hostNotify(doc uint64) uint32
 
+//go:wasmimport 12fa:v1 http
+func hostHTTP(req uint64) uint64
+
 // input copies the call's input out of the kernel.
 func input() []byte {
 	n := extismInputLength()

@@ -26,6 +26,7 @@
 package pdk
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,6 +81,41 @@ func Notify(n Notification) error {
 	} else {
 		return status(uint32(st))
 	}
+}
+
+// HTTPRequest and HTTPResponse are the documents of HTTP; see
+// abi.HTTPRequest.
+type (
+	HTTPRequest  = abi.HTTPRequest
+	HTTPResponse = abi.HTTPResponse
+)
+
+// HTTP sends req under the step's allow.hosts grant and returns the
+// response, whatever its status, its body decoded. When there is none
+// (refused by the grants, a network failure, a timeout, a response over
+// the limits) it returns a *StepError whose Code says why
+// (abi.CauseHTTPDenied …): return it from the step, and the runner retries
+// or not as that code says.
+func HTTP(req HTTPRequest) (*HTTPResponse, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	var resp HTTPResponse
+	if err := json.Unmarshal(load(hostHTTP(alloc(b))), &resp); err != nil {
+		return nil, fmt.Errorf("12fa: decode HTTP response: %w", err)
+	}
+	if resp.Error != nil {
+		return nil, &StepError{Code: string(resp.Error.Code), Message: resp.Error.Message}
+	}
+	if resp.BodyBase64 != "" {
+		body, err := base64.StdEncoding.DecodeString(resp.BodyBase64)
+		if err != nil {
+			return nil, fmt.Errorf("12fa: decode HTTP response body: %w", err)
+		}
+		resp.Body, resp.BodyBase64 = string(body), ""
+	}
+	return &resp, nil
 }
 
 // AskWith is Ask with every field of the request.

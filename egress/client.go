@@ -1,0 +1,451 @@
+package egress
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/12fa/12fa/abi"
+)
+
+// Limits bound a step's HTTP. Zero fields take the defaults.
+type Limits struct {
+	// MaxResponseBytes bounds a response body as the step gets it
+	// (decoded, when the host asked for compression).
+	MaxResponseBytes int64
+	// MaxHeaderBytes bounds a response's headers.
+	MaxHeaderBytes int64
+	// MaxRequests bounds the requests of one attempt; redirect hops count.
+	MaxRequests int
+	// MaxRedirects bounds the redirect hops of one request.
+	MaxRedirects int
+	// Timeout bounds one request, all its hops and its body included,
+	// within the attempt's deadline.
+	Timeout time.Duration
+	// StallTimeout fails a request that gets no byte for this long:
+	// connecting, waiting for headers or reading the body.
+	StallTimeout time.Duration
+}
+
+// Default limits (the README's Limits table).
+const (
+	DefaultTimeout      = 30 * time.Second
+	DefaultStallTimeout = 10 * time.Second
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxResponseBytes <= 0 {
+		l.MaxResponseBytes = abi.DefaultHTTPMaxResponseBytes
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = abi.DefaultHTTPMaxHeaderBytes
+	}
+	if l.MaxRequests <= 0 {
+		l.MaxRequests = abi.DefaultHTTPMaxRequests
+	}
+	if l.MaxRedirects < 0 {
+		l.MaxRedirects = 0
+	} else if l.MaxRedirects == 0 {
+		l.MaxRedirects = abi.DefaultHTTPMaxRedirects
+	}
+	if l.Timeout <= 0 {
+		l.Timeout = DefaultTimeout
+	}
+	if l.StallTimeout <= 0 {
+		l.StallTimeout = DefaultStallTimeout
+	}
+	return l
+}
+
+// Policy is what one step is granted.
+type Policy struct {
+	Origins []Origin
+	// Private lists the non-public ranges the step may dial anyway.
+	Private []netip.Prefix
+	Limits  Limits
+	// NoRedirects returns a redirect to the step instead of following it.
+	NoRedirects bool
+
+	// LookupNetIP resolves a host name; nil is net.DefaultResolver's. Tests
+	// set it to play a hostile DNS server.
+	LookupNetIP func(ctx context.Context, host string) ([]netip.Addr, error)
+	// TLS, when set, is the TLS configuration (tests: a test server's CA).
+	TLS *tls.Config
+	// Dial, when set, dials an address that passed the checks instead of
+	// the checking net.Dialer. Tests use it to reach a server on another
+	// port than the URL's; nothing else should.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Client sends the HTTP requests of one step, under its Policy. It keeps
+// connections between requests and attempts; it is safe for concurrent use.
+type Client struct {
+	p         Policy
+	transport *http.Transport
+}
+
+// NewClient returns a client for p. The host's proxy settings
+// (HTTP_PROXY …) are never used: a proxy would be dialed instead of the
+// host the grants name, and its address checked instead of the target's.
+func NewClient(p Policy) *Client {
+	p.Limits = p.Limits.withDefaults()
+	c := &Client{p: p}
+	c.transport = &http.Transport{
+		Proxy:                  nil,
+		DialContext:            c.dial,
+		TLSClientConfig:        p.TLS,
+		ForceAttemptHTTP2:      true,
+		TLSHandshakeTimeout:    p.Limits.StallTimeout,
+		ResponseHeaderTimeout:  p.Limits.StallTimeout,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: p.Limits.MaxHeaderBytes,
+		MaxIdleConns:           16,
+		IdleConnTimeout:        30 * time.Second,
+	}
+	return c
+}
+
+// Close drops the client's idle connections.
+func (c *Client) Close() { c.transport.CloseIdleConnections() }
+
+// Session is one attempt's use of a client: it counts the attempt's
+// requests against Limits.MaxRequests.
+type Session struct {
+	c    *Client
+	sent atomic.Int64
+}
+
+// Session starts the HTTP of one attempt.
+func (c *Client) Session() *Session { return &Session{c: c} }
+
+// blockedError is a dial refused by checkAddr.
+type blockedError struct{ err error }
+
+func (e *blockedError) Error() string { return e.err.Error() }
+
+// dial resolves addr's host, checks every address it would dial and dials
+// the first that is allowed and answers. The dialer's Control checks the
+// address once more as the socket is made, so that nothing between here and
+// connect(2) can change what is dialed.
+func (c *Client) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("bad port %q", portStr)
+	}
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a}
+	} else {
+		lookup := c.p.LookupNetIP
+		if lookup == nil {
+			lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+				return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+			}
+		}
+		if addrs, err = lookup(ctx, host); err != nil {
+			return nil, err
+		}
+	}
+	d := net.Dialer{Control: func(_, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return &blockedError{fmt.Errorf("cannot check address %q", address)}
+		}
+		if err := checkAddr(ap.Addr(), c.p.Private); err != nil {
+			return &blockedError{err}
+		}
+		return nil
+	}}
+	literal := len(addrs) == 1 && addrs[0].String() == host
+	var firstErr error
+	for _, a := range addrs {
+		if err := checkAddr(a, c.p.Private); err != nil {
+			if firstErr == nil {
+				if !literal {
+					err = fmt.Errorf("%s: %w", host, err)
+				}
+				firstErr = &blockedError{err}
+			}
+			continue
+		}
+		dial := d.DialContext
+		if c.p.Dial != nil {
+			dial = c.p.Dial
+		}
+		conn, err := dial(ctx, network, netip.AddrPortFrom(a.Unmap(), uint16(port)).String())
+		if err == nil {
+			return conn, nil
+		}
+		if firstErr == nil || isBlocked(firstErr) {
+			firstErr = err
+		}
+	}
+	if firstErr == nil {
+		firstErr = fmt.Errorf("%s has no address", host)
+	}
+	return nil, firstErr
+}
+
+func isBlocked(err error) bool {
+	var b *blockedError
+	return errors.As(err, &b)
+}
+
+// errStalled is the cause of a request canceled for want of progress.
+var errStalled = errors.New("stalled")
+
+// stall cancels a request when no byte comes for a while.
+type stall struct {
+	t *time.Timer
+	d time.Duration
+}
+
+func (s *stall) progress() { s.t.Reset(s.d) }
+
+// stallReader reads a body, counting each read that brings bytes as
+// progress.
+type stallReader struct {
+	r io.Reader
+	s *stall
+}
+
+func (r stallReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.s.progress()
+	}
+	return n, err
+}
+
+// fail makes the response of a request that got none.
+func fail(code abi.Cause, format string, args ...any) abi.HTTPResponse {
+	return abi.HTTPResponse{Error: &abi.HTTPError{Code: code, Message: fmt.Sprintf(format, args...)}}
+}
+
+// isCredential reports whether a request header may carry a credential,
+// which a redirect to another origin must not pass on. Go's own client
+// drops only Authorization, Cookie and a few more, so an API key in
+// X-Api-Key would follow a redirect anywhere; this drops every header
+// whose name says it could hold one.
+func isCredential(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"auth", "cookie", "key", "token", "secret", "session", "signature", "password", "credential"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// Do sends req under the policy, following redirects itself (each hop is
+// checked against the grants, and against the attempt's request count), and
+// returns the response or why there is none. It never panics and never
+// returns a Go error: everything a step needs to know is in the response.
+func (s *Session) Do(ctx context.Context, req abi.HTTPRequest) abi.HTTPResponse {
+	p := &s.c.p
+	method := strings.ToUpper(req.Method)
+	if method == "" {
+		method = http.MethodGet
+	}
+	u, err := url.Parse(req.URL)
+	if err != nil {
+		return fail(abi.CauseHTTPBadRequest, "bad URL: %v", unwrapURLError(err))
+	}
+	if u.User != nil {
+		return fail(abi.CauseHTTPBadRequest, "URL %s carries userinfo; send credentials in a header", redactURL(u))
+	}
+	if _, _, _, ok := target(u); !ok {
+		return fail(abi.CauseHTTPBadRequest, "URL %s is not an http or https URL with a host", redactURL(u))
+	}
+	body, err := req.BodyBytes()
+	if err != nil {
+		return fail(abi.CauseHTTPBadRequest, "%v", err)
+	}
+	header := http.Header{}
+	for name, values := range req.Headers {
+		for _, v := range values {
+			header.Add(name, v)
+		}
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, p.Limits.Timeout, fmt.Errorf("%w: the request took more than %s", context.DeadlineExceeded, p.Limits.Timeout))
+	defer cancel()
+	ctx, cancelStall := context.WithCancelCause(ctx)
+	defer cancelStall(nil)
+	st := &stall{d: p.Limits.StallTimeout}
+	st.t = time.AfterFunc(st.d, func() { cancelStall(errStalled) })
+	defer st.t.Stop()
+
+	for hop := 0; ; hop++ {
+		allowed := false
+		for _, o := range p.Origins {
+			if o.Allows(method, u) {
+				allowed = true
+				break
+			}
+		}
+		if !allowed {
+			if hop == 0 {
+				return fail(abi.CauseHTTPDenied, "%s %s is not granted by the step's allow.hosts", method, origin(u))
+			}
+			return fail(abi.CauseHTTPRedirectDenied, "redirect %d leads to %s %s, which the step's allow.hosts does not grant", hop, method, origin(u))
+		}
+		if n := s.sent.Add(1); n > int64(p.Limits.MaxRequests) {
+			return fail(abi.CauseHTTPLimit, "more than %d HTTP requests in one attempt", p.Limits.MaxRequests)
+		}
+		hr, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
+		if err != nil {
+			return fail(abi.CauseHTTPBadRequest, "%v", unwrapURLError(err))
+		}
+		if len(body) == 0 {
+			hr.Body, hr.ContentLength = http.NoBody, 0
+		}
+		hr.Header = header.Clone()
+		st.progress()
+		resp, err := s.c.transport.RoundTrip(hr)
+		if err != nil {
+			return s.transportFailure(ctx, u, err)
+		}
+		st.progress()
+		loc := resp.Header.Get("Location")
+		if p.NoRedirects || loc == "" || !isRedirect(resp.StatusCode) {
+			return s.read(ctx, u, resp, st)
+		}
+		drain(resp.Body)
+		if hop >= p.Limits.MaxRedirects {
+			return fail(abi.CauseHTTPRedirectDenied, "more than %d redirects", p.Limits.MaxRedirects)
+		}
+		next, err := u.Parse(loc)
+		if err != nil {
+			return fail(abi.CauseHTTPRedirectDenied, "redirect to a bad URL: %v", unwrapURLError(err))
+		}
+		if next.User != nil {
+			return fail(abi.CauseHTTPRedirectDenied, "redirect to %s carries userinfo", redactURL(next))
+		}
+		// A 303, or a 301/302 after a POST, becomes a GET without a body
+		// (what browsers and Go's client do); 307 and 308 keep both.
+		if resp.StatusCode == http.StatusSeeOther ||
+			((resp.StatusCode == http.StatusMovedPermanently || resp.StatusCode == http.StatusFound) && method == http.MethodPost) {
+			if method != http.MethodHead {
+				method = http.MethodGet
+			}
+			body = nil
+			header.Del("Content-Type")
+			header.Del("Content-Length")
+		}
+		if !sameOrigin(u, next) {
+			for name := range header {
+				if isCredential(name) {
+					delete(header, name)
+				}
+			}
+		}
+		u = next
+	}
+}
+
+func isRedirect(code int) bool {
+	switch code {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+// drain reads a little of a body that is thrown away, so that its
+// connection can serve again, and closes it.
+func drain(b io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, b, 4<<10)
+	_ = b.Close()
+}
+
+// read takes the response's body, within the limits.
+func (s *Session) read(ctx context.Context, u *url.URL, resp *http.Response, st *stall) abi.HTTPResponse {
+	defer resp.Body.Close()
+	max := s.c.p.Limits.MaxResponseBytes
+	if resp.ContentLength > max {
+		return fail(abi.CauseHTTPTooLarge, "the response body is %d bytes, the limit is %d", resp.ContentLength, max)
+	}
+	// Read at most one byte more than allowed, whatever Content-Length
+	// claims (and however well a gzip body compresses: this counts the
+	// decoded bytes).
+	var buf bytes.Buffer
+	if resp.ContentLength > 0 {
+		buf.Grow(int(resp.ContentLength))
+	}
+	_, err := buf.ReadFrom(io.LimitReader(stallReader{resp.Body, st}, max+1))
+	if err != nil {
+		return s.transportFailure(ctx, u, err)
+	}
+	if int64(buf.Len()) > max {
+		return fail(abi.CauseHTTPTooLarge, "the response body is over the limit of %d bytes", max)
+	}
+	out := abi.HTTPResponse{Status: resp.StatusCode, Body: buf.String(), URL: u.String(),
+		Headers: make(map[string][]string, len(resp.Header))}
+	for name, values := range resp.Header {
+		out.Headers[strings.ToLower(name)] = values
+	}
+	return out
+}
+
+// transportFailure names why a request got no response.
+func (s *Session) transportFailure(ctx context.Context, u *url.URL, err error) abi.HTTPResponse {
+	lim := s.c.p.Limits
+	switch {
+	case isBlocked(err):
+		var b *blockedError
+		errors.As(err, &b)
+		return fail(abi.CauseHTTPBlockedAddress, "%s: %v", origin(u), b.err)
+	case errors.Is(context.Cause(ctx), errStalled):
+		return fail(abi.CauseHTTPTimeout, "%s: no byte for %s (stall timeout)", origin(u), lim.StallTimeout)
+	case ctx.Err() != nil:
+		return fail(abi.CauseHTTPTimeout, "%s: %v", origin(u), context.Cause(ctx))
+	case strings.Contains(err.Error(), "server response headers exceeded"):
+		// net/http's error for MaxResponseHeaderBytes is not exported.
+		return fail(abi.CauseHTTPTooLarge, "%s: the response headers are over the limit of %d bytes", origin(u), lim.MaxHeaderBytes)
+	case strings.Contains(err.Error(), "timeout awaiting response headers"):
+		return fail(abi.CauseHTTPTimeout, "%s: no response headers within %s (stall timeout)", origin(u), lim.StallTimeout)
+	}
+	return fail(abi.CauseHTTPNetwork, "%s: %v", origin(u), unwrapURLError(err))
+}
+
+// origin is u's scheme, host and port, what messages name (never its path
+// or query, which may hold what a step should not see in a log).
+func origin(u *url.URL) string {
+	return strings.ToLower(u.Scheme) + "://" + u.Host
+}
+
+func redactURL(u *url.URL) string {
+	c := *u
+	if c.User != nil {
+		c.User = url.User("REDACTED")
+	}
+	c.RawQuery, c.Fragment = "", ""
+	return c.String()
+}
+
+// unwrapURLError drops *url.Error's "Get URL:" prefix, which repeats the
+// whole URL (query included) into messages.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
