@@ -104,6 +104,15 @@ const (
 	// CauseHTTPLimit: the attempt sent as many requests as it may. Not
 	// retried.
 	CauseHTTPLimit Cause = "http_limit"
+	// CauseHTTPOutcomeUnknown: a request whose effect must not happen twice
+	// was sent by an attempt that died before its response was recorded;
+	// it is not sent again. The run pauses for a person.
+	CauseHTTPOutcomeUnknown Cause = "http_outcome_unknown"
+	// CauseReplayDiverged: a step run again (after a question or a crash)
+	// made another call where an earlier attempt made one whose effect must
+	// not happen twice (a POST of a step that is not idempotent). The run
+	// pauses for a person.
+	CauseReplayDiverged Cause = "replay_diverged"
 )
 
 // causes lists every Cause above, for Known.
@@ -117,7 +126,7 @@ var causes = map[Cause]bool{
 	CauseRequested: true, CauseRollback: true,
 	CauseHTTPDenied: true, CauseHTTPRedirectDenied: true, CauseHTTPBlockedAddress: true,
 	CauseHTTPBadRequest: true, CauseHTTPTooLarge: true, CauseHTTPTimeout: true,
-	CauseHTTPNetwork: true, CauseHTTPLimit: true,
+	CauseHTTPNetwork: true, CauseHTTPLimit: true, CauseHTTPOutcomeUnknown: true, CauseReplayDiverged: true,
 }
 
 // HostCall reports whether c is why a host call (HTTP) got no result: a
@@ -126,10 +135,18 @@ var causes = map[Cause]bool{
 func (c Cause) HostCall() bool {
 	switch c {
 	case CauseHTTPDenied, CauseHTTPRedirectDenied, CauseHTTPBlockedAddress, CauseHTTPBadRequest,
-		CauseHTTPTooLarge, CauseHTTPTimeout, CauseHTTPNetwork, CauseHTTPLimit:
+		CauseHTTPTooLarge, CauseHTTPTimeout, CauseHTTPNetwork, CauseHTTPLimit,
+		CauseHTTPOutcomeUnknown, CauseReplayDiverged:
 		return true
 	}
 	return false
+}
+
+// NeedsPerson reports whether a step that failed with c must wait for a
+// person whatever its on_failure says: the run pauses, never fails or
+// rolls back on its own.
+func (c Cause) NeedsPerson() bool {
+	return c == CauseHTTPOutcomeUnknown || c == CauseReplayDiverged
 }
 
 // Known reports whether c is one of the causes this version defines.

@@ -207,6 +207,10 @@ type HTTPLimits struct {
 	// Redirects bounds the redirects followed (default 5, at most 20; 0
 	// returns a redirect to the step instead).
 	Redirects *int `toml:"redirects"`
+	// IdempotencyKey adds an Idempotency-Key header to each request that
+	// has none, the same for the same call of the step in every attempt
+	// (derived from the run, the step and the call's sequence number).
+	IdempotencyKey bool `toml:"idempotency_key"`
 }
 
 // Policy returns the step's HTTP grants as egress takes them.

@@ -36,8 +36,11 @@ const (
 	EventRollbackCompleted EventType = "rollback_completed"
 	EventRollbackFailed    EventType = "rollback_failed"
 	EventRunRolledBack     EventType = "run_rolled_back"
-	EventRunCompleted      EventType = "run_completed"
-	EventRunFailed         EventType = "run_failed"
+	// EventHostCall: a step's attempt made a host call (Call), live or
+	// replayed from an earlier attempt's record.
+	EventHostCall     EventType = "host_call"
+	EventRunCompleted EventType = "run_completed"
+	EventRunFailed    EventType = "run_failed"
 )
 
 // Event is something that happened in a run, for progress output.
@@ -62,6 +65,8 @@ type Event struct {
 	Err error
 	// Questions are the unanswered questions of a step_waiting event.
 	Questions []inputs.Question
+	// Call is the host call of a host_call event.
+	Call *CallInfo
 	// RetryIn is the wait before the next attempt (step_failed with a retry
 	// scheduled; 0 when the step failed for good).
 	RetryIn time.Duration

@@ -427,6 +427,9 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 
 	req := x.request(i, attempt, s.Function)
 	req.Timeout = timeout
+	if req.HTTP != nil {
+		req.HTTP = x.calls(i, attempt, req.HTTP)
+	}
 	req.Inputs = stepInputs{store: x.rt.inputs, run: x.runID, step: s.ID}
 	if x.notifier != nil {
 		req.Notifier = runNotifier{x}
@@ -593,6 +596,8 @@ func (x *execution) failedForGood(ctx context.Context, i, attempt int, f *failur
 	s := x.steps[i].step
 	end, sentinel := state.EventRunPaused, ErrRunPaused
 	switch {
+	case f.cause.NeedsPerson():
+		// Whatever on_failure says: only a person can tell what happened.
 	case rollsBack(s):
 		end, sentinel = state.EventRunRollingBack, ErrRolledBack
 	case s.OnFailure != manifest.OnFailurePause:
@@ -604,7 +609,7 @@ func (x *execution) failedForGood(ctx context.Context, i, attempt int, f *failur
 		Event{Type: EventStepFailed, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: f.dur, Err: serr}); jerr != nil {
 		return errors.Join(serr, fmt.Errorf("journal failure of step %q: %w", s.ID, jerr))
 	}
-	if rollsBack(s) {
+	if rollsBack(s) && !f.cause.NeedsPerson() {
 		return x.rollback(ctx, &StepError{Step: s.ID, Attempt: attempt, Cause: f.cause, Err: fmt.Errorf("%w: %w", ErrStepFailed, f.err)})
 	}
 	x.rt.emit(Event{Type: EventRunFailed, Run: x.runID, Workflow: x.m.Workflow.Name, Err: serr})

@@ -667,6 +667,8 @@ func progressEntry(e Event) progress.Entry {
 		p.Phase = "rollback"
 	case EventStepLog:
 		p.Phase, p.Action, p.Details = "log", e.Log.Source+"."+e.Log.Level.String(), e.Log.Message
+	case EventHostCall:
+		p.Phase, p.Action, p.Details = "call", e.Call.Kind, e.Call.String()
 	default:
 		p.Phase = "step"
 	}

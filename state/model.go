@@ -61,6 +61,15 @@ const (
 	EventRunRolledBack EventType = "run_rolled_back"
 	// EventRunRollbackFailed ends a rollback that could not finish.
 	EventRunRollbackFailed EventType = "run_rollback_failed"
+	// EventHostCallStarted is made durable before a host call whose effect
+	// must not happen twice is sent (a POST of a step that is not
+	// idempotent): one without its EventHostCall means nobody knows whether
+	// it took effect.
+	EventHostCallStarted EventType = "host_call_started"
+	// EventHostCall records a host call of an attempt and its result
+	// (Call), so that the step's next attempt after a suspension or a crash
+	// gets the result back instead of calling again.
+	EventHostCall EventType = "host_call"
 )
 
 // Record is one line of the journal.
@@ -106,6 +115,29 @@ type Record struct {
 
 	// EventStepCompleted copied from another run by a fork: that run's id.
 	ForkedFrom string `json:"forked_from,omitempty"`
+
+	// EventHostCallStarted and EventHostCall.
+	Call *HostCall `json:"call,omitempty"`
+}
+
+// HostCall is one recorded host call of an attempt (an HTTP request).
+type HostCall struct {
+	// Seq numbers the attempt's host calls from 0.
+	Seq  int    `json:"seq"`
+	Kind string `json:"kind"` // "http"
+	// Key is a hash of the request as the step made it (before the host
+	// added any secret); a later attempt's call matches only with the
+	// same Seq and Key.
+	Key    string `json:"key"`
+	Method string `json:"method,omitempty"`
+	// Origin is where the request went (scheme://host:port), for people.
+	Origin string `json:"origin,omitempty"`
+	// Result is the result document (an abi.HTTPResponse); nil in an
+	// EventHostCallStarted.
+	Result json.RawMessage `json:"result,omitempty"`
+	// Blob is the sha256 of the blob holding the result's body, when it
+	// was too large to go in the record.
+	Blob string `json:"blob,omitempty"`
 }
 
 // StepDecl is a step as declared when its run started.
@@ -201,6 +233,10 @@ type Step struct {
 	ContextWrites map[string]json.RawMessage `json:"context_writes,omitempty"`
 	// ForkedFrom names the run this step's result was copied from.
 	ForkedFrom string `json:"forked_from,omitempty"`
+	// Calls are the host calls recorded since the step's last failed
+	// attempt (in the order made), which its next attempt replays; they
+	// are dropped when an attempt fails or the step completes.
+	Calls []HostCall `json:"calls,omitempty"`
 	// Rollback and RollbackAttempt follow the step's rollback.
 	Rollback        RollbackStatus `json:"rollback,omitempty"`
 	RollbackAttempt int            `json:"rollback_attempt,omitempty"`
@@ -277,6 +313,9 @@ func validate(runs map[string]*Run, recs []*Record) error {
 		if rec.Step != "" && !hasStep(rec.Step) {
 			return fmt.Errorf("run %q has no step %q", rec.Run, rec.Step)
 		}
+		if (rec.Type == EventHostCall || rec.Type == EventHostCallStarted) && (rec.Call == nil || rec.Call.Key == "") {
+			return fmt.Errorf("%s record without a call", rec.Type)
+		}
 	}
 	return nil
 }
@@ -288,13 +327,14 @@ var knownEvents = map[EventType]bool{
 	EventRunRollingBack: true, EventRollbackStarted: true, EventRollbackCompleted: true,
 	EventRollbackFailed: true, EventRunRolledBack: true, EventRunRollbackFailed: true,
 	EventStepWaiting: true, EventRunWaiting: true, EventRunRestored: true,
+	EventHostCallStarted: true, EventHostCall: true,
 }
 
 var stepEvents = map[EventType]bool{
 	EventStepStarted: true, EventStepCompleted: true, EventStepFailed: true,
 	EventStepMarkedDone: true, EventPluginUpgraded: true, EventStepRetry: true,
 	EventRollbackStarted: true, EventRollbackCompleted: true, EventRollbackFailed: true,
-	EventStepWaiting: true,
+	EventStepWaiting: true, EventHostCallStarted: true, EventHostCall: true,
 }
 
 // apply folds one record into runs. Records read back from a journal are
@@ -337,7 +377,7 @@ func apply(runs map[string]*Run, rec *Record) error {
 		s.Status, s.EndedAt, s.DurationMS = StepCompleted, rec.Time, rec.DurationMS
 		s.Output, s.OutputSize, s.OutputBinary = rec.Output, len(rec.Output), rec.OutputBinary
 		s.MarkedDone = rec.Type == EventStepMarkedDone
-		s.ContextWrites, s.ForkedFrom = rec.Context, rec.ForkedFrom
+		s.ContextWrites, s.ForkedFrom, s.Calls = rec.Context, rec.ForkedFrom, nil
 		s.Cause, s.Error = "", ""
 		if rec.Attempt > 0 {
 			s.Attempt = rec.Attempt
@@ -354,7 +394,7 @@ func apply(runs map[string]*Run, rec *Record) error {
 		}
 	case EventStepFailed:
 		s.Status, s.EndedAt, s.DurationMS = StepFailed, rec.Time, rec.DurationMS
-		s.Cause, s.Error = rec.Cause, rec.Error
+		s.Cause, s.Error, s.Calls = rec.Cause, rec.Error, nil
 		if rec.Attempt > 0 {
 			s.Attempt = rec.Attempt
 		}
@@ -364,6 +404,16 @@ func apply(runs map[string]*Run, rec *Record) error {
 		s.NextAttemptAt, s.SeriesStart, s.AttemptsLeft = rec.NotBefore, rec.SeriesStart, rec.Remaining
 	case EventPluginUpgraded:
 		s.Plugin = rec.Plugin
+	case EventHostCallStarted, EventHostCall:
+		// Copy on write: clones of the run (Store.Run) share the slice.
+		c := *rec.Call
+		if n := len(s.Calls); n > 0 && s.Calls[n-1].Seq == c.Seq && s.Calls[n-1].Result == nil {
+			calls := slices.Clone(s.Calls)
+			calls[n-1] = c // the result of the call whose start was recorded
+			s.Calls = calls
+		} else {
+			s.Calls = append(slices.Clip(s.Calls), c)
+		}
 	case EventRunCompleted:
 		r.Status = RunCompleted
 	case EventRunFailed:

@@ -309,6 +309,8 @@ func (p *printer) event(e runtime.Event) {
 		}
 	case runtime.EventStepLog:
 		line = fmt.Sprintf("    %s %s: %s\n", e.Step, logTag(e), termsafe.Text(e.Log.Message))
+	case runtime.EventHostCall:
+		line = fmt.Sprintf("    %s %s: %s\n", e.Step, e.Call.Kind, termsafe.Text(e.Call.String()))
 	case runtime.EventStepCompleted:
 		line = fmt.Sprintf("[%d/%d] %s: ok in %s: %s\n", e.Index+1, steps, e.Step, e.Duration.Round(10*time.Microsecond), shorten(e.Output))
 	case runtime.EventStepMarkedDone:

@@ -7,13 +7,15 @@
 // runs again.
 //
 // Input: {"requests": [{"method": "POST", "url": "…", "headers": {…},
-// "body": "…"}], "ask": "question"}
+// "body": "…"}], "ask": "question", "vary": false}
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o fetch.wasm .
 package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 
 	pdk "github.com/12fa/12fa/pdk/go"
 )
@@ -21,6 +23,9 @@ import (
 type input struct {
 	Requests []pdk.HTTPRequest `json:"requests"`
 	Ask      string            `json:"ask"`
+	// Vary adds the attempt number to each URL's query: requests that
+	// differ from one attempt to the next, as a timestamp in a body would.
+	Vary bool `json:"vary"`
 }
 
 type result struct {
@@ -39,6 +44,13 @@ func run() int32 {
 		}
 		var out []result
 		for _, req := range in.Requests {
+			if in.Vary {
+				sep := "?"
+				if strings.Contains(req.URL, "?") {
+					sep = "&"
+				}
+				req.URL += fmt.Sprintf("%sattempt=%d", sep, env.Attempt)
+			}
 			resp, err := pdk.HTTP(req)
 			if err != nil {
 				return nil, err
