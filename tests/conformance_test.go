@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	stdhttp "net/http"
+	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	"github.com/12fa/12fa/abi"
+	"github.com/12fa/12fa/egress"
 	"github.com/12fa/12fa/host"
 	"github.com/12fa/12fa/internal/jsrunner"
 	"github.com/12fa/12fa/manifest"
@@ -98,12 +102,18 @@ func loadGreet(t *testing.T, h *host.Host, rel string) greetPlugin {
 
 func callGreet(t *testing.T, p greetPlugin, input any, answer string, ctx ctxMap) greetCall {
 	t.Helper()
+	return callGreetHTTP(t, p, input, answer, ctx, nil)
+}
+
+// callGreetHTTP is callGreet with the step's HTTP (nil: none granted).
+func callGreetHTTP(t *testing.T, p greetPlugin, input any, answer string, ctx ctxMap, http host.HTTPDoer) greetCall {
+	t.Helper()
 	in, _ := json.Marshal(input)
 	env, _ := json.Marshal(abi.Envelope{Workflow: "conformance", RunID: "r1", Step: "greet", Attempt: 1, Input: in})
 	q := &oneQuestion{answer: answer}
 	n := &notifications{}
 	res, err := p.Call(t.Context(), host.Request{Input: env, Timeout: 10 * time.Second,
-		Context: ctx, Inputs: q, Notifier: n, Config: p.config})
+		Context: ctx, Inputs: q, Notifier: n, Config: p.config, HTTP: http})
 	return greetCall{res: res, err: err, asked: q.asked, sent: n.got}
 }
 
@@ -130,6 +140,16 @@ func TestConformance_Greet(t *testing.T) {
 	}
 	defer h.Close(t.Context())
 	const name = `Zoë "Z" \ 🚀`
+	srv := httptest.NewServer(stdhttp.HandlerFunc(func(w stdhttp.ResponseWriter, r *stdhttp.Request) {
+		fmt.Fprintf(w, "hello from %s, %s", r.URL.Path, name)
+	}))
+	defer srv.Close()
+	o, err := egress.ParseOrigin(srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := egress.NewClient(egress.Policy{Origins: []egress.Origin{o}, Private: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+	defer web.Close()
 	checks := []struct {
 		name string
 		run  func(t *testing.T, lang string, p greetPlugin) error
@@ -218,6 +238,22 @@ func TestConformance_Greet(t *testing.T) {
 				return fmt.Errorf("asked %+v", c.asked)
 			}
 			return nil
+		}},
+		{"http", func(t *testing.T, lang string, p greetPlugin) error {
+			c := callGreetHTTP(t, p, map[string]string{"name": "Ada", "url": srv.URL + "/" + lang}, "formal", nil, web.Session())
+			if c.err != nil {
+				return c.err
+			}
+			var out struct{ Fetched string }
+			if err := json.Unmarshal(c.res.Output, &out); err != nil || out.Fetched != "hello from /"+lang+", "+name {
+				return fmt.Errorf("fetched %q (%v) from %s", out.Fetched, err, c.res.Output)
+			}
+			return nil
+		}},
+		{"http: not granted", func(t *testing.T, lang string, p greetPlugin) error {
+			// The kit fails the step with the response's code, leaving the
+			// retry to the host (which never retries http_denied).
+			return wantGuestError(callGreet(t, p, map[string]string{"name": "Ada", "url": srv.URL}, "formal", nil).err, "http_denied", true)
 		}},
 		{"error: missing input", func(t *testing.T, lang string, p greetPlugin) error {
 			return wantGuestError(callGreet(t, p, map[string]string{}, "", nil).err, "no_name", false)

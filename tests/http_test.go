@@ -282,3 +282,37 @@ http = { timeout = "100ms" }
 		t.Errorf("%d hits, %d http_timeout lines; want 3 attempts\n%s", s.hits.Load(), got, out)
 	}
 }
+
+// TestHTTPFromJS: a JavaScript step's host.fetch (fetch-shaped, on
+// host.http) through the binary, and its rejection with the cause.
+func TestHTTPFromJS(t *testing.T) {
+	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		b := make([]byte, 16)
+		n, _ := r.Body.Read(b)
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.Header.Get("X-A"), b[:n])
+	})
+	dir := t.TempDir()
+	script := `async function run(env) {
+  const r = await host.fetch(env.input.url, { method: "POST", headers: { "X-A": "1" }, body: "payload" });
+  const out = { ok: r.ok, status: r.status, type: r.headers.get("Content-Type"), body: await r.text() };
+  try { await host.fetch("https://denied.example/"); } catch (e) { out.denied = e.code; }
+  return out;
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "step.js"), []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := fmt.Sprintf("[workflow]\nname = \"js\"\n[[step]]\nid = \"js\"\nplugin = \"step.js\"\ninput = { url = %q }\n[step.allow]\nhosts = [%q]\nprivate = [\"127.0.0.1\"]\n", s.URL+"/p", s.URL)
+	path := filepath.Join(dir, "plugin-manifest.toml")
+	if err := os.WriteFile(path, []byte(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := run12faIn(t, dir, "run", path)
+	step, _ := fetchStatus(t, dir)
+	var got map[string]any
+	_ = json.Unmarshal(step.Output, &got)
+	if step.Status != "completed" || got["body"] != "POST 1 payload" || got["ok"] != true || got["type"] != "text/plain" || got["denied"] != "http_denied" {
+		t.Fatalf("%+v %v\n%s", step, got, out)
+	}
+}

@@ -3,7 +3,7 @@
 
 import { Config, Host, Memory } from "@extism/as-pdk";
 import { error_set, length, output_set } from "@extism/as-pdk/lib/env";
-import { Value, parse, quote } from "./json";
+import { OBJECT, Value, parse, quote } from "./json";
 
 export { Value, parse, quote, err } from "./json";
 
@@ -17,6 +17,8 @@ declare function host_log(level: i32, msg: u64): u32;
 declare function host_input_request(req: u64): u64;
 @external("12fa:v1", "notify")
 declare function host_notify(doc: u64): u32;
+@external("12fa:v1", "http")
+declare function host_http(req: u64): u64;
 
 // Log levels and host statuses of abi v1.
 export const TRACE: i32 = 0;
@@ -104,6 +106,25 @@ export function ask(key: string, question: string, options: Array<string> = []):
 // actions}.
 export function notify(json: string): u32 {
   return host_notify(put(json));
+}
+
+// http sends an HTTP request under the step's allow.hosts grant. req is
+// the request document ({"method","url","headers":{"name":["value"]},
+// "body"}); the result is the response document ({"status","headers",
+// "body" or "body_base64","url"}), whatever its status, or
+// {"error":{"code","message"}} when there is none: pass it to httpFailed.
+export function http(req: string): Value {
+  return parse(get(host_http(put(req))));
+}
+
+// httpFailed fails the step with a response's error and returns 1 (return
+// it from the export), or returns 0 when resp is a response. The code
+// (http_timeout, http_denied …) tells the host whether to retry.
+export function httpFailed(resp: Value): i32 {
+  const e = resp.get("error");
+  if (e.kind != OBJECT) return 0;
+  error_set(put("{\"code\":" + quote(e.get("code").s) + ",\"message\":" + quote(e.get("message").s) + "}"));
+  return 1;
 }
 
 // config returns the step's config value for key, or null.

@@ -45,6 +45,7 @@ TFA_IMPORT("12fa:v1", "ctx_set") uint32_t tfa_h_ctx_set(uint64_t key, uint64_t v
 TFA_IMPORT("12fa:v1", "log") uint32_t tfa_h_log(int32_t level, uint64_t msg);
 TFA_IMPORT("12fa:v1", "input_request") uint64_t tfa_h_input_request(uint64_t req);
 TFA_IMPORT("12fa:v1", "notify") uint32_t tfa_h_notify(uint64_t doc);
+TFA_IMPORT("12fa:v1", "http") uint64_t tfa_h_http(uint64_t req);
 
 /* Log levels and host statuses (abi/abi.go). */
 enum { TFA_TRACE, TFA_DEBUG, TFA_INFO, TFA_WARN, TFA_ERROR };
@@ -355,5 +356,33 @@ static inline int tfa_ask(const char *key, const char *question, const char *con
 /* tfa_notify sends a notification; doc is its JSON document
  * ({"title","message","priority","tags","click","actions"}). */
 static inline uint32_t tfa_notify(const char *doc) { return tfa_h_notify(tfa_put_str(doc)); }
+
+/* tfa_http sends an HTTP request under the step's allow.hosts grant. req
+ * is its JSON document ({"method","url","headers":{"name":["value"]},
+ * "body"}); the result (the caller frees it) is the response document,
+ * {"status","headers","body" or "body_base64","url"}, or
+ * {"error":{"code","message"}} when there is none. */
+static inline char *tfa_http(const char *req) { return tfa_get(tfa_h_http(tfa_put_str(req)), NULL); }
+
+/* tfa_http_failed fails the step with a response's error, if it has one,
+ * and returns 1 (return it from the export); 0 when resp is a response.
+ * The code (http_timeout, http_denied …) tells the host whether to retry. */
+static inline int32_t tfa_http_failed(const char *resp) {
+	size_t n;
+	const char *e = tfa_json_field(resp, resp + strlen(resp), "error", &n);
+	if (!e || n == 0 || e[0] != '{') return 0;
+	char *code = tfa_json_get_string(e, "code"), *message = tfa_json_get_string(e, "message");
+	tfa_buf b = {0};
+	tfa_buf_str(&b, "{\"code\":");
+	tfa_buf_json(&b, code ? code : "http_error");
+	tfa_buf_str(&b, ",\"message\":");
+	tfa_buf_json(&b, message ? message : "");
+	tfa_buf_str(&b, "}");
+	tfa_x_error_set(tfa_put(b.p, b.n));
+	free(b.p);
+	free(code);
+	free(message);
+	return 1;
+}
 
 #endif

@@ -77,6 +77,17 @@ static JSValue raw_ask(JSContext *c, JSValueConst this, int argc, JSValueConst *
 	return js_str_or_null(c, resp);
 }
 
+/* raw_http takes the HTTP request document and returns the response's. */
+static JSValue raw_http(JSContext *c, JSValueConst this, int argc, JSValueConst *argv) {
+	(void)this;
+	size_t n;
+	const char *req = JS_ToCStringLen(c, &n, argc > 0 ? argv[0] : JS_UNDEFINED);
+	if (!req) return JS_EXCEPTION;
+	char *resp = tfa_get(tfa_h_http(tfa_put(req, n)), NULL);
+	JS_FreeCString(c, req);
+	return js_str_or_null(c, resp);
+}
+
 static JSValue raw_notify(JSContext *c, JSValueConst this, int argc, JSValueConst *argv) {
 	(void)this;
 	const char *doc = arg(c, argc, argv, 0);
@@ -144,6 +155,31 @@ static const char prelude[] =
 	"      str('host.notify(doc)', 'doc.message', doc.message);\n"
 	"      return raw.notify(JSON.stringify(doc));\n"
 	"    },\n"
+	"    http: (req) => {\n"
+	"      const call = 'host.http(req)';\n"
+	"      if (req === null || typeof req !== 'object' || Array.isArray(req)) throw typeError(call, 'req', 'an object { url, method, headers, body }', req);\n"
+	"      str(call, 'req.url', req.url);\n"
+	"      const r = JSON.parse(raw.http(JSON.stringify(req)));\n"
+	"      if (r.error) throw fail(r.error.code, r.error.message, undefined);\n"
+	"      return r;\n"
+	"    },\n"
+	/* fetch-shaped: headers by name, text() and json(); a request with no
+	 * response rejects with the error's code, as host.http throws. */
+	"    fetch: (url, init) => {\n"
+	"      init = init || {};\n"
+	"      const headers = {};\n"
+	"      for (const [k, v] of Object.entries(init.headers || {})) headers[k] = Array.isArray(v) ? v.map(String) : [String(v)];\n"
+	"      const req = { url: str('host.fetch(url, init)', 'url', url), method: init.method || 'GET', headers };\n"
+	"      if (init.body !== undefined && init.body !== null) req.body = String(init.body);\n"
+	"      try {\n"
+	"        const r = globalThis.host.http(req);\n"
+	"        const h = r.headers || {};\n"
+	"        const body = r.body !== undefined ? r.body : '';\n"
+	"        return Promise.resolve({ ok: r.status >= 200 && r.status < 300, status: r.status, url: r.url,\n"
+	"          headers: { get: (n) => { const v = h[String(n).toLowerCase()]; return v ? v.join(', ') : null; } },\n"
+	"          text: () => Promise.resolve(body), json: () => Promise.resolve(JSON.parse(body)) });\n"
+	"      } catch (e) { return Promise.reject(e); }\n"
+	"    },\n"
 	"    config: (key) => raw.config(str('host.config(key)', 'key', key)),\n"
 	"    fail: (code, message) => fail(str('host.fail(code, message)', 'code', code), text('host.fail(code, message)', 'message', message), true),\n"
 	"    failPermanent: (code, message) => fail(str('host.failPermanent(code, message)', 'code', code), text('host.failPermanent(code, message)', 'message', message), false),\n"
@@ -185,6 +221,7 @@ static int start(void) {
 	JS_SetPropertyStr(ctx, raw, "ctxSet", JS_NewCFunction(ctx, raw_ctx_set, "ctxSet", 2));
 	JS_SetPropertyStr(ctx, raw, "ask", JS_NewCFunction(ctx, raw_ask, "ask", 1));
 	JS_SetPropertyStr(ctx, raw, "notify", JS_NewCFunction(ctx, raw_notify, "notify", 1));
+	JS_SetPropertyStr(ctx, raw, "http", JS_NewCFunction(ctx, raw_http, "http", 1));
 	JS_SetPropertyStr(ctx, raw, "config", JS_NewCFunction(ctx, raw_config, "config", 1));
 	JSValue fn = JS_Eval(ctx, prelude, sizeof prelude - 1, "<12fa prelude>", JS_EVAL_TYPE_GLOBAL);
 	if (JS_IsException(fn)) return 1;
@@ -226,7 +263,8 @@ static int32_t report(JSValue global) {
 		JSValue code = JS_GetPropertyStr(ctx, err, "code"), msg = JS_GetPropertyStr(ctx, err, "message");
 		JSValue retry = JS_GetPropertyStr(ctx, err, "retryable");
 		const char *c = JS_ToCString(ctx, code), *m = JS_ToCString(ctx, msg);
-		rc = tfa_fail(c ? c : "js_error", m ? m : "error", JS_ToBool(ctx, retry) > 0);
+		/* retryable unset (an HTTP error's): the host decides by the code */
+		rc = tfa_fail(c ? c : "js_error", m ? m : "error", JS_IsUndefined(retry) || JS_ToBool(ctx, retry) > 0);
 		JS_FreeCString(ctx, c);
 		JS_FreeCString(ctx, m);
 		JS_FreeValue(ctx, code);

@@ -46,6 +46,7 @@ mod raw {
         pub fn log(level: i32, msg: u64) -> u32;
         pub fn input_request(req: u64) -> u64;
         pub fn notify(doc: u64) -> u32;
+        pub fn http(req: u64) -> u64;
     }
 }
 
@@ -173,6 +174,27 @@ pub fn ask(key: &str, question: &str, options: &[&str]) -> Option<String> {
 pub fn notify(doc: &Value) -> u32 {
     let s = doc.to_string();
     unsafe { raw::notify(put(s.as_bytes())) }
+}
+
+/// Sends an HTTP request under the step's allow.hosts grant. req is the
+/// request document ({"method","url","headers":{"name":["value"]},"body"});
+/// the result is the response document ({"status","headers","body" or
+/// "body_base64","url"}), whatever its status. When there is none (refused,
+/// a network failure, a timeout, over the limits) it is Err with the
+/// reason's code (http_denied, http_timeout …): return it, and the host
+/// retries the step or not as that code says.
+pub fn http(req: &Value) -> Result<Value, Error> {
+    let s = req.to_string();
+    let resp = json::parse(&get(unsafe { raw::http(put(s.as_bytes())) })).unwrap_or(Value::Null);
+    let e = resp.get("error");
+    if !e.is_null() {
+        return Err(Error::Fail {
+            code: e.get("code").as_str().unwrap_or("http_error").to_string(),
+            message: e.get("message").as_str().unwrap_or("").to_string(),
+            retryable: true, // unset in the document: the code decides
+        });
+    }
+    Ok(resp)
 }
 
 /// What a step returns instead of an output.

@@ -28,5 +28,11 @@ export function run(): i32 {
     .set("step", env.get("step"))
     .set("attempt", env.get("attempt"))
     .set("lang", tfa.Value.string("as"));
+  const url = input.get("url").s;
+  if (url != "") {
+    const resp = tfa.http("{\"url\":" + tfa.quote(url) + "}");
+    if (tfa.httpFailed(resp)) return 1;
+    out.set("fetched", resp.get("body"));
+  }
   return tfa.output(out.toString());
 }

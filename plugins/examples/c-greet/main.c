@@ -10,11 +10,13 @@ TFA_EXPORT("run") int32_t run(void) {
 	const char *in = tfa_json_field(env, end, "input", &in_n);
 	const char *attempt = tfa_json_field(env, end, "attempt", &att_n);
 	char *step = tfa_json_get_string(env, "step");
-	char *name = NULL, *fail = NULL;
+	char *name = NULL, *fail = NULL, *url = NULL;
 	if (in && in_n && in[0] == '{') {
 		size_t fn;
 		const char *v = tfa_json_field(in, in + in_n, "name", &fn);
 		name = v ? tfa_json_string(v, fn) : NULL;
+		v = tfa_json_field(in, in + in_n, "url", &fn);
+		url = v ? tfa_json_string(v, fn) : NULL;
 		v = tfa_json_field(in, in + in_n, "fail", &fn);
 		fail = v ? tfa_json_string(v, fn) : NULL;
 	}
@@ -46,6 +48,17 @@ TFA_EXPORT("run") int32_t run(void) {
 	tfa_buf_str(&note, ",\"priority\":3}");
 	tfa_notify(note.p);
 
+	char *fetched = NULL;
+	if (url && *url) {
+		tfa_buf req = {0};
+		tfa_buf_str(&req, "{\"url\":");
+		tfa_buf_json(&req, url);
+		tfa_buf_str(&req, "}");
+		char *resp = tfa_http(req.p);
+		if (tfa_http_failed(resp)) return 1;
+		fetched = tfa_json_get_string(resp, "body");
+	}
+
 	tfa_buf greeting = {0};
 	if (strcmp(tone, "formal") == 0) tfa_buf_printf(&greeting, "Good day, %s.", name);
 	else tfa_buf_printf(&greeting, "Hi, %s!", name);
@@ -56,7 +69,12 @@ TFA_EXPORT("run") int32_t run(void) {
 	tfa_buf_json(&out, step ? step : "");
 	tfa_buf_str(&out, ",\"attempt\":");
 	tfa_buf_add(&out, attempt ? attempt : "0", attempt ? att_n : 1);
-	tfa_buf_str(&out, ",\"lang\":\"c\"}");
+	tfa_buf_str(&out, ",\"lang\":\"c\"");
+	if (fetched) {
+		tfa_buf_str(&out, ",\"fetched\":");
+		tfa_buf_json(&out, fetched);
+	}
+	tfa_buf_str(&out, "}");
 	tfa_output(out.p, out.n);
 	return 0;
 }

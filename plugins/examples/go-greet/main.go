@@ -14,6 +14,7 @@ import (
 type input struct {
 	Name string `json:"name"`
 	Fail string `json:"fail"`
+	URL  string `json:"url"`
 }
 
 // The decoder of input is built once per instance, not in every call.
@@ -52,7 +53,15 @@ func run() int32 {
 		if tone == "formal" {
 			greeting = "Good day, " + in.Name + "."
 		}
-		return map[string]any{"greeting": greeting, "count": count, "step": env.Step, "attempt": env.Attempt, "lang": "go"}, nil
+		out := map[string]any{"greeting": greeting, "count": count, "step": env.Step, "attempt": env.Attempt, "lang": "go"}
+		if in.URL != "" {
+			resp, err := pdk.HTTP(pdk.HTTPRequest{URL: in.URL})
+			if err != nil {
+				return nil, err
+			}
+			out["fetched"] = resp.Body
+		}
+		return out, nil
 	})
 }
 

@@ -18,5 +18,7 @@ function run(env) {
   host.notify({ title: "greet", message: `greeted ${name}`, priority: 3 });
 
   const greeting = tone === "formal" ? `Good day, ${name}.` : `Hi, ${name}!`;
-  return { greeting, count, step: env.step, attempt: env.attempt, lang: "js" };
+  const out = { greeting, count, step: env.step, attempt: env.attempt, lang: "js" };
+  if (input.url) out.fetched = host.http({ url: input.url }).body;
+  return out;
 }

@@ -30,12 +30,17 @@ pub extern "C" fn run() -> i32 {
             ("priority", Value::from(3i64)),
         ]));
         let greeting = if tone == "formal" { format!("Good day, {}.", name) } else { format!("Hi, {}!", name) };
-        Ok(obj(vec![
+        let mut out = vec![
             ("greeting", Value::from(greeting)),
             ("count", Value::from(count)),
             ("step", env.get("step").clone()),
             ("attempt", env.get("attempt").clone()),
             ("lang", Value::from("rust")),
-        ]))
+        ];
+        if let Some(url) = input.get("url").as_str() {
+            let resp = tfa::http(&obj(vec![("url", Value::from(url))]))?;
+            out.push(("fetched", resp.get("body").clone()));
+        }
+        Ok(obj(out))
     })
 }
