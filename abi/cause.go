@@ -104,6 +104,14 @@ const (
 	// CauseHTTPLimit: the attempt sent as many requests as it may. Not
 	// retried.
 	CauseHTTPLimit Cause = "http_limit"
+	// CauseSecretNotGranted: a request names a secret where it may not go
+	// (in its URL or body, or for an origin the secret is not granted
+	// for); nothing was sent. Not retried.
+	CauseSecretNotGranted Cause = "secret_not_granted"
+	// CauseSecretMissing: a secret the step is granted has no value (its
+	// environment variable is unset in the host). The run pauses for a
+	// person.
+	CauseSecretMissing Cause = "secret_missing"
 	// CauseHTTPOutcomeUnknown: a request whose effect must not happen twice
 	// was sent by an attempt that died before its response was recorded;
 	// it is not sent again. The run pauses for a person.
@@ -127,6 +135,7 @@ var causes = map[Cause]bool{
 	CauseHTTPDenied: true, CauseHTTPRedirectDenied: true, CauseHTTPBlockedAddress: true,
 	CauseHTTPBadRequest: true, CauseHTTPTooLarge: true, CauseHTTPTimeout: true,
 	CauseHTTPNetwork: true, CauseHTTPLimit: true, CauseHTTPOutcomeUnknown: true, CauseReplayDiverged: true,
+	CauseSecretNotGranted: true, CauseSecretMissing: true,
 }
 
 // HostCall reports whether c is why a host call (HTTP) got no result: a
@@ -136,7 +145,7 @@ func (c Cause) HostCall() bool {
 	switch c {
 	case CauseHTTPDenied, CauseHTTPRedirectDenied, CauseHTTPBlockedAddress, CauseHTTPBadRequest,
 		CauseHTTPTooLarge, CauseHTTPTimeout, CauseHTTPNetwork, CauseHTTPLimit,
-		CauseHTTPOutcomeUnknown, CauseReplayDiverged:
+		CauseHTTPOutcomeUnknown, CauseReplayDiverged, CauseSecretNotGranted, CauseSecretMissing:
 		return true
 	}
 	return false
@@ -146,7 +155,7 @@ func (c Cause) HostCall() bool {
 // person whatever its on_failure says: the run pauses, never fails or
 // rolls back on its own.
 func (c Cause) NeedsPerson() bool {
-	return c == CauseHTTPOutcomeUnknown || c == CauseReplayDiverged
+	return c == CauseHTTPOutcomeUnknown || c == CauseReplayDiverged || c == CauseSecretMissing
 }
 
 // Known reports whether c is one of the causes this version defines.

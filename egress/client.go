@@ -45,7 +45,8 @@ const (
 	DefaultStallTimeout = 10 * time.Second
 )
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults returns l with its zero fields set to the defaults.
+func (l Limits) WithDefaults() Limits {
 	if l.MaxResponseBytes <= 0 {
 		l.MaxResponseBytes = abi.DefaultHTTPMaxResponseBytes
 	}
@@ -77,6 +78,8 @@ type Policy struct {
 	Limits  Limits
 	// NoRedirects returns a redirect to the step instead of following it.
 	NoRedirects bool
+	// Secrets are the secrets the step is granted.
+	Secrets []Secret
 
 	// LookupNetIP resolves a host name; nil is net.DefaultResolver's. Tests
 	// set it to play a hostile DNS server.
@@ -92,16 +95,17 @@ type Policy struct {
 // Client sends the HTTP requests of one step, under its Policy. It keeps
 // connections between requests and attempts; it is safe for concurrent use.
 type Client struct {
-	p         Policy
-	transport *http.Transport
+	p          Policy
+	transport  *http.Transport
+	redactions []redaction
 }
 
 // NewClient returns a client for p. The host's proxy settings
 // (HTTP_PROXY …) are never used: a proxy would be dialed instead of the
 // host the grants name, and its address checked instead of the target's.
 func NewClient(p Policy) *Client {
-	p.Limits = p.Limits.withDefaults()
-	c := &Client{p: p}
+	p.Limits = p.Limits.WithDefaults()
+	c := &Client{p: p, redactions: redactionsOf(p.Secrets)}
 	c.transport = &http.Transport{
 		Proxy:                  nil,
 		DialContext:            c.dial,
@@ -256,8 +260,88 @@ func isCredential(name string) bool {
 // Do sends req under the policy, following redirects itself (each hop is
 // checked against the grants, and against the attempt's request count), and
 // returns the response or why there is none. It never panics and never
-// returns a Go error: everything a step needs to know is in the response.
+// returns a Go error: everything a step needs to know is in the response,
+// from which every granted secret's bytes are taken out.
 func (s *Session) Do(ctx context.Context, req abi.HTTPRequest) abi.HTTPResponse {
+	resp := s.do(ctx, req)
+	if rs := s.c.redactions; len(rs) > 0 {
+		resp.Body = redact(resp.Body, rs)
+		for name, values := range resp.Headers {
+			for i, v := range values {
+				values[i] = redact(v, rs)
+			}
+			resp.Headers[name] = values
+		}
+		if resp.Error != nil {
+			resp.Error.Message = redact(resp.Error.Message, rs)
+		}
+	}
+	return resp
+}
+
+// secret returns the granted secret called name.
+func (p *Policy) secret(name string) *Secret {
+	for i := range p.Secrets {
+		if p.Secrets[i].Name == name {
+			return &p.Secrets[i]
+		}
+	}
+	return nil
+}
+
+// headersFor returns the headers of a hop to u: the step's, with the
+// secrets they name put in, and the host's secret headers for u. A
+// placeholder for an origin its secret is not granted for refuses the
+// request on the first hop, and drops its header on a redirect hop.
+func (s *Session) headersFor(u *url.URL, header http.Header, hop int) (http.Header, *abi.HTTPError) {
+	p := &s.c.p
+	out := make(http.Header, len(header)+len(p.Secrets))
+	for name, values := range header {
+		var vs []string
+		for _, v := range values {
+			var bad *abi.HTTPError
+			v = placeholder.ReplaceAllStringFunc(v, func(m string) string {
+				sec := p.secret(placeholder.FindStringSubmatch(m)[1])
+				switch {
+				case bad != nil:
+				case sec == nil:
+					bad = &abi.HTTPError{Code: abi.CauseSecretNotGranted, Message: "a header names a secret the step is not granted"}
+				case !sec.grantedFor(u):
+					bad = &abi.HTTPError{Code: abi.CauseSecretNotGranted, Message: fmt.Sprintf("secret %q is not granted for %s", sec.Name, origin(u))}
+				case sec.Value == "":
+					bad = &abi.HTTPError{Code: abi.CauseSecretMissing, Message: fmt.Sprintf("secret %q has no value in the host's environment", sec.Name)}
+				default:
+					return sec.Value
+				}
+				return ""
+			})
+			if bad != nil {
+				if hop > 0 && bad.Code == abi.CauseSecretNotGranted {
+					vs = nil
+					break
+				}
+				return nil, bad
+			}
+			vs = append(vs, v)
+		}
+		if vs != nil {
+			out[name] = vs
+		}
+	}
+	for i := range p.Secrets {
+		sec := &p.Secrets[i]
+		if sec.Header == "" || !sec.grantedFor(u) {
+			continue
+		}
+		if sec.Value == "" {
+			return nil, &abi.HTTPError{Code: abi.CauseSecretMissing, Message: fmt.Sprintf("secret %q has no value in the host's environment", sec.Name)}
+		}
+		out.Set(sec.Header, sec.value())
+	}
+	return out, nil
+}
+
+func (s *Session) do(ctx context.Context, req abi.HTTPRequest) abi.HTTPResponse {
 	p := &s.c.p
 	method := strings.ToUpper(req.Method)
 	if method == "" {
@@ -277,9 +361,23 @@ func (s *Session) Do(ctx context.Context, req abi.HTTPRequest) abi.HTTPResponse 
 	if err != nil {
 		return fail(abi.CauseHTTPBadRequest, "%v", err)
 	}
+	// A secret goes only where the host puts it: in a header, to an origin
+	// it is granted for. One named in the URL or the body would end up in
+	// logs and error text, and is refused before anything is sent.
+	if mentionsSecret(req.URL) {
+		return fail(abi.CauseSecretNotGranted, "the URL names a secret; a secret goes only in a header")
+	}
+	if mentionsSecret(string(body)) {
+		return fail(abi.CauseSecretNotGranted, "the body names a secret; a secret goes only in a header")
+	}
 	header := http.Header{}
 	for name, values := range req.Headers {
 		for _, v := range values {
+			for _, m := range placeholder.FindAllStringSubmatch(v, -1) {
+				if p.secret(m[1]) == nil {
+					return fail(abi.CauseSecretNotGranted, "header %s names secret %q, which the step is not granted", name, m[1])
+				}
+			}
 			header.Add(name, v)
 		}
 	}
@@ -315,7 +413,11 @@ func (s *Session) Do(ctx context.Context, req abi.HTTPRequest) abi.HTTPResponse 
 		if len(body) == 0 {
 			hr.Body, hr.ContentLength = http.NoBody, 0
 		}
-		hr.Header = header.Clone()
+		h, herr := s.headersFor(u, header, hop)
+		if herr != nil {
+			return abi.HTTPResponse{Error: herr}
+		}
+		hr.Header = h
 		st.progress()
 		resp, err := s.c.transport.RoundTrip(hr)
 		if err != nil {

@@ -118,11 +118,29 @@ func (o Origin) matchHost(host string) bool {
 
 // Allows reports whether o allows method on u (scheme, host and port).
 func (o Origin) Allows(method string, u *url.URL) bool {
+	return o.matches(u) && (len(o.Methods) == 0 || slices.Contains(o.Methods, method))
+}
+
+// matches reports whether u is at o, whatever the method.
+func (o Origin) matches(u *url.URL) bool {
 	scheme, host, port, ok := target(u)
-	if !ok || scheme != o.Scheme || port != o.Port || !o.matchHost(host) {
+	return ok && scheme == o.Scheme && port == o.Port && o.matchHost(host)
+}
+
+// Covers reports whether every URL at p is at o too (p's methods aside):
+// the same scheme and port, and p's host o's or, for a wildcard o, one of
+// its subdomains (a wildcard p only under a wildcard o).
+func (o Origin) Covers(p Origin) bool {
+	if o.Scheme != p.Scheme || o.Port != p.Port {
 		return false
 	}
-	return len(o.Methods) == 0 || slices.Contains(o.Methods, method)
+	switch {
+	case !o.Wildcard:
+		return !p.Wildcard && p.Host == o.Host
+	case p.Wildcard:
+		return p.Host == o.Host || strings.HasSuffix(p.Host, "."+o.Host)
+	}
+	return o.matchHost(p.Host)
 }
 
 // target splits u into the scheme, lower-case host and port a request to it

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"os"
@@ -64,6 +65,31 @@ type Manifest struct {
 	Checkpoint Checkpoint
 	Inputs     []Input
 	Steps      []Step
+	// Secrets names where each secret's value comes from.
+	Secrets map[string]SecretSource
+}
+
+// SecretSource is an entry of [secrets]: where a secret's value is read
+// from when a process loads the workflow. It is never stored.
+type SecretSource struct {
+	// Env names the host's environment variable holding it.
+	Env string `toml:"env"`
+}
+
+// SecretGrant is an entry of a step's secrets table: where the secret may
+// go. The host sets Header to Value (its "{secret}" replaced by the
+// secret) on every request to Hosts; a header value of the step's own may
+// name it as {{secret.NAME}} instead. The step never holds the value.
+type SecretGrant struct {
+	// Hosts are origins ("https://api.openai.com", or a bare host name for
+	// https) within the step's allow.hosts.
+	Hosts  []string `toml:"hosts"`
+	Header string   `toml:"header"`
+	Value  string   `toml:"value"`
+
+	// Origins are Hosts parsed; Env is the variable of [secrets].
+	Origins []egress.Origin `toml:"-"`
+	Env     string          `toml:"-"`
 }
 
 // Workflow is the [workflow] table.
@@ -139,6 +165,8 @@ type Step struct {
 	Input       any               `toml:"input"`
 	Config      map[string]string `toml:"config"`
 	Idempotent  bool              `toml:"idempotent"`
+	// Secrets grants secrets of [secrets] for some of the step's hosts.
+	Secrets map[string]SecretGrant `toml:"secrets"`
 	// Needs lists the earlier steps whose outputs the step's envelope
 	// carries. Nil (the key absent) means every earlier step.
 	Needs   *[]string `toml:"needs"`
@@ -213,9 +241,14 @@ type HTTPLimits struct {
 	IdempotencyKey bool `toml:"idempotency_key"`
 }
 
-// Policy returns the step's HTTP grants as egress takes them.
-func (s *Step) Policy() egress.Policy {
+// Policy returns the step's HTTP grants as egress takes them, with the
+// values of its secrets read through getenv (os.Getenv).
+func (s *Step) Policy(getenv func(string) string) egress.Policy {
 	p := egress.Policy{Origins: s.Allow.Origins, Private: s.Allow.PrivateNets}
+	for _, name := range slices.Sorted(maps.Keys(s.Secrets)) {
+		g := s.Secrets[name]
+		p.Secrets = append(p.Secrets, egress.Secret{Name: name, Value: getenv(g.Env), Origins: g.Origins, Header: g.Header, Template: g.Value})
+	}
 	if l := s.Allow.HTTP; l != nil {
 		p.Limits = egress.Limits{MaxResponseBytes: int64(l.MaxResponse), Timeout: time.Duration(l.Timeout),
 			StallTimeout: time.Duration(l.StallTimeout), MaxRequests: l.MaxRequests}
@@ -267,12 +300,13 @@ func (s *Size) UnmarshalText(b []byte) error {
 }
 
 type file struct {
-	Workflow   Workflow   `toml:"workflow"`
-	Defaults   Defaults   `toml:"defaults"`
-	Notify     Notify     `toml:"notify"`
-	Checkpoint Checkpoint `toml:"checkpoint"`
-	Inputs     []Input    `toml:"input"`
-	Steps      []Step     `toml:"step"`
+	Workflow   Workflow                `toml:"workflow"`
+	Defaults   Defaults                `toml:"defaults"`
+	Notify     Notify                  `toml:"notify"`
+	Checkpoint Checkpoint              `toml:"checkpoint"`
+	Inputs     []Input                 `toml:"input"`
+	Steps      []Step                  `toml:"step"`
+	Secrets    map[string]SecretSource `toml:"secrets"`
 }
 
 // Checkpoint is the [checkpoint] table.
@@ -308,6 +342,11 @@ type Notify struct {
 	TokenEnv string `toml:"token_env"`
 }
 
+var (
+	secretNameRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	envRe        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
 var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // Load reads and validates the manifest at path.
@@ -334,7 +373,7 @@ func Parse(name, path string, b []byte) (*Manifest, error) {
 	if perr != nil {
 		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalid, perr)
 	}
-	m := &Manifest{Path: path, Dir: filepath.Dir(path), Workflow: f.Workflow, Defaults: f.Defaults, Notify: f.Notify, Checkpoint: f.Checkpoint, Inputs: f.Inputs, Steps: f.Steps}
+	m := &Manifest{Path: path, Dir: filepath.Dir(path), Workflow: f.Workflow, Defaults: f.Defaults, Notify: f.Notify, Checkpoint: f.Checkpoint, Inputs: f.Inputs, Steps: f.Steps, Secrets: f.Secrets}
 	if err := m.finish(name, pos); err != nil {
 		return nil, err
 	}
@@ -384,6 +423,14 @@ func (m *Manifest) finish(name string, pos map[string]int) error {
 	}
 	if (m.Notify.NtfyURL == "") != (m.Notify.Topic == "") {
 		return bad("notify", "[notify] needs both ntfy_url and topic")
+	}
+	for _, name := range slices.Sorted(maps.Keys(m.Secrets)) {
+		switch src := m.Secrets[name]; {
+		case !secretNameRe.MatchString(name):
+			return bad("secrets."+name, "[secrets] %q: a secret's name is letters, digits, '_' and '-'", name)
+		case src.Env == "" || !envRe.MatchString(src.Env):
+			return bad("secrets."+name, "[secrets] %q needs env, the environment variable holding it, as in { env = \"OPENAI_API_KEY\" }", name)
+		}
 	}
 	keys := map[string]bool{}
 	for i, in := range m.Inputs {
@@ -598,8 +645,46 @@ func (m *Manifest) finishNetwork(s *Step, key func(string) string, bad func(key,
 	if len(s.Allow.PrivateNets) > 0 && len(s.Allow.Origins) == 0 {
 		return bad(privateKey, "step %q: allow.private grants address ranges, but allow.hosts grants no host", s.ID)
 	}
+	for _, name := range slices.Sorted(maps.Keys(s.Secrets)) {
+		g := s.Secrets[name]
+		k := key("secrets." + name)
+		src, ok := m.Secrets[name]
+		if !ok {
+			return bad(k, "step %q: secret %q is not declared in [secrets]", s.ID, name)
+		}
+		g.Env, g.Origins = src.Env, nil
+		if len(g.Hosts) == 0 {
+			return bad(k, "step %q: secret %q needs hosts, the origins it may go to", s.ID, name)
+		}
+		for _, h := range g.Hosts {
+			if !strings.Contains(h, "://") {
+				h = "https://" + h
+			}
+			o, err := egress.ParseOrigin(h, nil)
+			if err != nil {
+				return bad(k, "step %q: secret %q: %v", s.ID, name, err)
+			}
+			if !slices.ContainsFunc(s.Allow.Origins, func(a egress.Origin) bool { return a.Covers(o) }) {
+				return bad(k, "step %q: secret %q may go to %s, which the step's allow.hosts does not grant", s.ID, name, o)
+			}
+			g.Origins = append(g.Origins, o)
+		}
+		switch {
+		case g.Value != "" && g.Header == "":
+			return bad(k, "step %q: secret %q has a value but no header to put it in", s.ID, name)
+		case g.Header != "" && !headerRe.MatchString(g.Header):
+			return bad(k, "step %q: secret %q: %q is not a header name", s.ID, name, g.Header)
+		case g.Header != "" && slices.Contains([]string{"host", "content-length", "transfer-encoding", "connection"}, strings.ToLower(g.Header)):
+			return bad(k, "step %q: secret %q: the host sets %s itself", s.ID, name, g.Header)
+		case g.Value != "" && strings.Count(g.Value, "{secret}") != 1:
+			return bad(k, "step %q: secret %q: value must hold {secret} once, as in \"Bearer {secret}\"", s.ID, name)
+		}
+		s.Secrets[name] = g
+	}
 	return nil
 }
+
+var headerRe = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 // finish fills a policy's unset fields with the defaults and checks it.
 func (r *Retry) finish() error {

@@ -116,6 +116,12 @@ func TestLoad_Errors(t *testing.T) {
 		{"http limits without hosts", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n[step.allow]\nhttp = { timeout = \"1s\" }\n", `:7: invalid manifest: step "a": allow.http sets HTTP limits, but allow.hosts grants no host`},
 		{"too many redirects", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n[step.allow]\nhosts = [\"http://x.com\"]\nhttp = { redirects = 50 }\n", `:8: invalid manifest: step "a": allow.http.redirects must be from 0 to 20`},
 		{"bad default host", head + "[defaults.allow]\nhosts = [\"ftp://x.com\"]\n[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n", `:4: invalid manifest: step "a": allow.hosts: "ftp://x.com": scheme "ftp" is not http or https`},
+		{"secret not declared", head + "[secrets]\nopenai = { env = \"OPENAI_API_KEY\" }\n[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n[step.allow]\nhosts = [\"https://api.openai.com\"]\n[step.secrets]\n" + "github = { hosts = [\"api.openai.com\"] }\n", `:11: invalid manifest: step "a": secret "github" is not declared in [secrets]`},
+		{"secret host not granted", head + "[secrets]\nopenai = { env = \"OPENAI_API_KEY\" }\n[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n[step.allow]\nhosts = [\"https://api.openai.com\"]\n[step.secrets]\n" + "openai = { hosts = [\"api.evil.com\"], header = \"Authorization\" }\n", `:11: invalid manifest: step "a": secret "openai" may go to https://api.evil.com, which the step's allow.hosts does not grant`},
+		{"secret over http", head + "[secrets]\nopenai = { env = \"OPENAI_API_KEY\" }\n[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n[step.allow]\nhosts = [\"https://api.openai.com\"]\n[step.secrets]\n" + "openai = { hosts = [\"http://api.openai.com\"], header = \"Authorization\" }\n", `:11: invalid manifest: step "a": secret "openai" may go to http://api.openai.com, which`},
+		{"secret value without {secret}", head + "[secrets]\nopenai = { env = \"OPENAI_API_KEY\" }\n[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n[step.allow]\nhosts = [\"https://api.openai.com\"]\n[step.secrets]\n" + "openai = { hosts = [\"api.openai.com\"], header = \"Authorization\", value = \"Bearer\" }\n", `:11: invalid manifest: step "a": secret "openai": value must hold {secret} once`},
+		{"secret without hosts", head + "[secrets]\nopenai = { env = \"OPENAI_API_KEY\" }\n[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n[step.allow]\nhosts = [\"https://api.openai.com\"]\n[step.secrets]\n" + "openai = { header = \"Authorization\" }\n", `:11: invalid manifest: step "a": secret "openai" needs hosts`},
+		{"secret without env", head + "[secrets]\nopenai = { }\n[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\n", `:4: invalid manifest: [secrets] "openai" needs env`},
 		{"relative guest path", head + "[[step]]\nid = \"a\"\nplugin = \"step.wasm\"\nallow = { paths = { \"d\" = \"data\" } }\n", `:6: invalid manifest: step "a": guest path "data" must be absolute`},
 	}
 	for _, tc := range tests {
@@ -175,7 +181,7 @@ plugin = "step.wasm"
 	if len(own.Allow.PrivateNets) != 2 || own.Allow.PrivateNets[1].String() != "127.0.0.1/32" {
 		t.Errorf("private: %v", own.Allow.PrivateNets)
 	}
-	pol := own.Policy()
+	pol := own.Policy(func(string) string { return "" })
 	if pol.Limits.MaxResponseBytes != 1<<20 || pol.Limits.Timeout != 5*time.Second || !pol.NoRedirects {
 		t.Errorf("policy limits: %+v, no redirects %v", pol.Limits, pol.NoRedirects)
 	}

@@ -434,6 +434,10 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 	if x.notifier != nil {
 		req.Notifier = runNotifier{x}
 	}
+	if len(l.missing) > 0 {
+		return &failure{cause: abi.CauseSecretMissing, err: fmt.Errorf("the step is granted secrets the host's environment does not hold: %s; set them and resume",
+			strings.Join(l.missing, ", "))}, nil
+	}
 	if len(req.Input) > abi.MaxInputBytes {
 		return &failure{cause: abi.CauseInputTooLarge, err: fmt.Errorf("the input is %d bytes, the limit is %d (declare needs = [...] to pass fewer outputs)",
 			len(req.Input), abi.MaxInputBytes)}, nil

@@ -326,6 +326,8 @@ type loaded struct {
 	// http sends the step's HTTP requests under its grants; nil when
 	// allow.hosts grants none.
 	http *egress.Client
+	// missing names the secrets granted to the step that have no value.
+	missing []string
 }
 
 // load reads, checks and compiles every step's plugin before anything runs,
@@ -391,7 +393,15 @@ func (r *Runtime) load(ctx context.Context, m *manifest.Manifest) ([]loaded, err
 		}
 		steps[i] = loaded{step: s, sha: f.sha, plugin: p, script: f.script}
 		if len(s.Allow.Origins) > 0 {
-			steps[i].http = egress.NewClient(s.Policy())
+			// Secrets are read from the environment here, at each process's
+			// start, and live only in the client.
+			pol := s.Policy(os.Getenv)
+			for _, sec := range pol.Secrets {
+				if sec.Value == "" {
+					steps[i].missing = append(steps[i].missing, fmt.Sprintf("%s ($%s)", sec.Name, s.Secrets[sec.Name].Env))
+				}
+			}
+			steps[i].http = egress.NewClient(pol)
 		}
 	}
 	r.emit(Event{Type: EventPluginsLoaded, Workflow: m.Workflow.Name, Steps: len(plugins), Duration: time.Since(start)})

@@ -150,7 +150,7 @@ func TestCLI(t *testing.T) {
 			for _, p := range []string{"effect/effect.wasm", "gopanic/gopanic.wasm", "wat/noop.wasm", "wat/loop.wasm",
 				"wat/grow.wasm", "wat/trap.wasm", "wat/badptr.wasm", "wat/badjson.wasm", "wat/bigoutput.wasm",
 				"wat/logflood.wasm", "wat/abiv2.wasm", "wat/fail.wasm", "wat/binout.wasm", "wat/fill.wasm", "fsprobe/fsprobe.wasm", "ask/ask.wasm",
-				"js-greet/greet.js"} {
+				"js-greet/greet.js", "fetch/fetch.wasm"} {
 				b, err := os.ReadFile(filepath.Join(examples(t), p))
 				if err != nil {
 					return err

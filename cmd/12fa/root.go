@@ -133,6 +133,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newCleanCommand(g),
 		newBenchCommand(g),
 		newNewCommand(g),
+		newValidateCommand(g),
 	)
 	return root
 }
