@@ -27,8 +27,9 @@ type Config struct {
 	Dir string
 	// Binary is the 12fa executable, for W3 and the cold start.
 	Binary string
-	// SmallPlugin and GoPlugin are no-op plugins (paths).
-	SmallPlugin, GoPlugin string
+	// SmallPlugin and GoPlugin are no-op plugins (paths); HTTPPlugin
+	// (httploop.wat) and FetchPlugin (the fetch example) make HTTP calls.
+	SmallPlugin, GoPlugin, HTTPPlugin, FetchPlugin string
 	// Steps is W1's and W3's run length (1000); FlatSteps flatness's
 	// (10000); W2Runs × W2Steps W2's shape (200 × 10); FloorOps the fsync
 	// floor's sample (1000).
@@ -82,6 +83,7 @@ type Report struct {
 	W3     W3        `json:"w3"`
 	Cold   Cold      `json:"cold_start"`
 	Flat   Flat      `json:"flatness"`
+	HTTP   HTTP      `json:"http"`
 	Errors []string  `json:"errors,omitempty"`
 }
 
@@ -166,6 +168,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	part("W2", func() (err error) { rep.W2, err = concurrent(ctx, cfg, rep.Floor); return })
 	part("W3", func() (err error) { rep.W3, err = killResume(ctx, cfg); return })
 	part("cold start", func() (err error) { rep.Cold, err = coldStart(ctx, cfg); return })
+	if cfg.FetchPlugin != "" && cfg.HTTPPlugin != "" {
+		part("HTTP", func() (err error) { rep.HTTP, err = httpBench(ctx, cfg); return })
+	}
 	part("flatness", func() error {
 		d, err := sequential(ctx, cfg, "flat", cfg.SmallPlugin, cfg.FlatSteps)
 		if err != nil {
@@ -538,6 +543,12 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("cold start, warm cache", fmt.Sprintf("%s (p90 %s)", ms(r.Cold.WarmCache.Median), ms(r.Cold.WarmCache.P90)), "≤ 100 ms")
 	row(fmt.Sprintf("flatness, %d steps: last/first", r.Flat.Steps),
 		fmt.Sprintf("%.2f× (%s vs %s)", r.Flat.Ratio, ms(r.Flat.Last.Median), ms(r.Flat.First.Median)), "≤ 1.1×")
+	if h := r.HTTP; h.Calls > 0 {
+		row(fmt.Sprintf("HTTP call in a step (%d per step)", h.Calls),
+			fmt.Sprintf("%s = %.2f× a plain Go client (%s)", ms(h.Step.Median), h.Ratio, ms(h.Plain.Median)), "≤ 1.3× plain")
+		row(fmt.Sprintf("%d calls replayed / live", h.Calls),
+			fmt.Sprintf("%.1f ms / %.1f ms, %d sent on replay", h.ReplayMS, h.LiveMS, h.ReplayRequests), "")
+	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}

@@ -427,8 +427,10 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 
 	req := x.request(i, attempt, s.Function)
 	req.Timeout = timeout
+	var calls *callJournal
 	if req.HTTP != nil {
-		req.HTTP = x.calls(i, attempt, req.HTTP)
+		calls = x.calls(i, attempt, req.HTTP)
+		req.HTTP = calls
 	}
 	req.Inputs = stepInputs{store: x.rt.inputs, run: x.runID, step: s.ID}
 	if x.notifier != nil {
@@ -449,6 +451,9 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 		if len(res.Pending) > 0 && (err == nil || errors.Is(err, host.ErrPluginFailed)) {
 			// It asked what nobody answered yet: whatever it returned, the
 			// step waits and runs again once they are answered.
+			if calls != nil {
+				calls.keep(ctx)
+			}
 			return &failure{cause: abi.CauseWaiting, err: ErrWaiting, dur: dur, waiting: res.Pending}, nil
 		}
 	}
@@ -456,6 +461,9 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 		if errors.Is(err, host.ErrCanceled) {
 			// Not the step's fault: leave it started, so resume handles it like
 			// a crash.
+			if calls != nil {
+				calls.keep(ctx)
+			}
 			return nil, &StepError{Step: s.ID, Attempt: attempt, Cause: abi.CauseCanceled, Err: fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())}
 		}
 		return &failure{cause: causeOf(err), err: err, dur: dur}, nil

@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -61,20 +64,45 @@ type callJournal struct {
 	i        int
 	attempt  int
 	live     host.HTTPDoer
-	recorded []state.HostCall
+	recorded map[int]state.HostCall // by Seq
+	last     int                    // the highest Seq recorded, -1 if none
 
 	mu       sync.Mutex
 	seq      int
 	diverged bool
+	// kept are the records of calls whose loss costs nothing but sending
+	// them again (safe methods, an idempotent step's): they are written
+	// only if the attempt ends waiting for a person (keep), when they
+	// let the step's next run replay them.
+	kept []*state.Record
 }
 
 // calls returns the HTTPDoer of step i's attempt, over live.
 func (x *execution) calls(i, attempt int, live host.HTTPDoer) *callJournal {
-	j := &callJournal{x: x, i: i, attempt: attempt, live: live}
-	if run, ok := x.rt.store.Run(x.runID); ok {
-		j.recorded = run.Steps[i].Calls
+	j := &callJournal{x: x, i: i, attempt: attempt, live: live, last: -1}
+	if run, ok := x.rt.store.Run(x.runID); ok && len(run.Steps[i].Calls) > 0 {
+		j.recorded = make(map[int]state.HostCall, len(run.Steps[i].Calls))
+		for _, c := range run.Steps[i].Calls {
+			j.recorded[c.Seq] = c
+			j.last = max(j.last, c.Seq)
+		}
 	}
 	return j
+}
+
+// keep writes the records of the attempt's calls that were kept back, so
+// that the step's next run (after the answer to a question) replays them.
+func (j *callJournal) keep(ctx context.Context) {
+	j.mu.Lock()
+	recs := j.kept
+	j.kept = nil
+	j.mu.Unlock()
+	if len(recs) == 0 {
+		return
+	}
+	if err := j.x.rt.commitLazy(context.WithoutCancel(ctx), recs); err != nil {
+		j.x.rt.log.Warn("host calls not recorded; the step's next run sends them again", "error", err)
+	}
 }
 
 // safeMethod reports whether a request with method has no effect that
@@ -92,7 +120,15 @@ func safeMethod(method string) bool {
 // them.
 func callKey(method string, req *abi.HTTPRequest) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "http\x00%s\x00%s\x00", method, req.URL)
+	field := func(s string) { // length-prefixed, so that no two requests hash alike
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		io.WriteString(h, s)
+	}
+	field("http")
+	field(method)
+	field(req.URL)
 	names := make([]string, 0, len(req.Headers))
 	lower := make(map[string][]string, len(req.Headers))
 	for name, v := range req.Headers {
@@ -103,17 +139,19 @@ func callKey(method string, req *abi.HTTPRequest) string {
 		lower[n] = append(lower[n], v...)
 	}
 	slices.Sort(names)
+	field(strconv.Itoa(len(names)))
 	for _, n := range names {
-		fmt.Fprintf(h, "%s\x00%d\x00", n, len(lower[n]))
+		field(n)
+		field(strconv.Itoa(len(lower[n])))
 		for _, v := range lower[n] {
-			fmt.Fprintf(h, "%d:%s\x00", len(v), v)
+			field(v)
 		}
 	}
 	body, err := req.BodyBytes()
 	if err != nil {
 		body = []byte(req.Body + "\x00" + req.BodyBase64)
 	}
-	h.Write(body)
+	field(string(body))
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -141,8 +179,12 @@ func (j *callJournal) Do(ctx context.Context, req abi.HTTPRequest) abi.HTTPRespo
 	j.seq++
 	call := state.HostCall{Seq: seq, Kind: "http", Key: callKey(method, &req), Method: method, Origin: originOf(req.URL)}
 	if !j.diverged {
-		if seq < len(j.recorded) {
-			rec := j.recorded[seq]
+		if rec, ok := j.recorded[seq]; !ok {
+			// Not recorded: past the last record, live from here on; a safe
+			// call whose record was not kept (a crash) is sent again, and
+			// the calls after it still replay.
+			j.diverged = seq > j.last
+		} else {
 			if rec.Key == call.Key {
 				if rec.Result == nil {
 					return j.told(call, callFailed(abi.CauseHTTPOutcomeUnknown,
@@ -162,7 +204,6 @@ func (j *callJournal) Do(ctx context.Context, req abi.HTTPRequest) abi.HTTPRespo
 					seq+1, method, call.Origin, rec.Method, rec.Origin), false)
 			}
 		}
-		j.diverged = true
 	}
 	if !safeMethod(method) && !s.Idempotent {
 		started := &state.Record{Type: state.EventHostCallStarted, Run: j.x.runID, Step: s.ID, Attempt: j.attempt, Call: &call}
@@ -207,7 +248,14 @@ func (j *callJournal) record(ctx context.Context, call state.HostCall, resp abi.
 		return err
 	}
 	call.Result = b
-	rec := &state.Record{Type: state.EventHostCall, Run: j.x.runID, Step: j.x.steps[j.i].step.ID, Attempt: j.attempt, Call: &call}
+	s := j.x.steps[j.i].step
+	rec := &state.Record{Type: state.EventHostCall, Run: j.x.runID, Step: s.ID, Attempt: j.attempt, Call: &call}
+	// Only a result whose loss would send an effect twice is made durable
+	// before the step sees it; another is kept back (see kept).
+	if safeMethod(call.Method) || s.Idempotent {
+		j.kept = append(j.kept, rec)
+		return nil
+	}
 	return j.x.rt.commit(context.WithoutCancel(ctx), []*state.Record{rec})
 }
 

@@ -54,7 +54,8 @@ with and without a compile cache; flatness over 10,000 steps.`,
 				return err
 			}
 			cfg := bench.Config{Dir: dir, Binary: self, Progress: g.stderr,
-				SmallPlugin: filepath.Join(ex, "wat", "noop.wasm"), GoPlugin: filepath.Join(ex, "gonoop", "gonoop.wasm")}
+				SmallPlugin: filepath.Join(ex, "wat", "noop.wasm"), GoPlugin: filepath.Join(ex, "gonoop", "gonoop.wasm"),
+				HTTPPlugin: filepath.Join(ex, "wat", "httploop.wasm"), FetchPlugin: filepath.Join(ex, "fetch", "fetch.wasm")}
 			if o.quick {
 				cfg.Steps, cfg.FlatSteps, cfg.W2Runs, cfg.W2Steps, cfg.FloorOps = 100, 400, 20, 5, 100
 			}
