@@ -77,7 +77,7 @@ const (
 	CauseRollback Cause = "rollback"
 )
 
-// Why an HTTP request of a step got no response (HTTPError.Code). A step
+// Why an HTTP request of a step got no response (HostError.Code). A step
 // that fails with one as its error code is retried as the cause says.
 const (
 	// CauseHTTPDenied: the scheme, host, port or method is not in the
@@ -112,6 +112,15 @@ const (
 	// environment variable is unset in the host). The run pauses for a
 	// person.
 	CauseSecretMissing Cause = "secret_missing"
+	// CauseExecDenied: the command, an argument, the working directory or
+	// an environment variable is not allowed by the step's grants; nothing
+	// ran. Not retried.
+	CauseExecDenied Cause = "exec_denied"
+	// CauseExecTimeout: the command (and every process it started) was
+	// killed at its timeout or the attempt's deadline. Retried.
+	CauseExecTimeout Cause = "exec_timeout"
+	// CauseExecFailed: the command could not be started. Not retried.
+	CauseExecFailed Cause = "exec_failed"
 	// CauseHTTPOutcomeUnknown: a request whose effect must not happen twice
 	// was sent by an attempt that died before its response was recorded;
 	// it is not sent again. The run pauses for a person.
@@ -136,16 +145,18 @@ var causes = map[Cause]bool{
 	CauseHTTPBadRequest: true, CauseHTTPTooLarge: true, CauseHTTPTimeout: true,
 	CauseHTTPNetwork: true, CauseHTTPLimit: true, CauseHTTPOutcomeUnknown: true, CauseReplayDiverged: true,
 	CauseSecretNotGranted: true, CauseSecretMissing: true,
+	CauseExecDenied: true, CauseExecTimeout: true, CauseExecFailed: true,
 }
 
-// HostCall reports whether c is why a host call (HTTP) got no result: a
+// HostCall reports whether c is why a host call (HTTP, a command) got no result: a
 // cause a step may return as its own error code, which the runner then
 // records as the step's cause and retries as that cause says.
 func (c Cause) HostCall() bool {
 	switch c {
 	case CauseHTTPDenied, CauseHTTPRedirectDenied, CauseHTTPBlockedAddress, CauseHTTPBadRequest,
 		CauseHTTPTooLarge, CauseHTTPTimeout, CauseHTTPNetwork, CauseHTTPLimit,
-		CauseHTTPOutcomeUnknown, CauseReplayDiverged, CauseSecretNotGranted, CauseSecretMissing:
+		CauseHTTPOutcomeUnknown, CauseReplayDiverged, CauseSecretNotGranted, CauseSecretMissing,
+		CauseExecDenied, CauseExecTimeout, CauseExecFailed:
 		return true
 	}
 	return false

@@ -55,7 +55,7 @@ type HTTPResponse struct {
 	BodyBase64 string `json:"body_base64,omitempty"`
 	// URL is where the response came from, after redirects.
 	URL   string     `json:"url,omitempty"`
-	Error *HTTPError `json:"error,omitempty"`
+	Error *HostError `json:"error,omitempty"`
 }
 
 // Wire returns r ready to encode for a guest: a Body that is not UTF-8
@@ -67,16 +67,16 @@ func (r HTTPResponse) Wire() HTTPResponse {
 	return r
 }
 
-// HTTPError says why an HTTP request got no response. Code is one of the
-// HTTP causes (CauseHTTPDenied …); a step that fails because of it should
-// return it as its ErrorDoc's code, so that the runner knows whether to
-// retry.
-type HTTPError struct {
+// HostError says why a host call (an HTTP request, a command) got no
+// result. Code is one of the host-call causes (CauseHTTPDenied,
+// CauseExecDenied …); a step that fails because of it should return it as
+// its ErrorDoc's code, so that the runner knows whether to retry.
+type HostError struct {
 	Code    Cause  `json:"code"`
 	Message string `json:"message"`
 }
 
-func (e *HTTPError) Error() string { return string(e.Code) + ": " + e.Message }
+func (e *HostError) Error() string { return string(e.Code) + ": " + e.Message }
 
 // Limits of HTTP, per step; a manifest's allow.http lowers or raises them
 // up to the Max values.

@@ -239,7 +239,7 @@ func (r stallReader) Read(p []byte) (int, error) {
 
 // fail makes the response of a request that got none.
 func fail(code abi.Cause, format string, args ...any) abi.HTTPResponse {
-	return abi.HTTPResponse{Error: &abi.HTTPError{Code: code, Message: fmt.Sprintf(format, args...)}}
+	return abi.HTTPResponse{Error: &abi.HostError{Code: code, Message: fmt.Sprintf(format, args...)}}
 }
 
 // isCredential reports whether a request header may carry a credential,
@@ -293,23 +293,23 @@ func (p *Policy) secret(name string) *Secret {
 // secrets they name put in, and the host's secret headers for u. A
 // placeholder for an origin its secret is not granted for refuses the
 // request on the first hop, and drops its header on a redirect hop.
-func (s *Session) headersFor(u *url.URL, header http.Header, hop int) (http.Header, *abi.HTTPError) {
+func (s *Session) headersFor(u *url.URL, header http.Header, hop int) (http.Header, *abi.HostError) {
 	p := &s.c.p
 	out := make(http.Header, len(header)+len(p.Secrets))
 	for name, values := range header {
 		var vs []string
 		for _, v := range values {
-			var bad *abi.HTTPError
+			var bad *abi.HostError
 			v = placeholder.ReplaceAllStringFunc(v, func(m string) string {
 				sec := p.secret(placeholder.FindStringSubmatch(m)[1])
 				switch {
 				case bad != nil:
 				case sec == nil:
-					bad = &abi.HTTPError{Code: abi.CauseSecretNotGranted, Message: "a header names a secret the step is not granted"}
+					bad = &abi.HostError{Code: abi.CauseSecretNotGranted, Message: "a header names a secret the step is not granted"}
 				case !sec.grantedFor(u):
-					bad = &abi.HTTPError{Code: abi.CauseSecretNotGranted, Message: fmt.Sprintf("secret %q is not granted for %s", sec.Name, origin(u))}
+					bad = &abi.HostError{Code: abi.CauseSecretNotGranted, Message: fmt.Sprintf("secret %q is not granted for %s", sec.Name, origin(u))}
 				case sec.Value == "":
-					bad = &abi.HTTPError{Code: abi.CauseSecretMissing, Message: fmt.Sprintf("secret %q has no value in the host's environment", sec.Name)}
+					bad = &abi.HostError{Code: abi.CauseSecretMissing, Message: fmt.Sprintf("secret %q has no value in the host's environment", sec.Name)}
 				default:
 					return sec.Value
 				}
@@ -334,7 +334,7 @@ func (s *Session) headersFor(u *url.URL, header http.Header, hop int) (http.Head
 			continue
 		}
 		if sec.Value == "" {
-			return nil, &abi.HTTPError{Code: abi.CauseSecretMissing, Message: fmt.Sprintf("secret %q has no value in the host's environment", sec.Name)}
+			return nil, &abi.HostError{Code: abi.CauseSecretMissing, Message: fmt.Sprintf("secret %q has no value in the host's environment", sec.Name)}
 		}
 		out.Set(sec.Header, sec.value())
 	}

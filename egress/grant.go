@@ -3,7 +3,7 @@
 // that checks the address actually dialed, the redirect loop that checks
 // every hop, and the limits on what comes back. Nothing here trusts the
 // guest: every request is checked as if it were hostile, and every refusal
-// is an abi.HTTPError with a cause a step can act on, never a panic.
+// is an abi.HostError with a cause a step can act on, never a panic.
 //
 // It imports only the standard library and abi.
 package egress

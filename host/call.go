@@ -79,6 +79,15 @@ type Request struct {
 	// http_request) under the step's grants; without it every request is
 	// refused with http_denied.
 	HTTP HTTPDoer
+	// Exec runs the attempt's commands; without it exec is refused with
+	// exec_denied.
+	Exec Execer
+}
+
+// Execer runs one attempt's commands (12fa's exec) under the step's
+// grants. Exec never fails in Go: a refusal is in the response.
+type Execer interface {
+	Exec(ctx context.Context, req abi.ExecRequest) abi.ExecResponse
 }
 
 // HTTPDoer sends one attempt's HTTP requests. Do never fails in Go: a

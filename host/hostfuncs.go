@@ -34,6 +34,7 @@ var hostFunctions = []struct {
 	{abi.FuncInputRequest, inputRequest, []api.ValueType{i64}, []api.ValueType{i64}},
 	{abi.FuncNotify, notifyFn, []api.ValueType{i64}, []api.ValueType{i32}},
 	{abi.FuncHTTP, httpFn, []api.ValueType{i64}, []api.ValueType{i64}},
+	{abi.FuncExec, execFn, []api.ValueType{i64}, []api.ValueType{i64}},
 }
 
 const (

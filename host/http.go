@@ -13,7 +13,7 @@ import (
 
 // noHTTP answers the requests of a call that has no HTTP grant.
 func noHTTP(req abi.HTTPRequest) abi.HTTPResponse {
-	return abi.HTTPResponse{Error: &abi.HTTPError{Code: abi.CauseHTTPDenied,
+	return abi.HTTPResponse{Error: &abi.HostError{Code: abi.CauseHTTPDenied,
 		Message: "the step has no allow.hosts grant: it may send no HTTP request"}}
 }
 
@@ -161,4 +161,38 @@ func extismHTTPStatus(_ context.Context, s *callState, st []uint64) error {
 		s.a.mu.Unlock()
 	}
 	return nil
+}
+
+// execFn is 12fa's exec: a request document in, a response document out.
+// Only a request that is no document breaks the ABI.
+func execFn(ctx context.Context, k *kernel, a *attempt, stack []uint64) (uint64, error) {
+	raw, err := readBlock(k, stack[0], abi.MaxExecRequestBytes, false)
+	if err != nil {
+		return 0, fmt.Errorf("request: %w", err)
+	}
+	var req abi.ExecRequest
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return 0, fmt.Errorf("request is not an exec request document: %v", err)
+	}
+	if req.Command == "" {
+		return 0, fmt.Errorf("request has no command")
+	}
+	var resp abi.ExecResponse
+	if a == nil || a.req.Exec == nil {
+		resp = abi.ExecResponse{ExitCode: -1, Error: &abi.HostError{Code: abi.CauseExecDenied,
+			Message: "the step has no allow.commands grant: it may run no command"}}
+	} else {
+		resp = a.req.Exec.Exec(ctx, req)
+	}
+	b, err := jsonenc.Marshal(resp.Wire())
+	if err != nil {
+		return 0, err
+	}
+	off, err := k.write(b)
+	if err != nil {
+		return 0, fmt.Errorf("write response: %w", err)
+	}
+	return off, nil
 }

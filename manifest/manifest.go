@@ -26,6 +26,7 @@ import (
 	"github.com/12fa/12fa/abi"
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/12fa/12fa/command"
 	"github.com/12fa/12fa/egress"
 	"github.com/12fa/12fa/internal/jsonenc"
 )
@@ -214,10 +215,21 @@ type Allow struct {
 	Private []string `toml:"private"`
 	// HTTP sets the step's HTTP limits.
 	HTTP *HTTPLimits `toml:"http"`
+	// Commands lists the programs the step may run (outside the sandbox,
+	// with the user's rights), each a name found on PATH ("go") or a table
+	// { name = "git", idempotent = true }.
+	Commands []any `toml:"commands"`
+	// Env names the environment variables a command gets (never the
+	// host's whole environment); UnsafeEnv acknowledges names that make a
+	// command run something else (LD_*, GIT_*, GOFLAGS …).
+	Env       []string `toml:"env"`
+	UnsafeEnv bool     `toml:"unsafe_env"`
 
-	// Origins and PrivateNets are Hosts and Private parsed.
-	Origins     []egress.Origin `toml:"-"`
-	PrivateNets []netip.Prefix  `toml:"-"`
+	// Origins and PrivateNets are Hosts and Private parsed; Resolved is
+	// Commands with their paths, resolved at load.
+	Origins     []egress.Origin   `toml:"-"`
+	PrivateNets []netip.Prefix    `toml:"-"`
+	Resolved    []command.Command `toml:"-"`
 }
 
 // HTTPLimits is a step's allow.http table; unset fields keep the defaults.
@@ -563,6 +575,9 @@ func (m *Manifest) finish(name string, pos map[string]int) error {
 		if err := m.finishNetwork(s, key, bad); err != nil {
 			return err
 		}
+		if err := m.finishCommands(s, key, bad); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -680,6 +695,68 @@ func (m *Manifest) finishNetwork(s *Step, key func(string) string, bad func(key,
 			return bad(k, "step %q: secret %q: value must hold {secret} once, as in \"Bearer {secret}\"", s.ID, name)
 		}
 		s.Secrets[name] = g
+	}
+	return nil
+}
+
+// finishCommands resolves a step's allow.commands on the start-up PATH and
+// checks its allow.env.
+func (m *Manifest) finishCommands(s *Step, key func(string) string, bad func(key, format string, args ...any) error) error {
+	s.Allow.Resolved = nil
+	k := key("allow.commands")
+	if len(s.Allow.Commands) > 0 && len(s.Allow.WritePaths) == 0 {
+		return bad(k, "step %q: allow.commands needs a write_paths grant for the commands to run in", s.ID)
+	}
+	var dirs []string
+	for host := range s.Allow.Paths {
+		dirs = append(dirs, resolve(m.Dir, host))
+	}
+	for host := range s.Allow.WritePaths {
+		dirs = append(dirs, resolve(m.Dir, host))
+	}
+	for i, c := range s.Allow.Commands {
+		var cmd command.Command
+		switch v := c.(type) {
+		case string:
+			cmd.Name = v
+		case map[string]any:
+			for field, val := range v {
+				switch field {
+				case "name":
+					cmd.Name, _ = val.(string)
+				case "idempotent":
+					b, ok := val.(bool)
+					if !ok {
+						return bad(k, "step %q: allow.commands entry %d: idempotent must be true or false", s.ID, i+1)
+					}
+					cmd.Idempotent = b
+				default:
+					return bad(k, "step %q: allow.commands entry %d: unknown key %q (want name and idempotent)", s.ID, i+1, field)
+				}
+			}
+		default:
+			return bad(k, "step %q: allow.commands entry %d must be a name or { name = \"…\", idempotent = true }", s.ID, i+1)
+		}
+		if cmd.Name == "" {
+			return bad(k, "step %q: allow.commands entry %d has no name", s.ID, i+1)
+		}
+		path, err := command.Resolve(cmd.Name, dirs)
+		if err != nil {
+			return bad(k, "step %q: allow.commands: %v", s.ID, err)
+		}
+		cmd.Path = path
+		s.Allow.Resolved = append(s.Allow.Resolved, cmd)
+	}
+	for _, name := range s.Allow.Env {
+		switch {
+		case !envRe.MatchString(name):
+			return bad(key("allow.env"), "step %q: allow.env: %q is not a variable name", s.ID, name)
+		case command.RiskyEnv(name) && !s.Allow.UnsafeEnv:
+			return bad(key("allow.env"), "step %q: allow.env: %s lets a command run something else; set allow.unsafe_env = true to grant it anyway", s.ID, name)
+		}
+	}
+	if len(s.Allow.Env) > 0 && len(s.Allow.Resolved) == 0 {
+		return bad(key("allow.env"), "step %q: allow.env names variables, but allow.commands grants no command", s.ID)
 	}
 	return nil
 }

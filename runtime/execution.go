@@ -340,7 +340,7 @@ func (x *execution) sleepUntil(ctx context.Context, i, attempt int, t time.Time)
 }
 
 // causeOf is the cause a failed call is journaled as: the host's, except
-// that a step failing with the code a host call gave it (an HTTPError's,
+// that a step failing with the code a host call gave it (an HostError's,
 // returned as its own error) fails with that cause.
 func causeOf(err error) abi.Cause {
 	c := host.CauseOf(err)
@@ -359,7 +359,7 @@ func causeOf(err error) abi.Cause {
 func retryable(f *failure, s *manifest.Step) bool {
 	switch f.cause {
 	case abi.CauseTimeout, abi.CauseTrap, abi.CauseMemoryLimit, abi.CauseInstantiate,
-		abi.CauseHTTPTimeout, abi.CauseHTTPNetwork:
+		abi.CauseHTTPTimeout, abi.CauseHTTPNetwork, abi.CauseExecTimeout:
 		return true
 	case abi.CausePluginError:
 		var ce *host.CallError
@@ -428,9 +428,14 @@ func (x *execution) attempt(ctx context.Context, i, attempt int, timeout time.Du
 	req := x.request(i, attempt, s.Function)
 	req.Timeout = timeout
 	var calls *callJournal
-	if req.HTTP != nil {
-		calls = x.calls(i, attempt, req.HTTP)
-		req.HTTP = calls
+	if req.HTTP != nil || l.exec != nil {
+		calls = x.calls(i, attempt, req.HTTP, l.exec)
+		if req.HTTP != nil {
+			req.HTTP = calls
+		}
+		if l.exec != nil {
+			req.Exec = calls
+		}
 	}
 	req.Inputs = stepInputs{store: x.rt.inputs, run: x.runID, step: s.ID}
 	if x.notifier != nil {
@@ -641,8 +646,13 @@ func (x *execution) request(i, attempt int, fn string) host.Request {
 	if l.http != nil {
 		http = l.http.Session() // its own request count, for each call
 	}
+	var exec host.Execer
+	if l.exec != nil {
+		exec = l.exec
+	}
 	return host.Request{
 		HTTP:           http,
+		Exec:           exec,
 		Function:       fn,
 		Input:          x.input(l, attempt),
 		Config:         config,

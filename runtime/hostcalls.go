@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/12fa/12fa/abi"
+	"github.com/12fa/12fa/command"
 	"github.com/12fa/12fa/host"
 	"github.com/12fa/12fa/internal/jsonenc"
 	"github.com/12fa/12fa/state"
@@ -30,7 +31,7 @@ type CallInfo struct {
 	// Origin is scheme://host:port; never the path or query.
 	Origin string
 	Status int
-	// Code is why the call got no result (an abi.HTTPError's).
+	// Code is why the call got no result (an abi.HostError's).
 	Code abi.Cause
 	// Replayed: the result is an earlier attempt's, recorded; nothing was
 	// sent.
@@ -39,10 +40,13 @@ type CallInfo struct {
 
 // String says what the call was and got, in one line.
 func (c *CallInfo) String() string {
-	s := fmt.Sprintf("%s %s: ", c.Method, c.Origin)
-	if c.Code != "" {
+	s := c.what() + ": "
+	switch {
+	case c.Code != "":
 		s += string(c.Code)
-	} else {
+	case c.Kind == "exec":
+		s += fmt.Sprintf("exit %d", c.Status)
+	default:
 		s += fmt.Sprint(c.Status)
 	}
 	if c.Replayed {
@@ -64,6 +68,7 @@ type callJournal struct {
 	i        int
 	attempt  int
 	live     host.HTTPDoer
+	exec     *command.Policy
 	recorded map[int]state.HostCall // by Seq
 	last     int                    // the highest Seq recorded, -1 if none
 
@@ -77,9 +82,10 @@ type callJournal struct {
 	kept []*state.Record
 }
 
-// calls returns the HTTPDoer of step i's attempt, over live.
-func (x *execution) calls(i, attempt int, live host.HTTPDoer) *callJournal {
-	j := &callJournal{x: x, i: i, attempt: attempt, live: live, last: -1}
+// calls returns the journal of step i's attempt, over its live HTTP and
+// commands.
+func (x *execution) calls(i, attempt int, live host.HTTPDoer, exec *command.Policy) *callJournal {
+	j := &callJournal{x: x, i: i, attempt: attempt, live: live, exec: exec, last: -1}
 	if run, ok := x.rt.store.Run(x.runID); ok && len(run.Steps[i].Calls) > 0 {
 		j.recorded = make(map[int]state.HostCall, len(run.Steps[i].Calls))
 		for _, c := range run.Steps[i].Calls {
@@ -164,7 +170,88 @@ func originOf(raw string) string {
 }
 
 func callFailed(code abi.Cause, format string, args ...any) abi.HTTPResponse {
-	return abi.HTTPResponse{Error: &abi.HTTPError{Code: code, Message: fmt.Sprintf(format, args...)}}
+	return abi.HTTPResponse{Error: &abi.HostError{Code: code, Message: fmt.Sprintf(format, args...)}}
+}
+
+// must reports whether a call's effect must not happen twice: an HTTP
+// method other than GET, HEAD or OPTIONS, or a command not marked
+// idempotent, in a step that is not idempotent.
+func (j *callJournal) must(call state.HostCall) bool {
+	if j.x.steps[j.i].step.Idempotent {
+		return false
+	}
+	if call.Kind == "exec" {
+		cmd, ok := j.exec.Lookup(call.Method)
+		return !ok || !cmd.Idempotent
+	}
+	return !safeMethod(call.Method)
+}
+
+// what names a call in messages: "POST https://api.x.com", "git".
+func (c *CallInfo) what() string { return strings.TrimSpace(c.Method + " " + c.Origin) }
+
+// start decides a call against what the step's earlier attempts
+// recorded: the record whose result is to be replayed, or why the call
+// must not go on, or neither (it goes live, its start journaled first
+// when its effect must not happen twice).
+func (j *callJournal) start(ctx context.Context, call *state.HostCall) (*state.HostCall, *abi.HostError) {
+	what := (&CallInfo{Method: call.Method, Origin: call.Origin}).what()
+	if !j.diverged {
+		if rec, ok := j.recorded[call.Seq]; !ok {
+			// Not recorded: past the last record, live from here on; a safe
+			// call whose record was not kept (a crash) is made again, and
+			// the calls after it still replay.
+			j.diverged = call.Seq > j.last
+		} else {
+			if rec.Key == call.Key {
+				if rec.Result == nil {
+					return nil, &abi.HostError{Code: abi.CauseHTTPOutcomeUnknown, Message: fmt.Sprintf(
+						"%s was started by an earlier attempt, which stopped before its result was recorded: it may or may not have taken effect, and is not made again by itself (check, then resume to run the step again, which makes it again)", what)}
+				}
+				return &rec, nil
+			}
+			j.diverged = true
+			if j.must(rec) {
+				was := (&CallInfo{Method: rec.Method, Origin: rec.Origin}).what()
+				return nil, &abi.HostError{Code: abi.CauseReplayDiverged, Message: fmt.Sprintf(
+					"call %d is now %s, but an earlier attempt made %s there, whose effect must not happen twice; the step is not idempotent, so it stops here (make the step's calls depend only on its input and answers, or mark it idempotent; resume runs it again live)",
+					call.Seq+1, what, was)}
+			}
+		}
+	}
+	if j.must(*call) {
+		s := j.x.steps[j.i].step
+		started := &state.Record{Type: state.EventHostCallStarted, Run: j.x.runID, Step: s.ID, Attempt: j.attempt, Call: call}
+		if err := j.x.rt.commit(context.WithoutCancel(ctx), []*state.Record{started}); err != nil {
+			return nil, &abi.HostError{Code: abi.CauseUnknown, Message: fmt.Sprintf("the journal cannot record %s, so it was not made: %v", what, err)}
+		}
+	}
+	return nil, nil
+}
+
+// finish journals a live call's result document: before the step sees it
+// when its effect must not happen twice, else kept back (see kept).
+func (j *callJournal) finish(ctx context.Context, call state.HostCall, result any) {
+	b, err := jsonenc.Marshal(result)
+	if err == nil {
+		call.Result = b
+		s := j.x.steps[j.i].step
+		rec := &state.Record{Type: state.EventHostCall, Run: j.x.runID, Step: s.ID, Attempt: j.attempt, Call: &call}
+		if !j.must(call) {
+			j.kept = append(j.kept, rec)
+			return
+		}
+		err = j.x.rt.commit(context.WithoutCancel(ctx), []*state.Record{rec})
+	}
+	if err != nil {
+		j.x.rt.log.Warn("host call not recorded; a re-run makes it again", "step", j.x.steps[j.i].step.ID, "seq", call.Seq, "error", err)
+	}
+}
+
+func (j *callJournal) next(kind, method, origin, key string) state.HostCall {
+	seq := j.seq
+	j.seq++
+	return state.HostCall{Seq: seq, Kind: kind, Key: key, Method: method, Origin: origin}
 }
 
 func (j *callJournal) Do(ctx context.Context, req abi.HTTPRequest) abi.HTTPResponse {
@@ -175,54 +262,82 @@ func (j *callJournal) Do(ctx context.Context, req abi.HTTPRequest) abi.HTTPRespo
 	if method == "" {
 		method = "GET"
 	}
-	seq := j.seq
-	j.seq++
-	call := state.HostCall{Seq: seq, Kind: "http", Key: callKey(method, &req), Method: method, Origin: originOf(req.URL)}
-	if !j.diverged {
-		if rec, ok := j.recorded[seq]; !ok {
-			// Not recorded: past the last record, live from here on; a safe
-			// call whose record was not kept (a crash) is sent again, and
-			// the calls after it still replay.
-			j.diverged = seq > j.last
-		} else {
-			if rec.Key == call.Key {
-				if rec.Result == nil {
-					return j.told(call, callFailed(abi.CauseHTTPOutcomeUnknown,
-						"%s %s was sent by an earlier attempt, which stopped before its response was recorded: it may or may not have taken effect, and is not sent again by itself (check, then resume to run the step again, which sends it again)",
-						method, call.Origin), false)
-				}
-				resp, err := j.replay(rec)
-				if err != nil {
-					return j.told(call, callFailed(abi.CauseUnknown, "the recorded response of %s %s cannot be read: %v", method, call.Origin, err), false)
-				}
-				return j.told(call, resp, true)
-			}
-			j.diverged = true
-			if !safeMethod(rec.Method) && !s.Idempotent {
-				return j.told(call, callFailed(abi.CauseReplayDiverged,
-					"call %d is now %s %s, but an earlier attempt made %s %s there, whose effect must not happen twice; the step is not idempotent, so it stops here (make the step's calls depend only on its input and answers, or mark it idempotent; resume runs it again live)",
-					seq+1, method, call.Origin, rec.Method, rec.Origin), false)
-			}
+	call := j.next("http", method, originOf(req.URL), callKey(method, &req))
+	rec, herr := j.start(ctx, &call)
+	switch {
+	case herr != nil:
+		return j.toldHTTP(call, abi.HTTPResponse{Error: herr}, false)
+	case rec != nil:
+		resp, err := j.replayHTTP(*rec)
+		if err != nil {
+			return j.toldHTTP(call, callFailed(abi.CauseUnknown, "the recorded response of %s %s cannot be read: %v", method, call.Origin, err), false)
 		}
-	}
-	if !safeMethod(method) && !s.Idempotent {
-		started := &state.Record{Type: state.EventHostCallStarted, Run: j.x.runID, Step: s.ID, Attempt: j.attempt, Call: &call}
-		if err := j.x.rt.commit(context.WithoutCancel(ctx), []*state.Record{started}); err != nil {
-			return callFailed(abi.CauseUnknown, "the journal cannot record %s %s, so it was not sent: %v", method, call.Origin, err)
-		}
+		return j.toldHTTP(call, resp, true)
 	}
 	if s.Allow.HTTP != nil && s.Allow.HTTP.IdempotencyKey && !hasHeader(req.Headers, "Idempotency-Key") {
-		sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d", j.x.runID, s.ID, seq))
+		sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d", j.x.runID, s.ID, call.Seq))
 		if req.Headers = maps.Clone(req.Headers); req.Headers == nil {
 			req.Headers = map[string][]string{}
 		}
 		req.Headers["Idempotency-Key"] = []string{hex.EncodeToString(sum[:16])}
 	}
 	resp := j.live.Do(ctx, req)
-	if err := j.record(ctx, call, resp); err != nil {
-		j.x.rt.log.Warn("host call not recorded; a re-run sends it again", "step", s.ID, "seq", seq, "error", err)
+	doc := resp
+	if len(doc.Body) > state.MaxInlineBytes {
+		if sha, err := j.x.rt.store.PutBlob([]byte(doc.Body)); err == nil {
+			call.Blob, doc.Body = sha, ""
+		} else {
+			j.x.rt.log.Warn("host call body not kept", "error", err)
+		}
 	}
-	return j.told(call, resp, false)
+	j.finish(ctx, call, doc.Wire())
+	return j.toldHTTP(call, resp, false)
+}
+
+// Exec runs a command through the journal, as Do sends a request.
+func (j *callJournal) Exec(ctx context.Context, req abi.ExecRequest) abi.ExecResponse {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	call := j.next("exec", req.Command, "", execKey(&req))
+	rec, herr := j.start(ctx, &call)
+	switch {
+	case herr != nil:
+		return j.toldExec(call, abi.ExecResponse{ExitCode: -1, Error: herr}, false)
+	case rec != nil:
+		var resp abi.ExecResponse
+		if err := json.Unmarshal(rec.Result, &resp); err != nil {
+			return j.toldExec(call, abi.ExecResponse{ExitCode: -1, Error: &abi.HostError{Code: abi.CauseUnknown, Message: "the recorded result cannot be read: " + err.Error()}}, false)
+		}
+		return j.toldExec(call, resp, true)
+	}
+	resp := j.exec.Exec(ctx, req).Wire()
+	j.finish(ctx, call, resp)
+	return j.toldExec(call, resp, false)
+}
+
+// execKey hashes a command request as the step made it.
+func execKey(req *abi.ExecRequest) string {
+	h := sha256.New()
+	field := func(s string) {
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		io.WriteString(h, s)
+	}
+	field("exec")
+	field(req.Command)
+	field(strconv.Itoa(len(req.Args)))
+	for _, a := range req.Args {
+		field(a)
+	}
+	field(req.Cwd)
+	for _, k := range slices.Sorted(maps.Keys(req.Env)) {
+		field(k)
+		field(req.Env[k])
+	}
+	field(req.Stdin)
+	field(req.Timeout)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func hasHeader(h map[string][]string, name string) bool {
@@ -234,33 +349,8 @@ func hasHeader(h map[string][]string, name string) bool {
 	return false
 }
 
-// record journals a live call's result, its body in a blob when large.
-func (j *callJournal) record(ctx context.Context, call state.HostCall, resp abi.HTTPResponse) error {
-	if len(resp.Body) > state.MaxInlineBytes {
-		sha, err := j.x.rt.store.PutBlob([]byte(resp.Body))
-		if err != nil {
-			return err
-		}
-		call.Blob, resp.Body = sha, ""
-	}
-	b, err := jsonenc.Marshal(resp.Wire())
-	if err != nil {
-		return err
-	}
-	call.Result = b
-	s := j.x.steps[j.i].step
-	rec := &state.Record{Type: state.EventHostCall, Run: j.x.runID, Step: s.ID, Attempt: j.attempt, Call: &call}
-	// Only a result whose loss would send an effect twice is made durable
-	// before the step sees it; another is kept back (see kept).
-	if safeMethod(call.Method) || s.Idempotent {
-		j.kept = append(j.kept, rec)
-		return nil
-	}
-	return j.x.rt.commit(context.WithoutCancel(ctx), []*state.Record{rec})
-}
-
-// replay returns a recorded result as the live call returned it.
-func (j *callJournal) replay(rec state.HostCall) (abi.HTTPResponse, error) {
+// replayHTTP returns a recorded response as the live call returned it.
+func (j *callJournal) replayHTTP(rec state.HostCall) (abi.HTTPResponse, error) {
 	var resp abi.HTTPResponse
 	if err := json.Unmarshal(rec.Result, &resp); err != nil {
 		return resp, err
@@ -282,13 +372,27 @@ func (j *callJournal) replay(rec state.HostCall) (abi.HTTPResponse, error) {
 	return resp, nil
 }
 
-// told emits the call's event and returns resp.
-func (j *callJournal) told(call state.HostCall, resp abi.HTTPResponse, replayed bool) abi.HTTPResponse {
-	info := &CallInfo{Seq: call.Seq, Kind: call.Kind, Method: call.Method, Origin: call.Origin, Status: resp.Status, Replayed: replayed}
+// told emits a call's event.
+func (j *callJournal) told(call state.HostCall, info *CallInfo, replayed bool) {
+	info.Seq, info.Kind, info.Method, info.Origin, info.Replayed = call.Seq, call.Kind, call.Method, call.Origin, replayed
+	s := j.x.steps[j.i].step
+	j.x.rt.emit(Event{Type: EventHostCall, Run: j.x.runID, Step: s.ID, Index: j.i, Attempt: j.attempt, Call: info})
+}
+
+func (j *callJournal) toldHTTP(call state.HostCall, resp abi.HTTPResponse, replayed bool) abi.HTTPResponse {
+	info := &CallInfo{Status: resp.Status}
 	if resp.Error != nil {
 		info.Code = resp.Error.Code
 	}
-	s := j.x.steps[j.i].step
-	j.x.rt.emit(Event{Type: EventHostCall, Run: j.x.runID, Step: s.ID, Index: j.i, Attempt: j.attempt, Call: info})
+	j.told(call, info, replayed)
+	return resp
+}
+
+func (j *callJournal) toldExec(call state.HostCall, resp abi.ExecResponse, replayed bool) abi.ExecResponse {
+	info := &CallInfo{Status: resp.ExitCode}
+	if resp.Error != nil {
+		info.Code = resp.Error.Code
+	}
+	j.told(call, info, replayed)
 	return resp
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/12fa/12fa/abi"
 	"github.com/12fa/12fa/checkpoint"
+	"github.com/12fa/12fa/command"
 	"github.com/12fa/12fa/egress"
 	"github.com/12fa/12fa/host"
 	"github.com/12fa/12fa/inputs"
@@ -328,6 +330,8 @@ type loaded struct {
 	http *egress.Client
 	// missing names the secrets granted to the step that have no value.
 	missing []string
+	// exec runs the step's commands; nil when allow.commands grants none.
+	exec *command.Policy
 }
 
 // load reads, checks and compiles every step's plugin before anything runs,
@@ -402,6 +406,14 @@ func (r *Runtime) load(ctx context.Context, m *manifest.Manifest) ([]loaded, err
 				}
 			}
 			steps[i].http = egress.NewClient(pol)
+		}
+		if len(s.Allow.Resolved) > 0 {
+			p := &command.Policy{Commands: s.Allow.Resolved, Env: s.Allow.Env, Getenv: os.LookupEnv}
+			for host, guest := range s.Allow.WritePaths {
+				p.Dirs = append(p.Dirs, command.Dir{Guest: guest, Host: resolvePath(m.Dir, host)})
+			}
+			slices.SortFunc(p.Dirs, func(a, b command.Dir) int { return strings.Compare(a.Guest, b.Guest) })
+			steps[i].exec = p
 		}
 	}
 	r.emit(Event{Type: EventPluginsLoaded, Workflow: m.Workflow.Name, Steps: len(plugins), Duration: time.Since(start)})

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/12fa/12fa/abi"
+	"github.com/12fa/12fa/command"
 	"github.com/12fa/12fa/egress"
 	"github.com/12fa/12fa/host"
 	"github.com/12fa/12fa/internal/jsrunner"
@@ -108,12 +109,18 @@ func callGreet(t *testing.T, p greetPlugin, input any, answer string, ctx ctxMap
 // callGreetHTTP is callGreet with the step's HTTP (nil: none granted).
 func callGreetHTTP(t *testing.T, p greetPlugin, input any, answer string, ctx ctxMap, http host.HTTPDoer) greetCall {
 	t.Helper()
+	return callGreetWith(t, p, input, answer, ctx, http, nil)
+}
+
+// callGreetWith is callGreet with the step's HTTP and commands (nil: none).
+func callGreetWith(t *testing.T, p greetPlugin, input any, answer string, ctx ctxMap, http host.HTTPDoer, exec host.Execer) greetCall {
+	t.Helper()
 	in, _ := json.Marshal(input)
 	env, _ := json.Marshal(abi.Envelope{Workflow: "conformance", RunID: "r1", Step: "greet", Attempt: 1, Input: in})
 	q := &oneQuestion{answer: answer}
 	n := &notifications{}
 	res, err := p.Call(t.Context(), host.Request{Input: env, Timeout: 10 * time.Second,
-		Context: ctx, Inputs: q, Notifier: n, Config: p.config, HTTP: http})
+		Context: ctx, Inputs: q, Notifier: n, Config: p.config, HTTP: http, Exec: exec})
 	return greetCall{res: res, err: err, asked: q.asked, sent: n.got}
 }
 
@@ -150,6 +157,11 @@ func TestConformance_Greet(t *testing.T) {
 	}
 	web := egress.NewClient(egress.Policy{Origins: []egress.Origin{o}, Private: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 	defer web.Close()
+	echo, err := command.Resolve("echo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := &command.Policy{Commands: []command.Command{{Name: "echo", Path: echo}}, Dirs: []command.Dir{{Guest: "/work", Host: t.TempDir()}}}
 	checks := []struct {
 		name string
 		run  func(t *testing.T, lang string, p greetPlugin) error
@@ -254,6 +266,20 @@ func TestConformance_Greet(t *testing.T) {
 			// The kit fails the step with the response's code, leaving the
 			// retry to the host (which never retries http_denied).
 			return wantGuestError(callGreet(t, p, map[string]string{"name": "Ada", "url": srv.URL}, "formal", nil).err, "http_denied", true)
+		}},
+		{"exec", func(t *testing.T, lang string, p greetPlugin) error {
+			c := callGreetWith(t, p, map[string]string{"name": name, "run": "echo"}, "formal", nil, nil, cmds)
+			if c.err != nil {
+				return c.err
+			}
+			var out struct{ Ran string }
+			if err := json.Unmarshal(c.res.Output, &out); err != nil || out.Ran != "hello "+name+"\n" {
+				return fmt.Errorf("ran %q (%v) from %s", out.Ran, err, c.res.Output)
+			}
+			return nil
+		}},
+		{"exec: not granted", func(t *testing.T, lang string, p greetPlugin) error {
+			return wantGuestError(callGreetWith(t, p, map[string]string{"name": "Ada", "run": "rm"}, "formal", nil, nil, cmds).err, "exec_denied", true)
 		}},
 		{"error: missing input", func(t *testing.T, lang string, p greetPlugin) error {
 			return wantGuestError(callGreet(t, p, map[string]string{}, "", nil).err, "no_name", false)

@@ -14,8 +14,8 @@ const module = "github.com/12fa/12fa/"
 // import (non-test files). Packages not listed may import only abi.
 var allowed = map[string][]string{
 	"abi":      {},
-	"runtime":  {"abi", "host", "state", "manifest", "checkpoint", "inputs", "notify", "progress", "features", "egress"},
-	"manifest": {"abi", "egress"},
+	"runtime":  {"abi", "host", "state", "manifest", "checkpoint", "inputs", "notify", "progress", "features", "egress", "command"},
+	"manifest": {"abi", "egress", "command"},
 	"cmd/12fa": {"runtime", "manifest", "state", "inputs", "progress", "features", "abi", "bench", "pdk"},
 	"bench":    {"runtime", "manifest", "state"},
 }

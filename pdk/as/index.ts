@@ -19,6 +19,8 @@ declare function host_input_request(req: u64): u64;
 declare function host_notify(doc: u64): u32;
 @external("12fa:v1", "http")
 declare function host_http(req: u64): u64;
+@external("12fa:v1", "exec")
+declare function host_exec(req: u64): u64;
 
 // Log levels and host statuses of abi v1.
 export const TRACE: i32 = 0;
@@ -115,6 +117,15 @@ export function notify(json: string): u32 {
 // {"error":{"code","message"}} when there is none: pass it to httpFailed.
 export function http(req: string): Value {
   return parse(get(host_http(put(req))));
+}
+
+// exec runs one of the step's allow.commands (no shell). req is the
+// request document ({"command","args":[...],"cwd","env":{},"stdin",
+// "timeout"}); the result is {"exit_code","stdout","stderr","truncated",
+// "duration_ms"}, or {"error":{"code","message"}} when it could not run:
+// pass it to httpFailed, which reads any host call's result.
+export function exec(req: string): Value {
+  return parse(get(host_exec(put(req))));
 }
 
 // httpFailed fails the step with a response's error and returns 1 (return

@@ -46,6 +46,7 @@ TFA_IMPORT("12fa:v1", "log") uint32_t tfa_h_log(int32_t level, uint64_t msg);
 TFA_IMPORT("12fa:v1", "input_request") uint64_t tfa_h_input_request(uint64_t req);
 TFA_IMPORT("12fa:v1", "notify") uint32_t tfa_h_notify(uint64_t doc);
 TFA_IMPORT("12fa:v1", "http") uint64_t tfa_h_http(uint64_t req);
+TFA_IMPORT("12fa:v1", "exec") uint64_t tfa_h_exec(uint64_t req);
 
 /* Log levels and host statuses (abi/abi.go). */
 enum { TFA_TRACE, TFA_DEBUG, TFA_INFO, TFA_WARN, TFA_ERROR };
@@ -363,6 +364,13 @@ static inline uint32_t tfa_notify(const char *doc) { return tfa_h_notify(tfa_put
  * {"status","headers","body" or "body_base64","url"}, or
  * {"error":{"code","message"}} when there is none. */
 static inline char *tfa_http(const char *req) { return tfa_get(tfa_h_http(tfa_put_str(req)), NULL); }
+
+/* tfa_exec runs one of the step's allow.commands. req is its JSON document
+ * ({"command","args":[...],"cwd","env":{},"stdin","timeout"}); the result
+ * (the caller frees it) is {"exit_code","stdout","stderr","truncated",
+ * "duration_ms"}, or has "error":{"code","message"} when it could not run
+ * (check it with tfa_http_failed, which reads any host call's result). */
+static inline char *tfa_exec(const char *req) { return tfa_get(tfa_h_exec(tfa_put_str(req)), NULL); }
 
 /* tfa_http_failed fails the step with a response's error, if it has one,
  * and returns 1 (return it from the export); 0 when resp is a response.

@@ -63,6 +63,9 @@ func hostNotify(doc uint64) uint32
 //go:wasmimport 12fa:v1 http
 func hostHTTP(req uint64) uint64
 
+//go:wasmimport 12fa:v1 exec
+func hostExec(req uint64) uint64
+
 // input copies the call's input out of the kernel.
 func input() []byte {
 	n := extismInputLength()

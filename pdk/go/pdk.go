@@ -118,6 +118,33 @@ func HTTP(req HTTPRequest) (*HTTPResponse, error) {
 	return &resp, nil
 }
 
+// ExecRequest and ExecResponse are the documents of Exec; see
+// abi.ExecRequest.
+type (
+	ExecRequest  = abi.ExecRequest
+	ExecResponse = abi.ExecResponse
+)
+
+// Exec runs one of the step's allow.commands (no shell: Command and its
+// Args) and returns what it did; a non-zero exit is a response. When it
+// could not run (refused by the grants, killed at its timeout) it returns
+// a *StepError whose Code says why (abi.CauseExecDenied …), to return from
+// the step. The command runs outside the sandbox, with the user's rights.
+func Exec(req ExecRequest) (*ExecResponse, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	var resp ExecResponse
+	if err := json.Unmarshal(load(hostExec(alloc(b))), &resp); err != nil {
+		return nil, fmt.Errorf("12fa: decode exec response: %w", err)
+	}
+	if resp.Error != nil {
+		return nil, &StepError{Code: string(resp.Error.Code), Message: resp.Error.Message}
+	}
+	return &resp, nil
+}
+
 // AskWith is Ask with every field of the request.
 func AskWith(req abi.InputRequest) (answer string, answered bool, err error) {
 	b, err := json.Marshal(req)

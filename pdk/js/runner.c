@@ -88,6 +88,17 @@ static JSValue raw_http(JSContext *c, JSValueConst this, int argc, JSValueConst 
 	return js_str_or_null(c, resp);
 }
 
+/* raw_exec takes the exec request document and returns the response's. */
+static JSValue raw_exec(JSContext *c, JSValueConst this, int argc, JSValueConst *argv) {
+	(void)this;
+	size_t n;
+	const char *req = JS_ToCStringLen(c, &n, argc > 0 ? argv[0] : JS_UNDEFINED);
+	if (!req) return JS_EXCEPTION;
+	char *resp = tfa_get(tfa_h_exec(tfa_put(req, n)), NULL);
+	JS_FreeCString(c, req);
+	return js_str_or_null(c, resp);
+}
+
 static JSValue raw_notify(JSContext *c, JSValueConst this, int argc, JSValueConst *argv) {
 	(void)this;
 	const char *doc = arg(c, argc, argv, 0);
@@ -180,6 +191,17 @@ static const char prelude[] =
 	"          text: () => Promise.resolve(body), json: () => Promise.resolve(JSON.parse(body)) });\n"
 	"      } catch (e) { return Promise.reject(e); }\n"
 	"    },\n"
+	"    exec: (command, args, opts) => {\n"
+	"      const call = 'host.exec(command, args, opts)';\n"
+	"      const req = Object.assign({}, opts || {}, { command: str(call, 'command', command) });\n"
+	"      if (args !== undefined && args !== null) {\n"
+	"        if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw typeError(call, 'args', 'an array of strings', args);\n"
+	"        req.args = args;\n"
+	"      }\n"
+	"      const r = JSON.parse(raw.exec(JSON.stringify(req)));\n"
+	"      if (r.error) throw fail(r.error.code, r.error.message, undefined);\n"
+	"      return r;\n"
+	"    },\n"
 	"    config: (key) => raw.config(str('host.config(key)', 'key', key)),\n"
 	"    fail: (code, message) => fail(str('host.fail(code, message)', 'code', code), text('host.fail(code, message)', 'message', message), true),\n"
 	"    failPermanent: (code, message) => fail(str('host.failPermanent(code, message)', 'code', code), text('host.failPermanent(code, message)', 'message', message), false),\n"
@@ -222,6 +244,7 @@ static int start(void) {
 	JS_SetPropertyStr(ctx, raw, "ask", JS_NewCFunction(ctx, raw_ask, "ask", 1));
 	JS_SetPropertyStr(ctx, raw, "notify", JS_NewCFunction(ctx, raw_notify, "notify", 1));
 	JS_SetPropertyStr(ctx, raw, "http", JS_NewCFunction(ctx, raw_http, "http", 1));
+	JS_SetPropertyStr(ctx, raw, "exec", JS_NewCFunction(ctx, raw_exec, "exec", 1));
 	JS_SetPropertyStr(ctx, raw, "config", JS_NewCFunction(ctx, raw_config, "config", 1));
 	JSValue fn = JS_Eval(ctx, prelude, sizeof prelude - 1, "<12fa prelude>", JS_EVAL_TYPE_GLOBAL);
 	if (JS_IsException(fn)) return 1;

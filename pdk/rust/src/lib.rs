@@ -47,6 +47,7 @@ mod raw {
         pub fn input_request(req: u64) -> u64;
         pub fn notify(doc: u64) -> u32;
         pub fn http(req: u64) -> u64;
+        pub fn exec(req: u64) -> u64;
     }
 }
 
@@ -190,6 +191,25 @@ pub fn http(req: &Value) -> Result<Value, Error> {
     if !e.is_null() {
         return Err(Error::Fail {
             code: e.get("code").as_str().unwrap_or("http_error").to_string(),
+            message: e.get("message").as_str().unwrap_or("").to_string(),
+            retryable: true, // unset in the document: the code decides
+        });
+    }
+    Ok(resp)
+}
+
+/// Runs one of the step's allow.commands (no shell). req is the request
+/// document ({"command","args":[...],"cwd","env":{},"stdin","timeout"});
+/// the result is {"exit_code","stdout","stderr","truncated","duration_ms"}
+/// (a non-zero exit is a result), or Err with the reason's code when it
+/// could not run (exec_denied, exec_timeout …).
+pub fn exec(req: &Value) -> Result<Value, Error> {
+    let s = req.to_string();
+    let resp = json::parse(&get(unsafe { raw::exec(put(s.as_bytes())) })).unwrap_or(Value::Null);
+    let e = resp.get("error");
+    if !e.is_null() {
+        return Err(Error::Fail {
+            code: e.get("code").as_str().unwrap_or("exec_failed").to_string(),
             message: e.get("message").as_str().unwrap_or("").to_string(),
             retryable: true, // unset in the document: the code decides
         });

@@ -34,5 +34,11 @@ export function run(): i32 {
     if (tfa.httpFailed(resp)) return 1;
     out.set("fetched", resp.get("body"));
   }
+  const run = input.get("run").s;
+  if (run != "") {
+    const resp = tfa.exec("{\"command\":" + tfa.quote(run) + ",\"args\":[\"hello\"," + tfa.quote(name) + "]}");
+    if (tfa.httpFailed(resp)) return 1;
+    out.set("ran", resp.get("stdout"));
+  }
   return tfa.output(out.toString());
 }

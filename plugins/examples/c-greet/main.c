@@ -10,13 +10,15 @@ TFA_EXPORT("run") int32_t run(void) {
 	const char *in = tfa_json_field(env, end, "input", &in_n);
 	const char *attempt = tfa_json_field(env, end, "attempt", &att_n);
 	char *step = tfa_json_get_string(env, "step");
-	char *name = NULL, *fail = NULL, *url = NULL;
+	char *name = NULL, *fail = NULL, *url = NULL, *cmd = NULL;
 	if (in && in_n && in[0] == '{') {
 		size_t fn;
 		const char *v = tfa_json_field(in, in + in_n, "name", &fn);
 		name = v ? tfa_json_string(v, fn) : NULL;
 		v = tfa_json_field(in, in + in_n, "url", &fn);
 		url = v ? tfa_json_string(v, fn) : NULL;
+		v = tfa_json_field(in, in + in_n, "run", &fn);
+		cmd = v ? tfa_json_string(v, fn) : NULL;
 		v = tfa_json_field(in, in + in_n, "fail", &fn);
 		fail = v ? tfa_json_string(v, fn) : NULL;
 	}
@@ -59,6 +61,19 @@ TFA_EXPORT("run") int32_t run(void) {
 		fetched = tfa_json_get_string(resp, "body");
 	}
 
+	char *ran = NULL;
+	if (cmd && *cmd) {
+		tfa_buf req = {0};
+		tfa_buf_str(&req, "{\"command\":");
+		tfa_buf_json(&req, cmd);
+		tfa_buf_str(&req, ",\"args\":[\"hello\",");
+		tfa_buf_json(&req, name);
+		tfa_buf_str(&req, "]}");
+		char *resp = tfa_exec(req.p);
+		if (tfa_http_failed(resp)) return 1;
+		ran = tfa_json_get_string(resp, "stdout");
+	}
+
 	tfa_buf greeting = {0};
 	if (strcmp(tone, "formal") == 0) tfa_buf_printf(&greeting, "Good day, %s.", name);
 	else tfa_buf_printf(&greeting, "Hi, %s!", name);
@@ -73,6 +88,10 @@ TFA_EXPORT("run") int32_t run(void) {
 	if (fetched) {
 		tfa_buf_str(&out, ",\"fetched\":");
 		tfa_buf_json(&out, fetched);
+	}
+	if (ran) {
+		tfa_buf_str(&out, ",\"ran\":");
+		tfa_buf_json(&out, ran);
 	}
 	tfa_buf_str(&out, "}");
 	tfa_output(out.p, out.n);

@@ -1,13 +1,14 @@
-// Command fetch is an example step that reaches the network under its
-// allow.hosts grant: it sends each request of its input in order and
-// returns what came back. A request that gets no response fails the step
+// Command fetch is an example step that reaches the world under its
+// grants: it sends each HTTP request of its input in order (allow.hosts),
+// runs each command (allow.commands), and returns what came back. A request that gets no response fails the step
 // with the reason's code (http_denied, http_blocked_address …), which the
 // runner retries or not as that code says. With "ask" set, it asks a
 // question after the requests and waits for the answer, so that the step
 // runs again.
 //
 // Input: {"requests": [{"method": "POST", "url": "…", "headers": {…},
-// "body": "…"}], "ask": "question", "vary": false}
+// "body": "…"}], "commands": [{"command": "git", "args": ["status"]}],
+// "ask": "question", "vary": false}
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o fetch.wasm .
 package main
@@ -22,6 +23,7 @@ import (
 
 type input struct {
 	Requests []pdk.HTTPRequest `json:"requests"`
+	Commands []pdk.ExecRequest `json:"commands"`
 	Ask      string            `json:"ask"`
 	// Vary adds the attempt number to each URL's query: requests that
 	// differ from one attempt to the next, as a timestamp in a body would.
@@ -58,6 +60,15 @@ func run() int32 {
 			pdk.Logf(pdk.Info, "%s %s: %d, %d bytes", req.Method, resp.URL, resp.Status, len(resp.Body))
 			out = append(out, result{Status: resp.Status, Headers: resp.Headers, Body: resp.Body, URL: resp.URL})
 		}
+		var ran []*pdk.ExecResponse
+		for _, c := range in.Commands {
+			r, err := pdk.Exec(c)
+			if err != nil {
+				return nil, err
+			}
+			pdk.Logf(pdk.Info, "%s: exit %d", c.Command, r.ExitCode)
+			ran = append(ran, r)
+		}
 		if in.Ask != "" {
 			answer, ok, err := pdk.Ask("confirm", in.Ask)
 			if err != nil {
@@ -66,9 +77,9 @@ func run() int32 {
 			if !ok {
 				return nil, pdk.ErrWaiting
 			}
-			return map[string]any{"responses": out, "answer": answer}, nil
+			return map[string]any{"responses": out, "commands": ran, "answer": answer}, nil
 		}
-		return map[string]any{"responses": out}, nil
+		return map[string]any{"responses": out, "commands": ran}, nil
 	})
 }
 

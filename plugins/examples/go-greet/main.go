@@ -15,6 +15,7 @@ type input struct {
 	Name string `json:"name"`
 	Fail string `json:"fail"`
 	URL  string `json:"url"`
+	Run  string `json:"run"`
 }
 
 // The decoder of input is built once per instance, not in every call.
@@ -60,6 +61,13 @@ func run() int32 {
 				return nil, err
 			}
 			out["fetched"] = resp.Body
+		}
+		if in.Run != "" {
+			r, err := pdk.Exec(pdk.ExecRequest{Command: in.Run, Args: []string{"hello", in.Name}})
+			if err != nil {
+				return nil, err
+			}
+			out["ran"] = r.Stdout
 		}
 		return out, nil
 	})

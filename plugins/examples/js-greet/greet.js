@@ -20,5 +20,6 @@ function run(env) {
   const greeting = tone === "formal" ? `Good day, ${name}.` : `Hi, ${name}!`;
   const out = { greeting, count, step: env.step, attempt: env.attempt, lang: "js" };
   if (input.url) out.fetched = host.http({ url: input.url }).body;
+  if (input.run) out.ran = host.exec(input.run, ["hello", name]).stdout;
   return out;
 }

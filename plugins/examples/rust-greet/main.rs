@@ -41,6 +41,11 @@ pub extern "C" fn run() -> i32 {
             let resp = tfa::http(&obj(vec![("url", Value::from(url))]))?;
             out.push(("fetched", resp.get("body").clone()));
         }
+        if let Some(cmd) = input.get("run").as_str() {
+            let args = Value::Array(vec![Value::from("hello"), Value::from(name.as_str())]);
+            let resp = tfa::exec(&obj(vec![("command", Value::from(cmd)), ("args", args)]))?;
+            out.push(("ran", resp.get("stdout").clone()));
+        }
         Ok(obj(out))
     })
 }
