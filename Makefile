@@ -4,7 +4,7 @@ GO        ?= go
 BIN       := bin/12fa
 EXAMPLE   := plugins/examples/plugin-manifest.toml
 EXAMPLE_DIR ?= .example-project
-GO_PLUGINS := analyze plan report effect gopanic fsprobe gonoop ask go-greet fetch
+GO_PLUGINS := analyze plan report effect gopanic fsprobe gonoop ask go-greet fetch agent
 WAT_PLUGINS := $(wildcard plugins/examples/wat/*.wat)
 C_PLUGINS := c-greet
 RUST_PLUGINS := rust-greet
@@ -36,10 +36,11 @@ QJS_FLAGS := --target=wasm32-wasi -O2 -D_GNU_SOURCE -DCONFIG_VERSION=\"2021-03-2
 	-DFE_DOWNWARD=0x400 -DFE_UPWARD=0x800 -Wno-everything
 JS_RUNNER := internal/jsrunner/js-runner.wasm
 
-.PHONY: help build test test-unit test-integration example wasm fmt lint vet deps check bench clean
+.PHONY: help build test test-unit test-integration example example-agent wasm fmt lint vet deps check bench clean
 
 help:
 	@echo "make example           build 12fa and run the example workflow end to end"
+	@echo "make example-agent     the agent workflow (model plans, person approves, change, go test) against a local test server"
 	@echo "make test              all tests (unit with -race, then end-to-end)"
 	@echo "make test-unit         unit tests with -race"
 	@echo "make test-integration  end-to-end tests of the built binary (tests/)"
@@ -49,6 +50,9 @@ help:
 
 build:
 	$(GO) build -o $(BIN) ./cmd/12fa
+
+example-agent: build
+	BIN=$(BIN) sh plugins/examples/agent/example.sh
 
 example: build
 	@mkdir -p $(EXAMPLE_DIR)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -158,9 +159,13 @@ func TestExecKill(t *testing.T) {
 		t.Errorf("%+v after %s\n%s", step, took, out)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if ps, _ := exec.Command("pgrep", "-f", "sleep "+tag).Output(); len(ps) > 0 {
-		t.Errorf("processes left running: %s", ps)
-		_ = exec.Command("pkill", "-f", "sleep "+tag).Run()
+	if left := processesWith("sleep\x00" + tag); len(left) > 0 {
+		t.Errorf("processes left running: %v", left)
+		for _, pid := range left {
+			if p, err := os.FindProcess(pid); err == nil {
+				_ = p.Kill()
+			}
+		}
 	}
 
 	dir, m = execProject(t, cmdInput(`{ command = "sh", args = ["-c", "head -c 5000000 /dev/zero | tr '\\000' x"] }`), `commands = ["sh"]`)
@@ -169,6 +174,23 @@ func TestExecKill(t *testing.T) {
 	if ran := commandsRan(t, step); step.Status != "completed" || !ran[0].Truncated || len(ran[0].Stdout) != 1<<20 {
 		t.Errorf("5 MB of output: %s, truncated %v, %d bytes kept", step.Status, ran[0].Truncated, len(ran[0].Stdout))
 	}
+}
+
+// processesWith returns the pids whose command line (NUL-separated, as
+// /proc holds it) contains s.
+func processesWith(s string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && strings.Contains(string(b), s) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // TestExecManifest: grants that would hand a command more are refused when

@@ -17,7 +17,8 @@ func newValidateCommand(g *globalOptions) *cobra.Command {
 		Short: "Check a manifest and print every grant of every step",
 		Long: `Check a manifest as run would (an error names the file and line) and print
 what each step is granted beyond the sandbox's nothing: directories, hosts,
-private address ranges, HTTP limits and secrets (by name, never a value).`,
+private address ranges, HTTP limits, commands, their environment and
+secrets (by name, never a value).`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -67,6 +68,16 @@ func printGrants(g *globalOptions, m *manifest.Manifest) {
 			lines = append(lines, fmt.Sprintf("limits   response %s, %d requests an attempt, redirects %s, timeout %s, stall %s",
 				bytesText(l.MaxResponseBytes), l.MaxRequests, redirects, l.Timeout, l.StallTimeout))
 		}
+		for _, c := range s.Allow.Resolved {
+			idem := ""
+			if c.Idempotent {
+				idem = ", idempotent"
+			}
+			lines = append(lines, fmt.Sprintf("command  %s (%s%s), outside the sandbox", c.Name, c.Path, idem))
+		}
+		if len(s.Allow.Env) > 0 {
+			lines = append(lines, "env      "+strings.Join(s.Allow.Env, ", "))
+		}
 		for _, name := range slices.Sorted(maps.Keys(s.Secrets)) {
 			sg := s.Secrets[name]
 			var to []string
@@ -80,7 +91,7 @@ func printGrants(g *globalOptions, m *manifest.Manifest) {
 			lines = append(lines, fmt.Sprintf("secret   %s to %s, %s", name, strings.Join(to, ", "), how))
 		}
 		if len(lines) == 0 {
-			lines = []string{"nothing (no files, no network, no secrets)"}
+			lines = []string{"nothing (no files, no network, no commands, no secrets)"}
 		}
 		fmt.Fprintf(w, "  step %s:\n", s.ID)
 		for _, l := range lines {
