@@ -119,6 +119,35 @@ func readBlock(k *kernel, off uint64, limit int, truncate bool) ([]byte, error) 
 	return bytes.Clone(b), nil
 }
 
+// readDoc decodes the JSON document in the block at off into v, refusing
+// fields v lacks; what names the argument and kind the document in errors
+// ("request", "an input request").
+func readDoc(k *kernel, off uint64, limit int, what, kind string, v any) error {
+	raw, err := readBlock(k, off, limit, false)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%s is not %s document: %v", what, kind, err)
+	}
+	return nil
+}
+
+// writeDoc encodes v into a new kernel block and returns its offset.
+func writeDoc(k *kernel, v any) (uint64, error) {
+	b, err := jsonenc.Marshal(v)
+	if err != nil {
+		return 0, err
+	}
+	off, err := k.write(b)
+	if err != nil {
+		return 0, fmt.Errorf("write response: %w", err)
+	}
+	return off, nil
+}
+
 func readKey(k *kernel, off uint64) (string, error) {
 	b, err := readBlock(k, off, abi.MaxKeyBytes, false)
 	if err != nil {
@@ -220,15 +249,9 @@ func logFn(ctx context.Context, k *kernel, a *attempt, stack []uint64) (uint64, 
 }
 
 func inputRequest(ctx context.Context, k *kernel, a *attempt, stack []uint64) (uint64, error) {
-	raw, err := readBlock(k, stack[0], abi.MaxQuestionBytes, false)
-	if err != nil {
-		return 0, fmt.Errorf("request: %w", err)
-	}
 	var req abi.InputRequest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return 0, fmt.Errorf("request is not an input request document: %v", err)
+	if err := readDoc(k, stack[0], abi.MaxQuestionBytes, "request", "an input request", &req); err != nil {
+		return 0, err
 	}
 	if req.Key == "" || req.Question == "" || len(req.Key) > abi.MaxKeyBytes {
 		return 0, errors.New("request needs a key (at most 256 bytes) and a question")
@@ -261,27 +284,13 @@ func inputRequest(ctx context.Context, k *kernel, a *attempt, stack []uint64) (u
 		a.pending = append(a.pending, resp.ID)
 		a.mu.Unlock()
 	}
-	b, err := jsonenc.Marshal(resp)
-	if err != nil {
-		return 0, err
-	}
-	off, err := k.write(b)
-	if err != nil {
-		return 0, fmt.Errorf("write response: %w", err)
-	}
-	return off, nil
+	return writeDoc(k, resp)
 }
 
 func notifyFn(ctx context.Context, k *kernel, a *attempt, stack []uint64) (uint64, error) {
-	raw, err := readBlock(k, stack[0], abi.MaxNotificationBytes, false)
-	if err != nil {
-		return 0, fmt.Errorf("notification: %w", err)
-	}
 	var n abi.Notification
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&n); err != nil {
-		return 0, fmt.Errorf("notification is not a notification document: %v", err)
+	if err := readDoc(k, stack[0], abi.MaxNotificationBytes, "notification", "a notification", &n); err != nil {
+		return 0, err
 	}
 	if n.Message == "" || n.Priority < 0 || n.Priority > 5 {
 		return 0, errors.New("notification needs a message and a priority from 1 to 5 (or none)")

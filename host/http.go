@@ -29,29 +29,14 @@ func sendHTTP(ctx context.Context, a *attempt, req abi.HTTPRequest) abi.HTTPResp
 // Only a request that is no document breaks the ABI; a refusal or a
 // failure is in the response.
 func httpFn(ctx context.Context, k *kernel, a *attempt, stack []uint64) (uint64, error) {
-	raw, err := readBlock(k, stack[0], abi.MaxHTTPRequestBytes, false)
-	if err != nil {
-		return 0, fmt.Errorf("request: %w", err)
-	}
 	var req abi.HTTPRequest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return 0, fmt.Errorf("request is not an HTTP request document: %v", err)
+	if err := readDoc(k, stack[0], abi.MaxHTTPRequestBytes, "request", "an HTTP request", &req); err != nil {
+		return 0, err
 	}
 	if req.URL == "" {
 		return 0, fmt.Errorf("request has no url")
 	}
-	resp := sendHTTP(ctx, a, req).Wire()
-	b, err := jsonenc.Marshal(resp)
-	if err != nil {
-		return 0, err
-	}
-	off, err := k.write(b)
-	if err != nil {
-		return 0, fmt.Errorf("write response: %w", err)
-	}
-	return off, nil
+	return writeDoc(k, sendHTTP(ctx, a, req).Wire())
 }
 
 // extismHTTPRequest is the request document of Extism's http_request.
@@ -166,15 +151,9 @@ func extismHTTPStatus(_ context.Context, s *callState, st []uint64) error {
 // execFn is 12fa's exec: a request document in, a response document out.
 // Only a request that is no document breaks the ABI.
 func execFn(ctx context.Context, k *kernel, a *attempt, stack []uint64) (uint64, error) {
-	raw, err := readBlock(k, stack[0], abi.MaxExecRequestBytes, false)
-	if err != nil {
-		return 0, fmt.Errorf("request: %w", err)
-	}
 	var req abi.ExecRequest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return 0, fmt.Errorf("request is not an exec request document: %v", err)
+	if err := readDoc(k, stack[0], abi.MaxExecRequestBytes, "request", "an exec request", &req); err != nil {
+		return 0, err
 	}
 	if req.Command == "" {
 		return 0, fmt.Errorf("request has no command")
@@ -186,13 +165,5 @@ func execFn(ctx context.Context, k *kernel, a *attempt, stack []uint64) (uint64,
 	} else {
 		resp = a.req.Exec.Exec(ctx, req)
 	}
-	b, err := jsonenc.Marshal(resp.Wire())
-	if err != nil {
-		return 0, err
-	}
-	off, err := k.write(b)
-	if err != nil {
-		return 0, fmt.Errorf("write response: %w", err)
-	}
-	return off, nil
+	return writeDoc(k, resp.Wire())
 }

@@ -21,17 +21,7 @@ import (
 // project and the manifest.
 func execProject(t *testing.T, input, allow string) (string, string) {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "work"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	m := fmt.Sprintf("[workflow]\nname = \"exec\"\n[[step]]\nid = \"fetch\"\nplugin = %q\ninput = %s\n[step.allow]\nwrite_paths = { \"work\" = \"/work\" }\n%s\n",
-		filepath.Join(examples(t), "fetch", "fetch.wasm"), input, allow)
-	path := filepath.Join(dir, "plugin-manifest.toml")
-	if err := os.WriteFile(path, []byte(m), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir, path
+	return fetchProject(t, "exec", true, input, "write_paths = { \"work\" = \"/work\" }\n"+allow)
 }
 
 type execResult struct {
@@ -82,18 +72,18 @@ func TestExec(t *testing.T) {
 	}
 
 	for name, tc := range map[string]struct{ input, allow string }{
-		"not granted":        {cmdInput(`{ command = "rm", args = ["-rf", "/tmp/x"] }`), `commands = ["env"]`},
-		"env not granted":    {cmdInput(`{ command = "env", env = { PATH = "/evil" } }`), `commands = ["env"]`},
-		"cwd out":            {cmdInput(`{ command = "env", cwd = "/work/../.." }`), `commands = ["env"]`},
-		"cwd not a grant":    {cmdInput(`{ command = "env", cwd = "/etc" }`), `commands = ["env"]`},
-		"go -exec":           {cmdInput(`{ command = "go", args = ["test", "-exec=/bin/sh", "./..."] }`), `commands = ["go"]`},
-		"go -toolexec":       {cmdInput(`{ command = "go", args = ["build", "-toolexec", "/bin/sh"] }`), `commands = ["go"]`},
-		"git -c":             {cmdInput(`{ command = "git", args = ["-c", "core.sshCommand=touch marker", "fetch"] }`), `commands = ["git"]`},
-		"git -c later":       {cmdInput(`{ command = "git", args = ["fetch", "-c", "core.sshCommand=touch marker"] }`), `commands = ["git"]`},
-		"git --upload-pack":  {cmdInput(`{ command = "git", args = ["clone", "--upload-pack=touch marker", "x", "y"] }`), `commands = ["git"]`},
-		"git ext::":          {cmdInput(`{ command = "git", args = ["clone", "ext::sh -c touch% marker", "y"] }`), `commands = ["git"]`},
-		"git option first":   {cmdInput(`{ command = "git", args = ["--exec-path=.", "status"] }`), `commands = ["git"]`},
-		"no grant at all":    {cmdInput(`{ command = "env" }`), ``},
+		"not granted":       {cmdInput(`{ command = "rm", args = ["-rf", "/tmp/x"] }`), `commands = ["env"]`},
+		"env not granted":   {cmdInput(`{ command = "env", env = { PATH = "/evil" } }`), `commands = ["env"]`},
+		"cwd out":           {cmdInput(`{ command = "env", cwd = "/work/../.." }`), `commands = ["env"]`},
+		"cwd not a grant":   {cmdInput(`{ command = "env", cwd = "/etc" }`), `commands = ["env"]`},
+		"go -exec":          {cmdInput(`{ command = "go", args = ["test", "-exec=/bin/sh", "./..."] }`), `commands = ["go"]`},
+		"go -toolexec":      {cmdInput(`{ command = "go", args = ["build", "-toolexec", "/bin/sh"] }`), `commands = ["go"]`},
+		"git -c":            {cmdInput(`{ command = "git", args = ["-c", "core.sshCommand=touch marker", "fetch"] }`), `commands = ["git"]`},
+		"git -c later":      {cmdInput(`{ command = "git", args = ["fetch", "-c", "core.sshCommand=touch marker"] }`), `commands = ["git"]`},
+		"git --upload-pack": {cmdInput(`{ command = "git", args = ["clone", "--upload-pack=touch marker", "x", "y"] }`), `commands = ["git"]`},
+		"git ext::":         {cmdInput(`{ command = "git", args = ["clone", "ext::sh -c touch% marker", "y"] }`), `commands = ["git"]`},
+		"git option first":  {cmdInput(`{ command = "git", args = ["--exec-path=.", "status"] }`), `commands = ["git"]`},
+		"no grant at all":   {cmdInput(`{ command = "env" }`), ``},
 	} {
 		dir, m := execProject(t, tc.input, tc.allow)
 		out := run12faIn(t, dir, "run", m)

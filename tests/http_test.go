@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,29 +57,33 @@ type stepResult struct {
 // status shows it and what run printed.
 func runFetch(t *testing.T, input, allow string, env ...string) (stepResult, string) {
 	t.Helper()
+	dir, path := fetchProject(t, "fetch", false, input, allow)
+	cmd := exec.Command(bin, "-C", dir, "--cache-dir", cacheDir, "run", path)
+	cmd.Env = append(os.Environ(), env...)
+	out, _ := cmd.CombinedOutput()
+	step, _ := fetchStatus(t, dir)
+	return step, string(out)
+}
+
+// fetchProject writes, in a new project, a workflow named name of one step,
+// fetch, running the fetch example with input and the [step.allow] lines
+// allow; with work set, the project has a directory work/ (granted by
+// allow as it likes). It returns the project and the manifest.
+func fetchProject(t *testing.T, name string, work bool, input, allow string) (string, string) {
+	t.Helper()
 	dir := t.TempDir()
-	m := fmt.Sprintf("[workflow]\nname = \"fetch\"\n[[step]]\nid = \"fetch\"\nplugin = %q\ninput = %s\n[step.allow]\n%s\n",
-		filepath.Join(examples(t), "fetch", "fetch.wasm"), input, allow)
+	if work {
+		if err := os.MkdirAll(filepath.Join(dir, "work"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := fmt.Sprintf("[workflow]\nname = %q\n[[step]]\nid = \"fetch\"\nplugin = %q\ninput = %s\n[step.allow]\n%s\n",
+		name, filepath.Join(examples(t), "fetch", "fetch.wasm"), input, allow)
 	path := filepath.Join(dir, "plugin-manifest.toml")
 	if err := os.WriteFile(path, []byte(m), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-C", dir, "--cache-dir", cacheDir, "run", path)
-	cmd.Env = append(os.Environ(), env...)
-	out, _ := cmd.CombinedOutput()
-	st, err := exec.Command(bin, "-C", dir, "status", "--json").Output()
-	if err != nil {
-		t.Fatalf("status: %v\n%s", err, out)
-	}
-	var s struct {
-		Runs []struct {
-			Steps []stepResult `json:"steps"`
-		} `json:"runs"`
-	}
-	if err := json.Unmarshal(st, &s); err != nil || len(s.Runs) != 1 {
-		t.Fatalf("status: %v\n%s", err, st)
-	}
-	return s.Runs[0].Steps[0], string(out)
+	return dir, path
 }
 
 // fetchedBody is the body of the first response a fetch step returned.
@@ -253,10 +258,15 @@ func TestHTTPAttacks(t *testing.T) {
 	t.Logf("\n| attack | outcome | run took |\n|---|---|---|\n%s", table.String())
 }
 
-// TestHTTPRetry: a timeout is retried (the step is idempotent), a refusal
-// never is.
+// TestHTTPRetry: a timeout is retried (the step is idempotent), and each
+// attempt's request carries the same Idempotency-Key.
 func TestHTTPRetry(t *testing.T) {
+	var keys []string
+	var mu sync.Mutex
 	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		mu.Unlock()
 		time.Sleep(300 * time.Millisecond)
 	})
 	dir := t.TempDir()
@@ -271,7 +281,7 @@ input = %s
 [step.allow]
 hosts = [%q]
 private = ["127.0.0.1"]
-http = { timeout = "100ms" }
+http = { timeout = "100ms", idempotency_key = true }
 `, filepath.Join(examples(t), "fetch", "fetch.wasm"), fetchInput(s.URL), s.URL)
 	path := filepath.Join(dir, "m.toml")
 	if err := os.WriteFile(path, []byte(m), 0o644); err != nil {
@@ -280,6 +290,12 @@ http = { timeout = "100ms" }
 	out, _ := exec.Command(bin, "-C", dir, "--cache-dir", cacheDir, "run", path).CombinedOutput()
 	if got := strings.Count(string(out), "http_timeout"); got < 3 || s.hits.Load() != 3 {
 		t.Errorf("%d hits, %d http_timeout lines; want 3 attempts\n%s", s.hits.Load(), got, out)
+	}
+	// The same call gets the same Idempotency-Key in every attempt.
+	mu.Lock()
+	defer mu.Unlock()
+	if len(keys) != 3 || keys[0] == "" || keys[1] != keys[0] || keys[2] != keys[0] {
+		t.Errorf("Idempotency-Key of the attempts: %q", keys)
 	}
 }
 

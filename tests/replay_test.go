@@ -18,17 +18,10 @@ import (
 )
 
 // replayProject is a project whose one step, fetch, is not idempotent and
-// sends input's requests; it returns the project and the manifest.
+// makes input's calls; it returns the project and the manifest.
 func replayProject(t *testing.T, input, allow string) (string, string) {
 	t.Helper()
-	dir := t.TempDir()
-	m := fmt.Sprintf("[workflow]\nname = \"replay\"\n[[step]]\nid = \"fetch\"\nplugin = %q\ninput = %s\n[step.allow]\n%s\n",
-		filepath.Join(examples(t), "fetch", "fetch.wasm"), input, allow)
-	path := filepath.Join(dir, "plugin-manifest.toml")
-	if err := os.WriteFile(path, []byte(m), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir, path
+	return fetchProject(t, "replay", false, input, allow)
 }
 
 // fetchStatus is the fetch step as `12fa status --json` shows it.

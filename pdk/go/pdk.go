@@ -97,16 +97,9 @@ type (
 // (abi.CauseHTTPDenied …): return it from the step, and the runner retries
 // or not as that code says.
 func HTTP(req HTTPRequest) (*HTTPResponse, error) {
-	b, err := json.Marshal(req)
-	if err != nil {
-		return nil, err
-	}
 	var resp HTTPResponse
-	if err := json.Unmarshal(load(hostHTTP(alloc(b))), &resp); err != nil {
-		return nil, fmt.Errorf("12fa: decode HTTP response: %w", err)
-	}
-	if resp.Error != nil {
-		return nil, &StepError{Code: string(resp.Error.Code), Message: resp.Error.Message}
+	if err := hostCall(hostHTTP, req, &resp, &resp.Error); err != nil {
+		return nil, err
 	}
 	if resp.BodyBase64 != "" {
 		body, err := base64.StdEncoding.DecodeString(resp.BodyBase64)
@@ -116,6 +109,23 @@ func HTTP(req HTTPRequest) (*HTTPResponse, error) {
 		resp.Body, resp.BodyBase64 = string(body), ""
 	}
 	return &resp, nil
+}
+
+// hostCall sends req's document to a host function that returns a result
+// document, decodes it into resp, and returns the error the result holds
+// (*errp) as a *StepError with its code.
+func hostCall(fn func(uint64) uint64, req, resp any, errp **abi.HostError) error {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(load(fn(alloc(b))), resp); err != nil {
+		return fmt.Errorf("12fa: decode the host's result: %w", err)
+	}
+	if e := *errp; e != nil {
+		return &StepError{Code: string(e.Code), Message: e.Message}
+	}
+	return nil
 }
 
 // ExecRequest and ExecResponse are the documents of Exec; see
@@ -131,16 +141,9 @@ type (
 // a *StepError whose Code says why (abi.CauseExecDenied …), to return from
 // the step. The command runs outside the sandbox, with the user's rights.
 func Exec(req ExecRequest) (*ExecResponse, error) {
-	b, err := json.Marshal(req)
-	if err != nil {
-		return nil, err
-	}
 	var resp ExecResponse
-	if err := json.Unmarshal(load(hostExec(alloc(b))), &resp); err != nil {
-		return nil, fmt.Errorf("12fa: decode exec response: %w", err)
-	}
-	if resp.Error != nil {
-		return nil, &StepError{Code: string(resp.Error.Code), Message: resp.Error.Message}
+	if err := hostCall(hostExec, req, &resp, &resp.Error); err != nil {
+		return nil, err
 	}
 	return &resp, nil
 }

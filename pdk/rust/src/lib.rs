@@ -185,17 +185,7 @@ pub fn notify(doc: &Value) -> u32 {
 /// reason's code (http_denied, http_timeout …): return it, and the host
 /// retries the step or not as that code says.
 pub fn http(req: &Value) -> Result<Value, Error> {
-    let s = req.to_string();
-    let resp = json::parse(&get(unsafe { raw::http(put(s.as_bytes())) })).unwrap_or(Value::Null);
-    let e = resp.get("error");
-    if !e.is_null() {
-        return Err(Error::Fail {
-            code: e.get("code").as_str().unwrap_or("http_error").to_string(),
-            message: e.get("message").as_str().unwrap_or("").to_string(),
-            retryable: true, // unset in the document: the code decides
-        });
-    }
-    Ok(resp)
+    host_call(raw::http, req)
 }
 
 /// Runs one of the step's allow.commands (no shell). req is the request
@@ -204,12 +194,19 @@ pub fn http(req: &Value) -> Result<Value, Error> {
 /// (a non-zero exit is a result), or Err with the reason's code when it
 /// could not run (exec_denied, exec_timeout …).
 pub fn exec(req: &Value) -> Result<Value, Error> {
+    host_call(raw::exec, req)
+}
+
+/// Sends req's document to a host function that returns a result document,
+/// and returns it, or its "error" as a coded error whose retry the code
+/// decides.
+fn host_call(f: unsafe extern "C" fn(u64) -> u64, req: &Value) -> Result<Value, Error> {
     let s = req.to_string();
-    let resp = json::parse(&get(unsafe { raw::exec(put(s.as_bytes())) })).unwrap_or(Value::Null);
+    let resp = json::parse(&get(unsafe { f(put(s.as_bytes())) })).unwrap_or(Value::Null);
     let e = resp.get("error");
     if !e.is_null() {
         return Err(Error::Fail {
-            code: e.get("code").as_str().unwrap_or("exec_failed").to_string(),
+            code: e.get("code").as_str().unwrap_or("error").to_string(),
             message: e.get("message").as_str().unwrap_or("").to_string(),
             retryable: true, // unset in the document: the code decides
         });
