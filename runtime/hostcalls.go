@@ -79,7 +79,14 @@ type callJournal struct {
 	// them again (safe methods, an idempotent step's): they are written
 	// only if the attempt ends waiting for a person (keep), when they
 	// let the step's next run replay them.
-	kept []*state.Record
+	kept []keptCall
+}
+
+// keptCall is a live call whose record is kept back: encoded only if the
+// attempt ends waiting (most never are).
+type keptCall struct {
+	call   state.HostCall
+	result any
 }
 
 // calls returns the journal of step i's attempt, over its live HTTP and
@@ -100,11 +107,20 @@ func (x *execution) calls(i, attempt int, live host.HTTPDoer, exec *command.Poli
 // that the step's next run (after the answer to a question) replays them.
 func (j *callJournal) keep(ctx context.Context) {
 	j.mu.Lock()
-	recs := j.kept
+	kept := j.kept
 	j.kept = nil
 	j.mu.Unlock()
-	if len(recs) == 0 {
+	if len(kept) == 0 {
 		return
+	}
+	recs := make([]*state.Record, 0, len(kept))
+	for _, k := range kept {
+		rec, err := j.record(k.call, k.result)
+		if err != nil {
+			j.x.rt.log.Warn("host call not recorded; the step's next run makes it again", "seq", k.call.Seq, "error", err)
+			continue
+		}
+		recs = append(recs, rec)
 	}
 	if err := j.x.rt.commitLazy(context.WithoutCancel(ctx), recs); err != nil {
 		j.x.rt.log.Warn("host calls not recorded; the step's next run sends them again", "error", err)
@@ -229,23 +245,42 @@ func (j *callJournal) start(ctx context.Context, call *state.HostCall) (*state.H
 	return nil, nil
 }
 
-// finish journals a live call's result document: before the step sees it
-// when its effect must not happen twice, else kept back (see kept).
+// finish journals a live call's result: before the step sees it when its
+// effect must not happen twice, else kept back (see kept).
 func (j *callJournal) finish(ctx context.Context, call state.HostCall, result any) {
-	b, err := jsonenc.Marshal(result)
+	if !j.must(call) {
+		j.kept = append(j.kept, keptCall{call, result})
+		return
+	}
+	rec, err := j.record(call, result)
 	if err == nil {
-		call.Result = b
-		s := j.x.steps[j.i].step
-		rec := &state.Record{Type: state.EventHostCall, Run: j.x.runID, Step: s.ID, Attempt: j.attempt, Call: &call}
-		if !j.must(call) {
-			j.kept = append(j.kept, rec)
-			return
-		}
 		err = j.x.rt.commit(context.WithoutCancel(ctx), []*state.Record{rec})
 	}
 	if err != nil {
 		j.x.rt.log.Warn("host call not recorded; a re-run makes it again", "step", j.x.steps[j.i].step.ID, "seq", call.Seq, "error", err)
 	}
+}
+
+// record makes the journal record of a call and its result (an
+// abi.HTTPResponse, whose large body goes to a blob, or an
+// abi.ExecResponse).
+func (j *callJournal) record(call state.HostCall, result any) (*state.Record, error) {
+	if resp, ok := result.(abi.HTTPResponse); ok {
+		if len(resp.Body) > state.MaxInlineBytes {
+			sha, err := j.x.rt.store.PutBlob([]byte(resp.Body))
+			if err != nil {
+				return nil, err
+			}
+			call.Blob, resp.Body = sha, ""
+		}
+		result = resp.Wire()
+	}
+	b, err := jsonenc.Marshal(result)
+	if err != nil {
+		return nil, err
+	}
+	call.Result = b
+	return &state.Record{Type: state.EventHostCall, Run: j.x.runID, Step: j.x.steps[j.i].step.ID, Attempt: j.attempt, Call: &call}, nil
 }
 
 func (j *callJournal) next(kind, method, origin, key string) state.HostCall {
@@ -282,15 +317,7 @@ func (j *callJournal) Do(ctx context.Context, req abi.HTTPRequest) abi.HTTPRespo
 		req.Headers["Idempotency-Key"] = []string{hex.EncodeToString(sum[:16])}
 	}
 	resp := j.live.Do(ctx, req)
-	doc := resp
-	if len(doc.Body) > state.MaxInlineBytes {
-		if sha, err := j.x.rt.store.PutBlob([]byte(doc.Body)); err == nil {
-			call.Blob, doc.Body = sha, ""
-		} else {
-			j.x.rt.log.Warn("host call body not kept", "error", err)
-		}
-	}
-	j.finish(ctx, call, doc.Wire())
+	j.finish(ctx, call, resp)
 	return j.toldHTTP(call, resp, false)
 }
 
