@@ -381,8 +381,12 @@ func (s *Session) do(ctx context.Context, req abi.HTTPRequest) abi.HTTPResponse 
 			header.Add(name, v)
 		}
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, p.Limits.Timeout, fmt.Errorf("%w: the request took more than %s", context.DeadlineExceeded, p.Limits.Timeout))
-	defer cancel()
+	// The request's own timeout, unless the attempt's deadline comes first.
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > p.Limits.Timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.Limits.Timeout)
+		defer cancel()
+	}
 	ctx, cancelStall := context.WithCancelCause(ctx)
 	defer cancelStall(nil)
 	st := &stall{d: p.Limits.StallTimeout}
@@ -517,7 +521,7 @@ func (s *Session) transportFailure(ctx context.Context, u *url.URL, err error) a
 	case errors.Is(context.Cause(ctx), errStalled):
 		return fail(abi.CauseHTTPTimeout, "%s: no byte for %s (stall timeout)", origin(u), lim.StallTimeout)
 	case ctx.Err() != nil:
-		return fail(abi.CauseHTTPTimeout, "%s: %v", origin(u), context.Cause(ctx))
+		return fail(abi.CauseHTTPTimeout, "%s: the request ran past its timeout (%s) or the attempt's deadline", origin(u), lim.Timeout)
 	case strings.Contains(err.Error(), "server response headers exceeded"):
 		// net/http's error for MaxResponseHeaderBytes is not exported.
 		return fail(abi.CauseHTTPTooLarge, "%s: the response headers are over the limit of %d bytes", origin(u), lim.MaxHeaderBytes)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -177,12 +176,20 @@ func callKey(method string, req *abi.HTTPRequest) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// originOf is raw's scheme://host[:port], cut out without parsing it whole
+// (egress parses and checks it).
 func originOf(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
 		return ""
 	}
-	return strings.ToLower(u.Scheme) + "://" + u.Host
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:] // never userinfo in a record
+	}
+	return strings.ToLower(scheme) + "://" + strings.ToLower(rest)
 }
 
 func callFailed(code abi.Cause, format string, args ...any) abi.HTTPResponse {
