@@ -1,5 +1,6 @@
 // Package runtime is 12fa's engine: it runs a workflow's steps in order,
-// each in a fresh sandboxed instance, journals every attempt, and resumes an
+// each in a sandboxed instance (reset to a snapshot between calls, or made
+// anew), journals every attempt and every host call, and resumes an
 // interrupted run after its last completed step.
 //
 // It is the API for Go programs that embed 12fa (the 12-factor-agents
@@ -19,11 +20,16 @@
 //     plugin is called, so a crash inside it is detected on resume and the
 //     step is not run again without a person saying so (RunOptions).
 //   - An idempotent step found interrupted is run again.
+//   - A step's HTTP requests and commands go through the grants of its
+//     manifest (egress, command) and are journaled: a step run again after
+//     a question or a crash gets the recorded results while its calls
+//     match; a call whose effect must not happen twice is never made again
+//     by itself (http_outcome_unknown, replay_diverged).
 //
 // # Caveats
 //
 //   - One Runtime per store at a time; a second process is refused by the
 //     store's lock.
-//   - The envelope carries every earlier step's output, so its size grows
-//     with the run.
+//   - The envelope carries every earlier step's output (unless the step
+//     declares needs), so its size grows with the run.
 package runtime

@@ -1,4 +1,5 @@
 // Package deps holds the test that keeps 12fa's imports pointing one way
 // (shared/DESIGN.md, "Layout"): cmd -> runtime -> {host, state, manifest,
-// checkpoint, inputs, notify} -> abi.
+// checkpoint, inputs, notify, progress, features, egress, command} -> abi;
+// manifest may use egress and command to parse grants.
 package deps
