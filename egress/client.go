@@ -266,11 +266,10 @@ func (s *Session) Do(ctx context.Context, req abi.HTTPRequest) abi.HTTPResponse 
 	resp := s.do(ctx, req)
 	if rs := s.c.redactions; len(rs) > 0 {
 		resp.Body = redact(resp.Body, rs)
-		for name, values := range resp.Headers {
+		for _, values := range resp.Headers {
 			for i, v := range values {
 				values[i] = redact(v, rs)
 			}
-			resp.Headers[name] = values
 		}
 		if resp.Error != nil {
 			resp.Error.Message = redact(resp.Error.Message, rs)

@@ -33,9 +33,16 @@ var placeholder = regexp.MustCompile(`\{\{\s*secret\.([A-Za-z0-9_-]+)\s*\}\}`)
 // Placeholder returns how a step names secret name in a header value.
 func Placeholder(name string) string { return "{{secret." + name + "}}" }
 
-// mentionsSecret reports whether s holds a placeholder, or what looks
-// like an attempt at one.
-func mentionsSecret(s string) bool { return strings.Contains(s, "{{") && strings.Contains(s, "secret") }
+// mentionsSecret reports whether s, or s with its %-escapes undone, holds
+// a placeholder. (The host never fills one in outside a header; this only
+// makes such a request fail clearly instead of sending the placeholder.)
+func mentionsSecret(s string) bool {
+	if placeholder.MatchString(s) {
+		return true
+	}
+	u, err := url.QueryUnescape(s)
+	return err == nil && u != s && placeholder.MatchString(u)
+}
 
 // grantedFor reports whether the secret may go to u.
 func (s *Secret) grantedFor(u *url.URL) bool {

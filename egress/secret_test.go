@@ -69,3 +69,15 @@ func TestSecrets(t *testing.T) {
 	p.Secrets[0].Value = ""
 	wantCode(t, do(t, p, abi.HTTPRequest{URL: echo.URL + "/"}), abi.CauseSecretMissing)
 }
+
+// TestSecretWordsPass: a body that merely talks about secrets, or holds
+// other {{templates}}, is sent; only a placeholder, plain or %-escaped, is
+// refused.
+func TestSecretWordsPass(t *testing.T) {
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {})
+	p := egress.Policy{Origins: []egress.Origin{origin(t, s.URL)}, Private: loopback}
+	if resp := do(t, p, abi.HTTPRequest{Method: "POST", URL: s.URL + "/", Body: `{"prompt": "keep {{name}} secret"}`}); resp.Error != nil {
+		t.Errorf("a body about secrets: %v", resp.Error)
+	}
+	wantCode(t, do(t, p, abi.HTTPRequest{URL: s.URL + "/?k=%7B%7Bsecret.key%7D%7D"}), abi.CauseSecretNotGranted)
+}
