@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"maps"
 	"slices"
@@ -25,10 +26,11 @@ import (
 // CallInfo says what a host call was, for a host_call event.
 type CallInfo struct {
 	Seq    int
-	Kind   string // "http"
+	Kind   string // "http" or "exec"
 	Method string
 	// Origin is scheme://host:port; never the path or query.
 	Origin string
+	// Status is the HTTP status, or a command's exit code.
 	Status int
 	// Code is why the call got no result (an abi.HostError's).
 	Code abi.Cause
@@ -54,14 +56,14 @@ func (c *CallInfo) String() string {
 	return s
 }
 
-// callJournal is the HTTP of one attempt. While the attempt makes the calls
-// an earlier attempt of the step recorded (the same sequence, the same
-// requests), it returns their recorded results and sends nothing; from the
-// first call that differs, it sends live and records each result before
-// the step sees it. A call whose effect must not happen twice (a method
-// other than GET, HEAD or OPTIONS, in a step that is not idempotent) gets
-// its start recorded before it is sent, so that a crash in between is
-// known: it is never sent again by itself.
+// callJournal is the HTTP and the commands of one attempt. While the
+// attempt makes the calls an earlier attempt of the step recorded (the same
+// sequence, the same requests), it returns their recorded results and makes
+// none; from the first call that differs, it makes them live. A call whose
+// effect must not happen twice (see must) gets its start and its result
+// made durable before it is made and before the step sees it, so that a
+// crash in between is known and it is never made again by itself; the
+// others' records are kept back (see kept).
 type callJournal struct {
 	x        *execution
 	i        int
@@ -136,44 +138,59 @@ func safeMethod(method string) bool {
 	return false
 }
 
+// keyHash builds a call's key: a sha256 of length-prefixed fields, so that
+// no two different requests hash alike.
+type keyHash struct{ h hash.Hash }
+
+func newKeyHash(kind string) keyHash {
+	k := keyHash{sha256.New()}
+	k.field(kind)
+	return k
+}
+
+func (k keyHash) field(s string) {
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
+	k.h.Write(n[:])
+	io.WriteString(k.h, s)
+}
+
+func (k keyHash) count(n int) { k.field(strconv.Itoa(n)) }
+
+func (k keyHash) sum() string { return hex.EncodeToString(k.h.Sum(nil)) }
+
 // callKey is the hash a recorded call is matched by: the method, the URL,
-// the headers (names in lower case, sorted) and the body, as the step made
-// them.
+// the headers (names in lower case, sorted; the values of names that
+// differ only in case in the order of the names as given, sorted) and the
+// body, as the step made them.
 func callKey(method string, req *abi.HTTPRequest) string {
-	h := sha256.New()
-	field := func(s string) { // length-prefixed, so that no two requests hash alike
-		var n [8]byte
-		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
-		h.Write(n[:])
-		io.WriteString(h, s)
-	}
-	field("http")
-	field(method)
-	field(req.URL)
-	names := make([]string, 0, len(req.Headers))
+	k := newKeyHash("http")
+	k.field(method)
+	k.field(req.URL)
+	var names []string
 	lower := make(map[string][]string, len(req.Headers))
-	for name, v := range req.Headers {
+	for _, name := range slices.Sorted(maps.Keys(req.Headers)) {
 		n := strings.ToLower(name)
 		if _, dup := lower[n]; !dup {
 			names = append(names, n)
 		}
-		lower[n] = append(lower[n], v...)
+		lower[n] = append(lower[n], req.Headers[name]...)
 	}
 	slices.Sort(names)
-	field(strconv.Itoa(len(names)))
+	k.count(len(names))
 	for _, n := range names {
-		field(n)
-		field(strconv.Itoa(len(lower[n])))
+		k.field(n)
+		k.count(len(lower[n]))
 		for _, v := range lower[n] {
-			field(v)
+			k.field(v)
 		}
 	}
 	body, err := req.BodyBytes()
 	if err != nil {
 		body = []byte(req.Body + "\x00" + req.BodyBase64)
 	}
-	field(string(body))
-	return hex.EncodeToString(h.Sum(nil))
+	k.field(string(body))
+	return k.sum()
 }
 
 // originOf is raw's scheme://host[:port], cut out without parsing it whole
@@ -351,27 +368,21 @@ func (j *callJournal) Exec(ctx context.Context, req abi.ExecRequest) abi.ExecRes
 
 // execKey hashes a command request as the step made it.
 func execKey(req *abi.ExecRequest) string {
-	h := sha256.New()
-	field := func(s string) {
-		var n [8]byte
-		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
-		h.Write(n[:])
-		io.WriteString(h, s)
-	}
-	field("exec")
-	field(req.Command)
-	field(strconv.Itoa(len(req.Args)))
+	k := newKeyHash("exec")
+	k.field(req.Command)
+	k.count(len(req.Args))
 	for _, a := range req.Args {
-		field(a)
+		k.field(a)
 	}
-	field(req.Cwd)
-	for _, k := range slices.Sorted(maps.Keys(req.Env)) {
-		field(k)
-		field(req.Env[k])
+	k.field(req.Cwd)
+	k.count(len(req.Env))
+	for _, name := range slices.Sorted(maps.Keys(req.Env)) {
+		k.field(name)
+		k.field(req.Env[name])
 	}
-	field(req.Stdin)
-	field(req.Timeout)
-	return hex.EncodeToString(h.Sum(nil))
+	k.field(req.Stdin)
+	k.field(req.Timeout)
+	return k.sum()
 }
 
 func hasHeader(h map[string][]string, name string) bool {

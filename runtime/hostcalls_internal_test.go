@@ -42,3 +42,18 @@ func TestCallKey(t *testing.T) {
 		t.Error("method: hashed like the base")
 	}
 }
+
+// TestCallKeyStable: names that differ only in case hash the same way
+// every time (map order does not leak into the key).
+func TestCallKeyStable(t *testing.T) {
+	r := abi.HTTPRequest{URL: "https://x/", Headers: map[string][]string{"X-A": {"1"}, "x-a": {"2"}, "X-a": {"3"}}}
+	k := callKey("GET", &r)
+	for range 50 {
+		if callKey("GET", &r) != k {
+			t.Fatal("the key changed between calls")
+		}
+	}
+	if execKey(&abi.ExecRequest{Command: "go", Env: map[string]string{"A": "1"}}) == execKey(&abi.ExecRequest{Command: "go", Args: []string{"A", "1"}}) {
+		t.Error("env and args hashed alike")
+	}
+}

@@ -472,6 +472,13 @@ func (r *Runtime) runOnce(ctx context.Context, m *manifest.Manifest, opts RunOpt
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		for _, l := range steps {
+			if l.http != nil {
+				l.http.Close() // its idle connections end with the run
+			}
+		}
+	}()
 	run, err := r.pickRun(ctx, m, steps, opts)
 	if err != nil {
 		return nil, err
