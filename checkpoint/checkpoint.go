@@ -197,13 +197,17 @@ func (g *Git) Refs() (map[string]string, error) {
 	return out, err
 }
 
-// RemoveRefs deletes every shadow ref (the objects go with git's gc).
-func (g *Git) RemoveRefs() error {
+// RemoveRefs deletes the shadow refs whose name (below RefPrefix) remove
+// accepts, or every one when remove is nil; the objects go with git's gc.
+func (g *Git) RemoveRefs(remove func(name string) bool) error {
 	refs, err := g.Refs()
 	if err != nil {
 		return err
 	}
 	for name := range refs {
+		if remove != nil && !remove(name) {
+			continue
+		}
 		if err := g.repo.Storer.RemoveReference(plumbing.ReferenceName(RefPrefix + name)); err != nil {
 			return err
 		}

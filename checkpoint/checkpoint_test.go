@@ -133,7 +133,7 @@ func TestGit_Checkpoint_MatchesGit(t *testing.T) {
 	if err := g.SaveCache(); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.RemoveRefs(); err != nil {
+	if err := g.RemoveRefs(nil); err != nil {
 		t.Fatal(err)
 	}
 	if refs, _ := g.Refs(); len(refs) != 0 {

@@ -4,6 +4,10 @@
 // runs; the journal, not this file, is what resume trusts, so lines are
 // written without fsync and a torn or unreadable line is skipped on read.
 //
+// The log rotates: past its size limit the file is renamed to
+// progress.jsonl.1 (replacing the one before) and a new one is started, so
+// that it keeps between one and two limits' worth of the latest actions.
+//
 // progress imports nothing of 12fa's.
 package progress
 
@@ -20,8 +24,15 @@ import (
 	"time"
 )
 
-// FileName is the log's name in the store directory.
-const FileName = "progress.jsonl"
+// FileName is the log's name in the store directory; RotatedSuffix ends
+// the name of its previous part.
+const (
+	FileName      = "progress.jsonl"
+	RotatedSuffix = ".1"
+)
+
+// DefaultMaxBytes is the size past which the log rotates.
+const DefaultMaxBytes = 64 << 20
 
 // Entry is one action, with the seed's fields.
 type Entry struct {
@@ -44,6 +55,9 @@ type Entry struct {
 // wake-up) on the caller's path; Close writes what is left. A crash may
 // lose the last 50ms of entries; the journal, not this log, is durable.
 type Log struct {
+	path    string
+	max     int64
+	size    int64 // of the current file, as written by this Log
 	f       *os.File
 	mu      sync.Mutex
 	pending []byte
@@ -53,23 +67,57 @@ type Log struct {
 	err     error
 }
 
-// Open opens (creating) the progress file path for appending. A torn last
-// line left by a crash is ended first, so that it does not swallow the next
-// entry.
-func Open(path string) (*Log, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
+// Open opens (creating) the progress file path for appending; it rotates
+// past maxBytes (DefaultMaxBytes when 0). A torn last line left by a crash
+// is ended first, so that it does not swallow the next entry.
+func Open(path string, maxBytes int64) (*Log, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	f, size, err := openLog(path)
 	if err != nil {
-		return nil, fmt.Errorf("open progress log: %w", err)
+		return nil, err
 	}
-	if st, err := f.Stat(); err == nil && st.Size() > 0 {
-		last := make([]byte, 1)
-		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
-			_, _ = f.Write([]byte{'\n'})
-		}
-	}
-	l := &Log{f: f, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	l := &Log{path: path, max: maxBytes, size: size, f: f, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go l.write()
 	return l, nil
+}
+
+func openLog(path string) (*os.File, int64, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, 0, fmt.Errorf("open progress log: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, 0, fmt.Errorf("open progress log: %w", err)
+	}
+	size := st.Size()
+	if size > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, size-1); err == nil && last[0] != '\n' {
+			if n, err := f.Write([]byte{'\n'}); err == nil {
+				size += int64(n)
+			}
+		}
+	}
+	return f, size, nil
+}
+
+// rotate moves the full file aside and starts a new one. It is called by
+// the writing goroutine only.
+func (l *Log) rotate() error {
+	if err := os.Rename(l.path, l.path+RotatedSuffix); err != nil {
+		return fmt.Errorf("rotate progress log: %w", err)
+	}
+	f, size, err := openLog(l.path)
+	if err != nil {
+		return err
+	}
+	_ = l.f.Close()
+	l.f, l.size = f, size
+	return nil
 }
 
 // maxPending bounds the bytes waiting to be written; past it Add drops
@@ -114,9 +162,16 @@ func (l *Log) write() {
 		closed := l.closed
 		l.mu.Unlock()
 		if len(buf) > 0 {
-			if _, err := l.f.Write(buf); err != nil {
+			n, err := l.f.Write(buf)
+			l.size += int64(n)
+			if err == nil && l.size >= l.max {
+				err = l.rotate()
+			} else if err != nil {
+				err = fmt.Errorf("write progress log: %w", err)
+			}
+			if err != nil {
 				l.mu.Lock()
-				l.err = fmt.Errorf("write progress log: %w", err)
+				l.err = err
 				l.mu.Unlock()
 			}
 			continue
@@ -151,9 +206,23 @@ func (l *Log) Close() error {
 	return errors.Join(err, l.f.Close())
 }
 
+// ReadAll returns the entries of the log at path: its rotated part, then
+// the current one; and the offset in the current one to follow it from
+// (Read).
+func ReadAll(path string) ([]Entry, int64, error) {
+	old, _, err := Read(path+RotatedSuffix, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	cur, off, err := Read(path, 0)
+	return append(old, cur...), off, err
+}
+
 // Read returns the entries of the file at path from byte offset from, and
 // the offset after the last complete line (to continue from when
-// following). Unreadable lines are skipped; a missing file has none.
+// following). Unreadable lines are skipped; a missing file has none. When
+// the file is shorter than from, it was rotated: reading starts over at
+// its beginning.
 func Read(path string, from int64) ([]Entry, int64, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -163,6 +232,9 @@ func Read(path string, from int64) ([]Entry, int64, error) {
 		return nil, from, err
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() < from {
+		from = 0
+	}
 	if _, err := f.Seek(from, io.SeekStart); err != nil {
 		return nil, from, err
 	}

@@ -4,13 +4,14 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/12fa/12fa/progress"
 )
 
 func TestLog_AddReadStats(t *testing.T) {
 	p := filepath.Join(t.TempDir(), progress.FileName)
-	l, err := progress.Open(p)
+	l, err := progress.Open(p, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,5 +43,65 @@ func TestLog_AddReadStats(t *testing.T) {
 	more, _, _ := progress.Read(p, off)
 	if len(more) != 0 {
 		t.Fatalf("read %d entries past the end", len(more))
+	}
+}
+
+// TestLog_Rotates: past its limit the log moves aside to progress.jsonl.1
+// and starts again, so the two files hold at most about two limits' worth;
+// ReadAll reads both in order, and following from an offset past a
+// rotation starts over at the new file's beginning.
+func TestLog_Rotates(t *testing.T) {
+	p := filepath.Join(t.TempDir(), progress.FileName)
+	const limit = 4 << 10
+	l, err := progress.Open(p, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 400
+	for i := range n {
+		if err := l.Add(progress.Entry{Session: "r", Phase: "step", Action: "step_completed", DurationMS: float64(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if i%20 == 0 {
+			time.Sleep(60 * time.Millisecond) // let the writer run: several writes, several rotations
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.Stat(p + progress.RotatedSuffix)
+	if err != nil {
+		t.Fatalf("no rotated part: %v", err)
+	}
+	if total := cur.Size() + old.Size(); total > 3*limit {
+		t.Fatalf("the log holds %d bytes with a %d-byte limit", total, limit)
+	}
+	entries, off, err := progress.ReadAll(p)
+	if err != nil || len(entries) == 0 || len(entries) >= n {
+		t.Fatalf("%d entries of %d after rotation, %v", len(entries), n, err)
+	}
+	// The latest entries are kept, in order.
+	if last := entries[len(entries)-1].DurationMS; last != n-1 {
+		t.Fatalf("last entry %v, want %d", last, n-1)
+	}
+	for i := 1; i < len(entries); i++ {
+		if entries[i].DurationMS != entries[i-1].DurationMS+1 {
+			t.Fatalf("entry %d is %v after %v", i, entries[i].DurationMS, entries[i-1].DurationMS)
+		}
+	}
+	// A follower whose offset is past the new file's end starts over.
+	if err := os.Truncate(p, 0); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"session":"r","phase":"step","action":"x"}` + "\n")
+	f.Close()
+	more, _, err := progress.Read(p, off)
+	if err != nil || len(more) != 1 || more[0].Action != "x" {
+		t.Fatalf("after a rotation, following read %+v, %v", more, err)
 	}
 }

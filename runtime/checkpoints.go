@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -121,18 +122,35 @@ func (x *execution) checkpoint(i, attempt int, out json.RawMessage) {
 	}
 }
 
-// Checkpoints lists a project's checkpoints, oldest first: one for each
-// step the journal has completed (with its git commit when one was
+// checkpoints lists a project's checkpoints, oldest first: one for each
+// step the store has completed (with its git commit when one was
 // recorded), and the manual ones. A record older than its step's latest
-// attempt (left from before a restore) is not used.
-func Checkpoints(projectDir string) ([]Checkpoint, error) {
+// attempt (left from before a restore) is not used. With run set, only that
+// run's checkpoints are listed (and no manual ones).
+func checkpoints(st state.Store, projectDir, run string) ([]Checkpoint, error) {
 	records, err := readRecords(checkpointsDir(projectDir))
 	if err != nil {
 		return nil, err
 	}
-	runs, err := ListRuns(projectDir, nil)
-	if err != nil && !errors.Is(err, state.ErrNotInitialized) {
-		return nil, err
+	var runs []state.Run
+	if run != "" {
+		r, err := st.Run(run)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, r)
+	} else {
+		infos, err := st.List(state.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		for _, info := range infos {
+			r, err := st.Run(info.ID)
+			if err != nil {
+				return nil, err
+			}
+			runs = append(runs, r)
+		}
 	}
 	var out []Checkpoint
 	for _, r := range runs {
@@ -152,12 +170,103 @@ func Checkpoints(projectDir string) ([]Checkpoint, error) {
 		}
 	}
 	for id, cp := range records {
-		if strings.HasPrefix(id, "manual.") {
+		if strings.HasPrefix(id, "manual.") && run == "" {
 			out = append(out, cp)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out, nil
+}
+
+func findCheckpoint(st state.Store, projectDir, id string) (*Checkpoint, error) {
+	// The run's id is a prefix ending before a dot; both ids may hold dots.
+	for i := strings.IndexByte(id, '.'); i > 0; i = nextDot(id, i) {
+		if _, err := st.Run(id[:i]); err != nil {
+			continue
+		}
+		cps, err := checkpoints(st, projectDir, id[:i])
+		if err != nil {
+			return nil, err
+		}
+		for j := range cps {
+			if cps[j].ID == id {
+				return &cps[j], nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("restore: no checkpoint %q (12fa checkpoints lists them)", id)
+}
+
+// lastCommit returns the commit of the last checkpoint of run's completed
+// steps that has one, read from their checkpoint records: a resumed run's
+// next checkpoint follows it.
+func (r *Runtime) lastCommit(run state.Run) string {
+	for i := len(run.Steps) - 1; i >= 0; i-- {
+		s := run.Steps[i]
+		if s.Status != state.StepCompleted {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(checkpointsDir(r.cfg.ProjectDir), run.ID+"."+s.ID+".json"))
+		if err != nil {
+			continue
+		}
+		var cp Checkpoint
+		if json.Unmarshal(b, &cp) == nil && cp.Commit != "" && !cp.Time.Before(s.StartedAt) {
+			return cp.Commit
+		}
+	}
+	return ""
+}
+
+// removeCheckpoints removes what the checkpoints of runs left: their
+// records and their shadow refs (refs/12fa/<run>/…).
+func (r *Runtime) removeCheckpoints(runs []string) error {
+	gone := make(map[string]bool, len(runs))
+	for _, id := range runs {
+		gone[id] = true
+	}
+	dir := checkpointsDir(r.cfg.ProjectDir)
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, e := range entries {
+		name := strings.TrimSuffix(e.Name(), ".json")
+		for i := strings.IndexByte(name, '.'); i > 0; i = nextDot(name, i) {
+			if gone[name[:i]] {
+				if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
+				break
+			}
+		}
+	}
+	if g := r.gitFor(nil); g != nil {
+		return g.RemoveRefs(func(name string) bool {
+			run, _, _ := strings.Cut(name, "/")
+			return gone[run]
+		})
+	}
+	return nil
+}
+
+func nextDot(s string, i int) int {
+	j := strings.IndexByte(s[i+1:], '.')
+	if j < 0 {
+		return -1
+	}
+	return i + 1 + j
+}
+
+// PruneOptions say which finished runs Prune removes (state.PruneOptions).
+type PruneOptions = state.PruneOptions
+
+// Prune removes finished runs last updated before o.OlderThan (keeping
+// the o.Keep most recent), with their checkpoint records, shadow refs and
+// the blobs no other run refers to. A prune a crash interrupted is
+// finished first (New does that too).
+func (r *Runtime) Prune(ctx context.Context, o PruneOptions) ([]state.RunInfo, error) {
+	return r.store.Prune(o, r.removeCheckpoints)
 }
 
 // readRecords reads the checkpoint records in dir, by id.

@@ -67,8 +67,8 @@ func (x *execution) announceEnd(ctx context.Context, res *Result) {
 	if res == nil || x.notifier == nil {
 		return
 	}
-	run, ok := x.rt.store.Run(x.runID)
-	if !ok {
+	run, err := x.rt.store.Run(x.runID)
+	if err != nil {
 		return
 	}
 	wf := x.m.Workflow.Name
@@ -165,10 +165,10 @@ func (x *execution) run(ctx context.Context, run *state.Run) (*Result, error) {
 // runs at once, the last to finish writes it once for all; Close writes it
 // in any case.)
 func (x *execution) finish(runID string) {
-	if run, ok := x.rt.store.Run(runID); ok {
+	if run, err := x.rt.store.Run(runID); err == nil {
 		x.res.Status, x.res.Steps = run.Status, run.Steps
 	}
-	if x.rt.othersActive(runID) {
+	if x.rt.store.Claimed() > 1 {
 		return
 	}
 	if err := x.rt.store.WriteSnapshot(); err != nil {

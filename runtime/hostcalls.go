@@ -94,7 +94,7 @@ type keptCall struct {
 // commands.
 func (x *execution) calls(i, attempt int, live host.HTTPDoer, exec *command.Policy) *callJournal {
 	j := &callJournal{x: x, i: i, attempt: attempt, live: live, exec: exec, last: -1}
-	if run, ok := x.rt.store.Run(x.runID); ok && len(run.Steps[i].Calls) > 0 {
+	if run, err := x.rt.store.Run(x.runID); err == nil && len(run.Steps[i].Calls) > 0 {
 		j.recorded = make(map[int]state.HostCall, len(run.Steps[i].Calls))
 		for _, c := range run.Steps[i].Calls {
 			j.recorded[c.Seq] = c

@@ -41,17 +41,11 @@ func contextBytes(r state.Run) int {
 
 func mustRun(t *testing.T, f *fixture, id string) state.Run {
 	t.Helper()
-	runs, err := runtime.ListRuns(f.project, nil)
+	r, err := f.view().Run(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range runs {
-		if r.ID == id {
-			return r
-		}
-	}
-	t.Fatalf("run %s not in the store", id)
-	return state.Run{}
+	return r
 }
 
 // The per-run context limit holds over the run, not per attempt: a second
@@ -135,7 +129,7 @@ func TestRuntime_Questions_Superseded(t *testing.T) {
 	if _, err := rt.Run(t.Context(), m, runtime.RunOptions{}); !errors.Is(err, runtime.ErrWaiting) {
 		t.Fatalf("first run: %v, want waiting", err)
 	}
-	qs, err := runtime.Questions(f.project)
+	qs, err := f.view().Questions()
 	if err != nil || len(qs) != 2 {
 		t.Fatalf("questions %v, %v", qs, err)
 	}
@@ -152,7 +146,7 @@ func TestRuntime_Questions_Superseded(t *testing.T) {
 	if _, err := rt.Run(t.Context(), m, runtime.RunOptions{Upgrade: true}); err != nil {
 		t.Fatal(err)
 	}
-	qs, _ = runtime.Questions(f.project)
+	qs, _ = f.view().Questions()
 	for _, q := range qs {
 		if q.Status != inputs.Superseded || q.SupersededAt.IsZero() {
 			t.Errorf("question %s (%s) is %s after the step completed without it", q.ID, q.Key, q.Status)

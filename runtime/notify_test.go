@@ -68,7 +68,7 @@ func TestRuntime_Questions_OneNotification(t *testing.T) {
 	if !strings.Contains(msg, "Deploy to production? [yes/no]") || !strings.Contains(msg, "What should the release be called?") {
 		t.Fatalf("input notification: %q", msg)
 	}
-	qs, err := runtime.Questions(f.project)
+	qs, err := f.view().Questions()
 	if err != nil || len(qs) != 2 {
 		t.Fatalf("questions %v %v", qs, err)
 	}
@@ -104,7 +104,7 @@ func TestRuntime_Run_Wait(t *testing.T) {
 	m := f.manifest(manifest.Step{ID: "ask", Plugin: "ask.wasm", Idempotent: true})
 	go func() {
 		for {
-			qs, _ := runtime.Questions(f.project)
+			qs, _ := f.view().Questions()
 			if len(qs) == 2 {
 				for _, q := range qs {
 					answer := "r1"
@@ -168,7 +168,7 @@ func TestRuntime_UpfrontInputs(t *testing.T) {
 	if got := strings.Join(fn.titles(), "|"); !strings.HasSuffix(got, "Input required: test") || strings.Count(got, "Input required") != 1 {
 		t.Fatalf("notifications %q", got)
 	}
-	qs, _ := runtime.Questions(f.project)
+	qs, _ := f.view().Questions()
 	for _, q := range qs {
 		answer := "T-42"
 		if len(q.Options) > 0 {

@@ -27,27 +27,18 @@ type Restored struct {
 // restored from the checkpoint's commit as well; that is refused when the
 // tree has changes git does not have, unless force.
 func (r *Runtime) Restore(ctx context.Context, checkpointID string, files, force bool) (Restored, error) {
-	cps, err := Checkpoints(r.cfg.ProjectDir)
+	cp, err := findCheckpoint(r.store, r.cfg.ProjectDir, checkpointID)
 	if err != nil {
 		return Restored{}, err
 	}
-	var cp *Checkpoint
-	for i := range cps {
-		if cps[i].ID == checkpointID {
-			cp = &cps[i]
-		}
+	run, err := r.run(cp.Run)
+	if err != nil {
+		return Restored{}, fmt.Errorf("restore: %w", err)
 	}
-	if cp == nil {
-		return Restored{}, fmt.Errorf("restore: no checkpoint %q (12fa checkpoints lists them)", checkpointID)
+	if err := r.claim(run.ID); err != nil {
+		return Restored{}, fmt.Errorf("restore: %w", err)
 	}
-	run, ok := r.store.Run(cp.Run)
-	if !ok {
-		return Restored{}, fmt.Errorf("restore: %w: %q", ErrRunNotFound, cp.Run)
-	}
-	if !r.claim(run.ID) {
-		return Restored{}, fmt.Errorf("restore run %s: %w", run.ID, ErrRunActive)
-	}
-	defer r.release(run.ID)
+	defer r.store.Release(run.ID)
 	k := -1
 	contextThen := map[string]json.RawMessage{}
 	for i, s := range run.Steps {
@@ -99,9 +90,9 @@ func (r *Runtime) Restore(ctx context.Context, checkpointID string, files, force
 // returns its id; Resume runs the rest. It is DBOS's fork: redo from a step
 // with, say, a fixed plugin.
 func (r *Runtime) Fork(ctx context.Context, runID, fromStep string) (string, error) {
-	src, ok := r.store.Run(runID)
-	if !ok {
-		return "", fmt.Errorf("fork: %w: %q", ErrRunNotFound, runID)
+	src, err := r.run(runID)
+	if err != nil {
+		return "", fmt.Errorf("fork: %w", err)
 	}
 	k := -1
 	for i, s := range src.Steps {

@@ -19,9 +19,9 @@ import (
 // not run again when a resumed process continues. cause is the error that
 // started it (nil when continuing or asked for by hand).
 func (x *execution) rollback(ctx context.Context, cause error) error {
-	run, ok := x.rt.store.Run(x.runID)
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrRunNotFound, x.runID)
+	run, err := x.rt.run(x.runID)
+	if err != nil {
+		return err
 	}
 	var order []int
 	for i := len(run.Steps) - 1; i >= 0; i-- {

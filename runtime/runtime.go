@@ -63,6 +63,12 @@ type Config struct {
 	// NoGroupCommit gives every journal append its own fsync, as a naive
 	// engine would; benchmarks use it as their baseline.
 	NoGroupCommit bool
+	// CompactBytes is the journal size past which the store compacts it
+	// (state.Config.CompactBytes); 0 for the default.
+	CompactBytes int64
+	// ProgressMaxBytes is the size past which progress.jsonl rotates;
+	// 0 for progress.DefaultMaxBytes.
+	ProgressMaxBytes int64
 }
 
 // StoreDir returns the store directory of a project.
@@ -86,13 +92,12 @@ func DefaultCacheDir() (string, error) {
 type Runtime struct {
 	cfg      Config
 	log      hclog.Logger
-	store    *state.Store
+	store    state.Store
 	host     *host.Host
 	inputs   *inputs.Store
 	progress *progress.Log
 
 	mu        sync.Mutex
-	active    map[string]bool         // runs being executed in this process
 	notifiers map[string]*notify.Ntfy // by server and topic
 	git       *checkpoint.Git         // opened at the first checkpoint
 	gitErr    error                   // why there is none
@@ -135,8 +140,8 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := state.Init(dir); err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	st, err := state.Open(state.Config{Dir: dir, Now: cfg.Now, NoGroupCommit: cfg.NoGroupCommit, WrapJournal: cfg.WrapJournal},
-		cfg.Logger.Named("state"))
+	st, err := state.Open(state.Config{Dir: dir, Now: cfg.Now, NoGroupCommit: cfg.NoGroupCommit, WrapJournal: cfg.WrapJournal,
+		CompactBytes: cfg.CompactBytes}, cfg.Logger.Named("state"))
 	if err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
@@ -145,14 +150,21 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		_ = st.Close()
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	pl, err := progress.Open(filepath.Join(dir, progress.FileName))
+	pl, err := progress.Open(filepath.Join(dir, progress.FileName), cfg.ProgressMaxBytes)
 	if err != nil {
 		_ = h.Close(ctx)
 		_ = st.Close()
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	return &Runtime{cfg: cfg, log: cfg.Logger, store: st, host: h, inputs: inputs.New(dir, cfg.Now), progress: pl,
-		active: make(map[string]bool), notifiers: make(map[string]*notify.Ntfy)}, nil
+	r := &Runtime{cfg: cfg, log: cfg.Logger, store: st, host: h, inputs: inputs.New(dir, cfg.Now), progress: pl,
+		notifiers: make(map[string]*notify.Ntfy)}
+	if st.PruneInterrupted() {
+		if _, err := r.Prune(ctx, PruneOptions{}); err != nil {
+			_ = r.Close(ctx)
+			return nil, fmt.Errorf("runtime: finish the interrupted prune: %w", err)
+		}
+	}
+	return r, nil
 }
 
 // Close releases the host and the store (writing its snapshot), and gives
@@ -210,8 +222,24 @@ func (r *Runtime) notifierFor(m *manifest.Manifest) Notifier {
 // fsyncs).
 func (r *Runtime) StoreStats() state.Stats { return r.store.Stats() }
 
-// Runs returns every run in the store, oldest first.
-func (r *Runtime) Runs() []state.Run { return r.store.Runs() }
+// Runs lists the runs of the store that o selects, the most recently
+// active first.
+func (r *Runtime) Runs(o state.ListOptions) ([]state.RunInfo, error) { return r.store.List(o) }
+
+// RunState returns a run of the store: its steps and context as the
+// journal (or, once finished, its run file) says.
+func (r *Runtime) RunState(id string) (state.Run, error) { return r.run(id) }
+
+// run reads a run, with ErrRunNotFound for an unknown one.
+func (r *Runtime) run(id string) (state.Run, error) { return runOf(r.store, id) }
+
+func runOf(st state.Store, id string) (state.Run, error) {
+	run, err := st.Run(id)
+	if errors.Is(err, state.ErrUnknownRun) {
+		return run, fmt.Errorf("%w: %q", ErrRunNotFound, id)
+	}
+	return run, err
+}
 
 // RunOptions say which run to continue and what a resume may do.
 type RunOptions struct {
@@ -274,20 +302,18 @@ func (r *Runtime) newRunID() string {
 // started from.
 func (r *Runtime) Resume(ctx context.Context, runID string, opts RunOptions) (*Result, error) {
 	if runID == "" {
-		runs := r.store.Runs()
-		for i := len(runs) - 1; i >= 0; i-- {
-			if continuable(runs[i].Status, opts) {
-				runID = runs[i].ID
-				break
-			}
+		runs, err := r.store.List(state.ListOptions{Status: continuable(opts), Limit: 1})
+		if err != nil {
+			return nil, fmt.Errorf("resume: %w", err)
 		}
-		if runID == "" {
+		if len(runs) == 0 {
 			return nil, fmt.Errorf("resume: %w: no unfinished run in the store", ErrRunNotFound)
 		}
+		runID = runs[0].ID
 	}
-	run, ok := r.store.Run(runID)
-	if !ok {
-		return nil, fmt.Errorf("resume: %w: %q", ErrRunNotFound, runID)
+	run, err := r.run(runID)
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
 	}
 	if run.Status == state.RunFailed && !opts.RetryFailed && !opts.rollback {
 		return nil, failedRunError(run)
@@ -308,11 +334,14 @@ func (r *Runtime) Resume(ctx context.Context, runID string, opts RunOptions) (*R
 // order. It continues a rollback under way or one that failed.
 func (r *Runtime) Rollback(ctx context.Context, runID string) (*Result, error) {
 	if runID == "" {
-		runs := r.store.Runs()
+		runs, err := r.store.List(state.ListOptions{Limit: 1})
+		if err != nil {
+			return nil, fmt.Errorf("rollback: %w", err)
+		}
 		if len(runs) == 0 {
 			return nil, fmt.Errorf("rollback: %w: the store has no runs", ErrRunNotFound)
 		}
-		runID = runs[len(runs)-1].ID
+		runID = runs[0].ID
 	}
 	return r.Resume(ctx, runID, RunOptions{rollback: true})
 }
@@ -429,7 +458,7 @@ func (r *Runtime) Run(ctx context.Context, m *manifest.Manifest, opts RunOptions
 			return res, err
 		}
 		var ids []string
-		if run, ok := r.store.Run(res.RunID); ok {
+		if run, err := r.store.Run(res.RunID); err == nil {
 			ids = append(ids, run.Pending...)
 		}
 		for _, s := range res.Steps {
@@ -483,18 +512,12 @@ func (r *Runtime) runOnce(ctx context.Context, m *manifest.Manifest, opts RunOpt
 	if err != nil {
 		return nil, err
 	}
-	defer r.release(run.ID)
+	defer r.store.Release(run.ID)
 	x := &execution{rt: r, m: m, steps: steps, opts: opts, runID: run.ID,
 		context: contextMap(run.Context), res: &Result{RunID: run.ID}, notifier: r.notifierFor(m)}
 	if run.Status != state.RunRunning || run.Steps[0].Attempt > 0 {
 		// A resumed run: its next checkpoint follows its last one.
-		if cps, err := Checkpoints(r.cfg.ProjectDir); err == nil {
-			for _, cp := range cps {
-				if cp.Run == run.ID && cp.Commit != "" {
-					x.lastCommit = cp.Commit
-				}
-			}
-		}
+		x.lastCommit = r.lastCommit(run)
 	}
 	if run.Status == state.RunRunning && len(run.Steps) > 0 && run.Steps[0].Status == state.StepPending && run.Steps[0].Attempt == 0 {
 		x.announce(ctx, abi.Notification{Title: "Run started: " + m.Workflow.Name, Priority: 2, Tags: []string{"arrow_forward"},
@@ -505,29 +528,16 @@ func (r *Runtime) runOnce(ctx context.Context, m *manifest.Manifest, opts RunOpt
 	return res, err
 }
 
-// claim marks a run as being executed by this process; it fails if another
-// goroutine already executes it.
-func (r *Runtime) claim(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.active[id] {
-		return false
+// claim makes this process the executor of a run until the store's
+// Release; ErrRunActive when another goroutine already executes it.
+func (r *Runtime) claim(id string) error {
+	if err := r.store.Claim(id); err != nil {
+		if errors.Is(err, state.ErrClaimed) {
+			return fmt.Errorf("run %s: %w", id, ErrRunActive)
+		}
+		return err
 	}
-	r.active[id] = true
-	return true
-}
-
-// othersActive reports whether runs other than id are being executed.
-func (r *Runtime) othersActive(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.active) > 1 || (len(r.active) == 1 && !r.active[id])
-}
-
-func (r *Runtime) release(id string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.active, id)
+	return nil
 }
 
 // pickRun finds the run to continue or starts a new one, claims it, and
@@ -537,25 +547,35 @@ func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loa
 	found := false
 	switch {
 	case opts.RunID != "":
-		if run, found = r.store.Run(opts.RunID); !found {
-			return run, fmt.Errorf("%w: %q", ErrRunNotFound, opts.RunID)
+		if err := r.claim(opts.RunID); err != nil {
+			return run, err
 		}
-		if !r.claim(run.ID) {
-			return run, fmt.Errorf("run %s: %w", run.ID, ErrRunActive)
+		if run, err = r.run(opts.RunID); err != nil {
+			r.store.Release(opts.RunID)
+			return run, err
 		}
+		found = true
 	case !opts.New:
-		runs := r.store.Runs()
-		for i := len(runs) - 1; i >= 0 && !found; i-- {
-			if runs[i].Workflow == m.Workflow.Name && runs[i].Manifest == m.Path &&
-				continuable(runs[i].Status, opts) && r.claim(runs[i].ID) {
-				run, found = runs[i], true
+		runs, err := r.store.List(state.ListOptions{Workflow: m.Workflow.Name, Manifest: m.Path, Status: continuable(opts)})
+		if err != nil {
+			return run, err
+		}
+		for _, info := range runs {
+			if r.claim(info.ID) != nil {
+				continue
 			}
+			if run, err = r.run(info.ID); err != nil {
+				r.store.Release(info.ID)
+				return run, err
+			}
+			found = true
+			break
 		}
 	}
 	if found {
 		defer func() {
 			if err != nil {
-				r.release(run.ID)
+				r.store.Release(run.ID)
 			}
 		}()
 	}
@@ -566,13 +586,17 @@ func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loa
 			decl[i] = state.StepDecl{ID: l.step.ID, Plugin: l.sha}
 		}
 		rec := &state.Record{Type: state.EventRunStarted, Run: id, Workflow: m.Workflow.Name, Manifest: m.Path, Steps: decl}
-		r.claim(id)
+		if err := r.claim(id); err != nil {
+			return run, err
+		}
 		if err := r.commit(ctx, []*state.Record{rec}, Event{Type: EventRunStarted, Run: id, Workflow: m.Workflow.Name, Steps: len(steps)}); err != nil {
-			r.release(id)
+			r.store.Release(id)
 			return run, fmt.Errorf("start run: %w", err)
 		}
-		run, _ = r.store.Run(id)
-		return run, nil
+		if run, err = r.run(id); err != nil {
+			r.store.Release(id)
+		}
+		return run, err
 	}
 
 	if run.Status == state.RunFailed && !opts.RetryFailed && !opts.rollback {
@@ -616,16 +640,18 @@ func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loa
 	if err := r.commit(ctx, recs, Event{Type: EventRunResumed, Run: run.ID, Workflow: m.Workflow.Name, Steps: len(steps)}); err != nil {
 		return run, fmt.Errorf("resume run %s: %w", run.ID, err)
 	}
-	run, _ = r.store.Run(run.ID)
-	return run, nil
+	return r.run(run.ID)
 }
 
-// continuable says whether a run in this status is picked up by run or
-// resume without naming it: an interrupted or paused run is; a failed one
-// only with RetryFailed.
-func continuable(st state.RunStatus, opts RunOptions) bool {
-	return st == state.RunRunning || st == state.RunPaused || st == state.RunRollingBack || st == state.RunWaiting ||
-		(opts.RetryFailed && st == state.RunFailed)
+// continuable lists the statuses of the runs that run or resume picks up
+// without being named: an interrupted, paused or waiting run, or one whose
+// rollback was interrupted; a failed one only with RetryFailed.
+func continuable(opts RunOptions) []state.RunStatus {
+	st := []state.RunStatus{state.RunRunning, state.RunPaused, state.RunRollingBack, state.RunWaiting}
+	if opts.RetryFailed {
+		st = append(st, state.RunFailed)
+	}
+	return st
 }
 
 func failedRunError(run state.Run) error {
@@ -773,23 +799,6 @@ func resolvePath(dir, p string) string {
 	return filepath.Join(dir, filepath.FromSlash(p))
 }
 
-// ListRuns reads a project's runs without taking the store's lock, so it
-// works while another process runs a workflow.
-func ListRuns(projectDir string, log hclog.Logger) ([]state.Run, error) {
-	st, err := state.Open(state.Config{Dir: StoreDir(projectDir), ReadOnly: true}, log)
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	return st.Runs(), nil
-}
-
-// Questions lists the questions steps of a project asked, answered or not.
-// It takes no lock but the questions file's own, so it works during a run.
-func Questions(projectDir string) ([]inputs.Question, error) {
-	return inputs.New(StoreDir(projectDir), nil).List()
-}
-
 // Respond answers question id of a project; the waiting run goes on at its
 // next run or resume.
 func Respond(projectDir, id, answer string) (inputs.Question, error) {
@@ -806,7 +815,7 @@ func Clean(projectDir string) error {
 		return err
 	}
 	if g, err := checkpoint.Open(projectDir, ""); err == nil {
-		return g.RemoveRefs()
+		return g.RemoveRefs(nil)
 	}
 	return nil
 }

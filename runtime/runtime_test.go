@@ -60,6 +60,18 @@ func (f *fixture) open() *runtime.Runtime {
 	return rt
 }
 
+// view opens a read-only view of the fixture's store, closed with the
+// test.
+func (f *fixture) view() *runtime.View {
+	f.t.Helper()
+	v, err := runtime.OpenView(f.project, nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { v.Close() })
+	return v
+}
+
 // ran returns the steps that were started since the last call.
 func (f *fixture) ran() []string {
 	f.mu.Lock()
@@ -307,7 +319,7 @@ func TestRuntime_CreateCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cps, err := runtime.Checkpoints(f.project)
+	cps, err := f.view().Checkpoints("")
 	if err != nil || len(cps) != 1 || cps[0].ID != cp.ID || cps[0].Label != "before the big refactor" || cps[0].Metadata["ticket"] != "T-1" {
 		t.Fatalf("checkpoints %+v %v", cps, err)
 	}
@@ -323,7 +335,7 @@ func TestCheckpoints_WithoutGit(t *testing.T) {
 	if _, err := rt.Run(t.Context(), f.manifest(effect("a", true, nil), effect("b", true, nil)), runtime.RunOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cps, err := runtime.Checkpoints(f.project)
+	cps, err := f.view().Checkpoints("")
 	if err != nil || len(cps) != 2 || cps[1].Step != "b" || cps[1].Commit != "" || cps[1].State.StepsCompleted != 2 {
 		t.Fatalf("checkpoints %+v %v", cps, err)
 	}

@@ -10,11 +10,12 @@ import (
 	"path/filepath"
 
 	"github.com/12fa/12fa/internal/atomicfile"
+	"github.com/12fa/12fa/internal/layout"
 )
 
 // BlobsDir is the store's directory of content-addressed blobs: the large
 // bodies of recorded host calls, each in a file named by its sha256.
-const BlobsDir = "blobs"
+const BlobsDir = layout.BlobsDir
 
 // MaxInlineBytes is the largest host-call body a journal record holds
 // itself; a larger one goes to a blob.
@@ -26,7 +27,7 @@ var ErrBlobCorrupt = errors.New("blob corrupt")
 
 // PutBlob stores b durably (before it returns) and returns its sha256, in
 // hex. Storing the same bytes twice keeps one file.
-func (s *Store) PutBlob(b []byte) (string, error) {
+func (s *FileStore) PutBlob(b []byte) (string, error) {
 	sum := sha256.Sum256(b)
 	name := hex.EncodeToString(sum[:])
 	path := filepath.Join(s.cfg.Dir, BlobsDir, name)
@@ -43,7 +44,7 @@ func (s *Store) PutBlob(b []byte) (string, error) {
 }
 
 // Blob returns the blob named sha (hex), checked against its name.
-func (s *Store) Blob(sha string) ([]byte, error) {
+func (s *FileStore) Blob(sha string) ([]byte, error) {
 	if len(sha) != 2*sha256.Size {
 		return nil, fmt.Errorf("%w: bad blob name %q", ErrBlobCorrupt, sha)
 	}

@@ -2,7 +2,6 @@ package state
 
 import (
 	"encoding/json"
-	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -72,6 +71,22 @@ const (
 	EventHostCall EventType = "host_call"
 )
 
+// Records the store writes for itself; Append refuses them from callers.
+const (
+	// EventJournalBase is the first record of a compacted journal: its Seq
+	// is the sequence of the last record of the journal it replaced.
+	EventJournalBase EventType = "journal_base"
+	// EventRunState carries a run's whole state (State), folded from
+	// records a compaction dropped or read back from the run's file when a
+	// finished run is taken up again. It replaces what the journal said of
+	// the run before it.
+	EventRunState EventType = "run_state"
+	// EventStepState follows a run_state record for each step with an
+	// output, context writes or recorded calls, which run_state leaves out
+	// so that no record holds more than one step's worth (StepState).
+	EventStepState EventType = "step_state"
+)
+
 // Record is one line of the journal.
 type Record struct {
 	Seq     uint64    `json:"seq"`
@@ -118,6 +133,10 @@ type Record struct {
 
 	// EventHostCallStarted and EventHostCall.
 	Call *HostCall `json:"call,omitempty"`
+
+	// EventRunState and EventStepState.
+	State     *Run  `json:"state,omitempty"`
+	StepState *Step `json:"step_state,omitempty"`
 }
 
 // HostCall is one recorded host call of an attempt (an HTTP request).
@@ -203,6 +222,20 @@ type Run struct {
 	Pending []string `json:"pending,omitempty"`
 
 	index map[string]int
+	// seq is the sequence of the last record folded into the run.
+	seq uint64
+}
+
+// Finished reports whether a run in this status has ended: completed,
+// failed, rolled back or with a failed rollback. Nothing runs it again
+// unless a person asks (resume --retry-failed, rollback, restore); until
+// then its state lives in its run file, not in the journal.
+func (st RunStatus) Finished() bool {
+	switch st {
+	case RunCompleted, RunFailed, RunRolledBack, RunRollbackFailed:
+		return true
+	}
+	return false
 }
 
 // Step is what the journal says about one step of a run.
@@ -262,187 +295,10 @@ func (r *Run) Clone() Run {
 	return c
 }
 
-// validate checks a batch of records against runs before any of it is
-// written, so that apply cannot fail on what reached the disk. It does not
-// change runs. An error means the caller is not using the journal as 12fa
-// does.
-func validate(runs map[string]*Run, recs []*Record) error {
-	started := map[string]*Record{}
-	for _, rec := range recs {
-		if rec.Run == "" {
-			return fmt.Errorf("%s record without a run", rec.Type)
-		}
-		if rec.Type == EventRunStarted {
-			if _, dup := runs[rec.Run]; dup {
-				return fmt.Errorf("run %q started twice", rec.Run)
-			}
-			if _, dup := started[rec.Run]; dup {
-				return fmt.Errorf("run %q started twice", rec.Run)
-			}
-			ids := make(map[string]bool, len(rec.Steps))
-			for _, d := range rec.Steps {
-				if d.ID == "" || ids[d.ID] {
-					return fmt.Errorf("run %q declares step %q twice or empty", rec.Run, d.ID)
-				}
-				ids[d.ID] = true
-			}
-			started[rec.Run] = rec
-			continue
-		}
-		if !knownEvents[rec.Type] {
-			return fmt.Errorf("unknown record type %q", rec.Type)
-		}
-		hasStep := func(id string) bool {
-			if r, ok := runs[rec.Run]; ok {
-				_, ok := r.index[id]
-				return ok
-			}
-			for _, d := range started[rec.Run].Steps {
-				if d.ID == id {
-					return true
-				}
-			}
-			return false
-		}
-		if _, ok := runs[rec.Run]; !ok && started[rec.Run] == nil {
-			return fmt.Errorf("%w %q", ErrUnknownRun, rec.Run)
-		}
-		if stepEvents[rec.Type] && rec.Step == "" {
-			return fmt.Errorf("%s record without a step", rec.Type)
-		}
-		if rec.Step != "" && !hasStep(rec.Step) {
-			return fmt.Errorf("run %q has no step %q", rec.Run, rec.Step)
-		}
-		if (rec.Type == EventHostCall || rec.Type == EventHostCallStarted) && (rec.Call == nil || rec.Call.Key == "") {
-			return fmt.Errorf("%s record without a call", rec.Type)
-		}
+// reindex rebuilds the step index of a run decoded from JSON.
+func (r *Run) reindex() {
+	r.index = make(map[string]int, len(r.Steps))
+	for i, s := range r.Steps {
+		r.index[s.ID] = i
 	}
-	return nil
-}
-
-var knownEvents = map[EventType]bool{
-	EventRunStarted: true, EventRunResumed: true, EventStepStarted: true, EventStepCompleted: true,
-	EventStepFailed: true, EventStepMarkedDone: true, EventPluginUpgraded: true,
-	EventRunCompleted: true, EventRunFailed: true, EventStepRetry: true, EventRunPaused: true,
-	EventRunRollingBack: true, EventRollbackStarted: true, EventRollbackCompleted: true,
-	EventRollbackFailed: true, EventRunRolledBack: true, EventRunRollbackFailed: true,
-	EventStepWaiting: true, EventRunWaiting: true, EventRunRestored: true,
-	EventHostCallStarted: true, EventHostCall: true,
-}
-
-var stepEvents = map[EventType]bool{
-	EventStepStarted: true, EventStepCompleted: true, EventStepFailed: true,
-	EventStepMarkedDone: true, EventPluginUpgraded: true, EventStepRetry: true,
-	EventRollbackStarted: true, EventRollbackCompleted: true, EventRollbackFailed: true,
-	EventStepWaiting: true, EventHostCallStarted: true, EventHostCall: true,
-}
-
-// apply folds one record into runs. Records read back from a journal are
-// validated first, so an error here means the file was not written by 12fa.
-func apply(runs map[string]*Run, rec *Record) error {
-	if err := validate(runs, []*Record{rec}); err != nil {
-		return err
-	}
-	if rec.Type == EventRunStarted {
-		r := &Run{
-			ID: rec.Run, Workflow: rec.Workflow, Manifest: rec.Manifest,
-			Status: RunRunning, CreatedAt: rec.Time, UpdatedAt: rec.Time,
-			Steps: make([]Step, len(rec.Steps)), index: make(map[string]int, len(rec.Steps)),
-		}
-		for i, d := range rec.Steps {
-			r.Steps[i] = Step{ID: d.ID, Plugin: d.Plugin, Status: StepPending}
-			r.index[d.ID] = i
-		}
-		runs[rec.Run] = r
-		return nil
-	}
-	r := runs[rec.Run]
-	r.UpdatedAt = rec.Time
-	var s *Step
-	if rec.Step != "" {
-		s, _ = r.Step(rec.Step)
-	}
-	switch rec.Type {
-	case EventRunResumed:
-		r.Status = RunRunning
-		r.Cause, r.Error, r.Pending = "", "", nil
-	case EventStepStarted:
-		s.Status, s.Attempt, s.StartedAt = StepRunning, rec.Attempt, rec.Time
-		s.EndedAt, s.DurationMS, s.Cause, s.Error = time.Time{}, 0, "", ""
-		s.NextAttemptAt, s.AttemptsLeft, s.Pending = time.Time{}, 0, nil
-		if rec.Plugin != "" {
-			s.Plugin = rec.Plugin
-		}
-	case EventStepCompleted, EventStepMarkedDone:
-		s.Status, s.EndedAt, s.DurationMS = StepCompleted, rec.Time, rec.DurationMS
-		s.Output, s.OutputSize, s.OutputBinary = rec.Output, len(rec.Output), rec.OutputBinary
-		s.MarkedDone = rec.Type == EventStepMarkedDone
-		s.ContextWrites, s.ForkedFrom, s.Calls = rec.Context, rec.ForkedFrom, nil
-		s.Cause, s.Error = "", ""
-		if rec.Attempt > 0 {
-			s.Attempt = rec.Attempt
-		}
-		for k, v := range rec.Context {
-			if r.Context == nil {
-				r.Context = make(map[string]json.RawMessage, len(rec.Context))
-			}
-			if string(v) == "null" {
-				delete(r.Context, k)
-				continue
-			}
-			r.Context[k] = v
-		}
-	case EventStepFailed:
-		s.Status, s.EndedAt, s.DurationMS = StepFailed, rec.Time, rec.DurationMS
-		s.Cause, s.Error, s.Calls = rec.Cause, rec.Error, nil
-		if rec.Attempt > 0 {
-			s.Attempt = rec.Attempt
-		}
-	case EventStepWaiting:
-		s.Status, s.EndedAt, s.DurationMS, s.Pending = StepWaiting, rec.Time, rec.DurationMS, rec.Pending
-	case EventStepRetry:
-		s.NextAttemptAt, s.SeriesStart, s.AttemptsLeft = rec.NotBefore, rec.SeriesStart, rec.Remaining
-	case EventPluginUpgraded:
-		s.Plugin = rec.Plugin
-	case EventHostCallStarted, EventHostCall:
-		// Copy on write: clones of the run (Store.Run) share the slice.
-		c := *rec.Call
-		if n := len(s.Calls); n > 0 && s.Calls[n-1].Seq == c.Seq && s.Calls[n-1].Result == nil {
-			calls := slices.Clone(s.Calls)
-			calls[n-1] = c // the result of the call whose start was recorded
-			s.Calls = calls
-		} else {
-			s.Calls = append(slices.Clip(s.Calls), c)
-		}
-	case EventRunCompleted:
-		r.Status = RunCompleted
-	case EventRunFailed:
-		r.Status, r.Cause, r.Error = RunFailed, rec.Cause, rec.Error
-	case EventRunPaused:
-		r.Status, r.Cause, r.Error = RunPaused, rec.Cause, rec.Error
-	case EventRunWaiting:
-		r.Status, r.Cause, r.Error, r.Pending = RunWaiting, rec.Cause, rec.Error, rec.Pending
-	case EventRunRestored:
-		r.Status, r.Cause, r.Error, r.Pending = RunRunning, "", "", nil
-		r.Context = nil
-		if len(rec.Context) > 0 {
-			r.Context = maps.Clone(rec.Context)
-		}
-		for i := r.index[rec.Step] + 1; i < len(r.Steps); i++ {
-			r.Steps[i] = Step{ID: r.Steps[i].ID, Plugin: r.Steps[i].Plugin, Status: StepPending}
-		}
-	case EventRunRollingBack:
-		r.Status, r.Cause, r.Error = RunRollingBack, rec.Cause, rec.Error
-	case EventRollbackStarted:
-		s.Rollback, s.RollbackAttempt, s.RollbackError = RollbackRunning, rec.Attempt, ""
-	case EventRollbackCompleted:
-		s.Rollback = RollbackCompleted
-	case EventRollbackFailed:
-		s.Rollback, s.RollbackError = RollbackFailed, rec.Error
-	case EventRunRolledBack:
-		r.Status = RunRolledBack
-	case EventRunRollbackFailed:
-		r.Status, r.Cause, r.Error = RunRollbackFailed, rec.Cause, rec.Error
-	}
-	return nil
 }

@@ -75,7 +75,7 @@ func TestOldJournalsRead(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			runs := s.Runs()
+			runs := allRuns(t, s)
 			if len(runs) == 0 {
 				t.Fatal("no runs")
 			}

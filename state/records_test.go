@@ -19,7 +19,7 @@ func lt(n int) []byte {
 	return []byte(`"` + strings.Repeat("<", n-2) + `"`)
 }
 
-func startRun(t *testing.T, s *state.Store, run string) {
+func startRun(t *testing.T, s *state.FileStore, run string) {
 	t.Helper()
 	if err := s.Append(context.Background(),
 		&state.Record{Type: state.EventRunStarted, Run: run, Workflow: "w", Steps: []state.StepDecl{{ID: "a", Plugin: "p"}, {ID: "b", Plugin: "p"}}},
@@ -41,11 +41,11 @@ func TestStore_Append_WritesValuesUnescaped(t *testing.T) {
 	if err := s.Append(context.Background(), rec); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
 	st, err := os.Stat(filepath.Join(dir, state.JournalFile))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if max := int64(len(out)+len(ctxv)) + 1024; st.Size() > max {

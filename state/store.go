@@ -1,11 +1,8 @@
 package state
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,16 +19,19 @@ import (
 
 	"github.com/12fa/12fa/internal/atomicfile"
 	"github.com/12fa/12fa/internal/jsonenc"
+	"github.com/12fa/12fa/internal/layout"
 )
 
-// File names inside the store directory.
+// File names inside the store directory (internal/layout holds them all).
 const (
-	DirName        = ".12fa"
-	JournalFile    = "journal.jsonl"
-	SnapshotFile   = "agent-state.json"
-	LockFile       = "lock"
-	OwnerFile      = "lock.owner"
-	CheckpointsDir = "checkpoints"
+	DirName        = layout.StoreDir
+	JournalFile    = layout.JournalFile
+	SnapshotFile   = layout.SnapshotFile
+	LockFile       = layout.LockFile
+	OwnerFile      = layout.OwnerFile
+	CheckpointsDir = layout.CheckpointsDir
+	RunsDir        = layout.RunsDir
+	IndexFile      = layout.IndexFile
 )
 
 // MaxRecordBytes bounds one journal record as written (its JSON line,
@@ -42,16 +42,26 @@ const MaxRecordBytes = 64 << 20
 
 // maxReadRecordBytes bounds one journal line when reading. It is far above
 // MaxRecordBytes so that the records of versions that checked limits before
-// escaping (up to six times larger) still read; a complete line longer than
-// this is reported as corruption, never dropped as a torn tail.
+// escaping (up to six times larger) still read, and so that a run_state
+// record of a large run (which the store writes itself) does; a complete
+// line longer than this is reported as corruption, never dropped as a torn
+// tail.
 const maxReadRecordBytes = 1 << 30
 
-// Config configures a Store.
+// DefaultCompactBytes is the size of journal past which a writer compacts
+// it (Config.CompactBytes).
+const DefaultCompactBytes = 8 << 20
+
+// recentRuns is how many finished runs the snapshot holds beside the
+// unfinished ones.
+const recentRuns = 10
+
+// Config configures a FileStore.
 type Config struct {
 	// Dir is the store directory, usually <project>/.12fa.
 	Dir string
 	// ReadOnly opens without the lock, never writes, and tolerates a
-	// journal that another process is appending to.
+	// journal that another process is appending to or compacting.
 	ReadOnly bool
 	// Now returns the time recorded in records; time.Now when nil.
 	Now func() time.Time
@@ -62,6 +72,10 @@ type Config struct {
 	// pays its own write and fsync: the naive baseline benchmarks compare
 	// group commit against. Not for production use.
 	NoGroupCommit bool
+	// CompactBytes is the journal size past which it is compacted (at
+	// least twice what its last compaction wrote); DefaultCompactBytes
+	// when 0.
+	CompactBytes int64
 }
 
 // JournalWriter is what the store appends records to: the journal's
@@ -72,8 +86,10 @@ type JournalWriter interface {
 	Close() error
 }
 
-// Store is the embedded file store. Its methods are safe for concurrent use.
-type Store struct {
+// FileStore is the embedded file store: a journal of the runs that are not
+// finished, a file per finished run, an index of them (see the package
+// documentation). Its methods are safe for concurrent use.
+type FileStore struct {
 	cfg  Config
 	log  hclog.Logger
 	lock *flock.Flock
@@ -82,7 +98,9 @@ type Store struct {
 	mu      sync.Mutex
 	journal JournalWriter
 	seq     uint64
-	runs    map[string]*Run
+	// runs are the runs the journal holds: those not finished, and
+	// finished ones not yet in their run file.
+	runs map[string]*Run
 
 	// Group commit: records gather in pending (batch nextBatch) while a
 	// flush of the previous batch is under way; doneBatch is the last batch
@@ -94,15 +112,38 @@ type Store struct {
 	flushed              *sync.Cond
 	failed               error
 	stats                Stats
+
+	// Compaction: the journal's size, what its last compaction wrote, and
+	// the size at which the next one starts.
+	size, baseSize, compactAt int64
+
+	// recent are the last finished runs filed by this process, newest
+	// last, for the snapshot.
+	recent []Run
 	// snapSeq is the journal sequence the snapshot on disk reflects.
 	snapSeq uint64
+
+	indexMu sync.Mutex // serializes appends to the index
+
+	// The filer (see queueFiling): the runs to file, whether it is
+	// writing, the seq of each run whose file is durable, and its end.
+	fileQ     []string
+	filerBusy bool
+	filed     map[string]uint64
+	filing    *sync.Cond
+	closing   bool
+	filerDone chan struct{}
+
+	claims map[string]bool // runs being executed in this process
 }
 
 // Init creates the store directory and its journal if they do not exist.
 // It is safe to call on an existing store.
 func Init(dir string) error {
-	if err := os.MkdirAll(filepath.Join(dir, CheckpointsDir), 0o755); err != nil {
-		return fmt.Errorf("create store %s: %w", dir, err)
+	for _, d := range []string{CheckpointsDir, RunsDir} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return fmt.Errorf("create store %s: %w", dir, err)
+		}
 	}
 	f, err := os.OpenFile(filepath.Join(dir, JournalFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -115,35 +156,71 @@ func Init(dir string) error {
 }
 
 // Open opens the store in cfg.Dir, which Init must have created, and
-// replays its journal.
-func Open(cfg Config, log hclog.Logger) (*Store, error) {
+// replays its journal. A writer then files the finished runs the journal
+// still holds and compacts it when it is large.
+func Open(cfg Config, log hclog.Logger) (*FileStore, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.CompactBytes <= 0 {
+		cfg.CompactBytes = DefaultCompactBytes
+	}
 	if _, err := os.Stat(cfg.Dir); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("open store %s: %w", cfg.Dir, ErrNotInitialized)
 	}
-	s := &Store{cfg: cfg, log: log, runs: make(map[string]*Run), nextBatch: 1,
-		pending: new(bytes.Buffer), spare: new(bytes.Buffer)}
+	s := &FileStore{cfg: cfg, log: log, runs: make(map[string]*Run), nextBatch: 1,
+		pending: new(bytes.Buffer), spare: new(bytes.Buffer), compactAt: cfg.CompactBytes}
 	s.flushed = sync.NewCond(&s.mu)
+	s.filing = sync.NewCond(&s.mu)
+	s.filed = map[string]uint64{}
 	if !cfg.ReadOnly {
 		if err := s.acquire(); err != nil {
 			return nil, err
 		}
 	}
-	if err := s.replay(); err != nil {
+	based, err := s.replay()
+	if err != nil {
 		s.release()
 		return nil, err
+	}
+	s.snapSeq = s.seq
+	if cfg.ReadOnly {
+		return s, nil
+	}
+	if err := os.MkdirAll(s.path(RunsDir), 0o755); err != nil {
+		s.release()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	// Finished runs left in the journal (a crash before they were filed,
+	// or a journal of a version that kept every run in it) go to their
+	// files, and the journal sheds them.
+	var finished []string
+	for id, r := range s.runs {
+		if r.Status.Finished() {
+			finished = append(finished, id)
+		}
+	}
+	slices.Sort(finished)
+	s.filerDone = make(chan struct{})
+	go s.filer()
+	if len(finished) > 0 {
+		s.mu.Lock()
+		s.queueFiling(finished...)
+		s.drainFiling()
+		s.mu.Unlock()
+	}
+	if (!based && s.size > 0) || s.size >= s.compactAt || len(finished) > 0 {
+		s.compactNow()
 	}
 	return s, nil
 }
 
-func (s *Store) path(name string) string { return filepath.Join(s.cfg.Dir, name) }
+func (s *FileStore) path(name string) string { return filepath.Join(s.cfg.Dir, name) }
 
-func (s *Store) acquire() error {
+func (s *FileStore) acquire() error {
 	s.lock = flock.New(s.path(LockFile))
 	ok, err := s.lock.TryLock()
 	if err != nil {
@@ -167,296 +244,12 @@ func (s *Store) acquire() error {
 	return nil
 }
 
-func (s *Store) release() {
+func (s *FileStore) release() {
 	if s.lock != nil {
 		_ = os.Remove(s.path(OwnerFile))
 		_ = s.lock.Unlock()
 		s.lock = nil
 	}
-}
-
-// replay reads the journal, rebuilds the runs and, for a writer, cuts off a
-// torn tail and opens the journal for appending.
-func (s *Store) replay() error {
-	name := s.path(JournalFile)
-	flag := os.O_RDONLY
-	if !s.cfg.ReadOnly {
-		flag = os.O_RDWR | os.O_CREATE
-	}
-	f, err := os.OpenFile(name, flag, 0o644)
-	if err != nil {
-		if s.cfg.ReadOnly && errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return fmt.Errorf("open journal: %w", err)
-	}
-	good, err := s.readJournal(f, name)
-	if err != nil {
-		_ = f.Close()
-		return err
-	}
-	if s.cfg.ReadOnly {
-		return f.Close()
-	}
-	end, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		_ = f.Close()
-		return fmt.Errorf("seek journal: %w", err)
-	}
-	if end > good {
-		s.log.Warn("dropping torn journal tail", "file", name, "offset", good, "bytes", end-good)
-		if err := f.Truncate(good); err != nil {
-			_ = f.Close()
-			return fmt.Errorf("truncate torn journal tail: %w", err)
-		}
-		if err := f.Sync(); err != nil {
-			_ = f.Close()
-			return fmt.Errorf("fsync journal: %w", err)
-		}
-	}
-	if _, err := f.Seek(good, io.SeekStart); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("seek journal: %w", err)
-	}
-	if s.cfg.WrapJournal != nil {
-		s.journal = s.cfg.WrapJournal(f)
-	} else {
-		s.journal = f
-	}
-	return nil
-}
-
-// readJournal applies every good record and returns the offset just past
-// the last one. A bad record followed by a good one is corruption.
-func (s *Store) readJournal(r io.Reader, name string) (good int64, err error) {
-	br := bufio.NewReaderSize(r, 1<<16)
-	var (
-		offset  int64
-		line    int
-		badLine int
-		badWhy  error
-	)
-	for {
-		raw, readErr := br.ReadSlice('\n')
-		n := int64(len(raw))
-		oversized := false
-		if errors.Is(readErr, bufio.ErrBufferFull) {
-			// A long record: gather it whole, or, past what a record can be,
-			// only find where it ends.
-			full := append([]byte(nil), raw...)
-			for errors.Is(readErr, bufio.ErrBufferFull) {
-				raw, readErr = br.ReadSlice('\n')
-				n += int64(len(raw))
-				if n > maxReadRecordBytes {
-					oversized, full = true, nil
-				} else {
-					full = append(full, raw...)
-				}
-			}
-			raw = full
-			if oversized {
-				raw = raw[:0:0]
-				if readErr == nil {
-					// Complete, so not torn: refuse it rather than cut it off.
-					return 0, fmt.Errorf("%s:%d: %w: a record of %d bytes, more than the %d this version reads (the file was left untouched)",
-						name, line+1, ErrCorrupt, n, maxReadRecordBytes)
-				}
-			}
-		}
-		if readErr != nil && !errors.Is(readErr, io.EOF) {
-			return 0, fmt.Errorf("read journal %s: %w", name, readErr)
-		}
-		if n == 0 && readErr != nil {
-			break
-		}
-		line++
-		complete := readErr == nil && !oversized
-		var why error
-		var rec Record
-		switch {
-		case !complete:
-			why = errors.New("record has no end of line")
-		case len(bytes.TrimSpace(raw)) == 0:
-			why = errors.New("empty line")
-		default:
-			if err := json.Unmarshal(raw, &rec); err != nil {
-				why = err
-			} else if rec.Seq != s.seq+1 {
-				why = fmt.Errorf("sequence %d after %d", rec.Seq, s.seq)
-			}
-		}
-		if badLine != 0 && (why == nil || rec.Seq != 0) {
-			// A record after a bad one: the bad one is not a torn tail.
-			return 0, fmt.Errorf("%s:%d: %w: %v (records follow it; the file was left untouched)",
-				name, badLine, ErrCorrupt, badWhy)
-		}
-		if why == nil {
-			if err := apply(s.runs, &rec); err != nil {
-				return 0, fmt.Errorf("%s:%d: %w: %v", name, line, ErrCorrupt, err)
-			}
-			s.seq = rec.Seq
-			good = offset + n
-		} else if badLine == 0 {
-			badLine, badWhy = line, why
-		}
-		offset += n
-		if readErr != nil {
-			break
-		}
-	}
-	if badLine != 0 && s.cfg.ReadOnly {
-		s.log.Debug("journal has an unfinished last record", "file", name, "line", badLine)
-	}
-	return good, nil
-}
-
-// Append writes recs to the journal and makes them durable before it
-// returns. It fills in Seq and, when zero, Time.
-//
-// Concurrent callers share fsyncs (group commit): while one caller's batch
-// is being written and synced, the records of the others gather, and the
-// next write and fsync cover all of them. Each caller still returns only
-// once its own records are on disk.
-func (s *Store) Append(ctx context.Context, recs ...*Record) error {
-	return s.append(ctx, true, recs)
-}
-
-// AppendLazy adds recs to the journal without waiting for the disk. They
-// are written with the next batch (at once when no write is under way) and
-// made durable by the next Append, so a crash may lose them. Use it only for
-// records whose loss a resume tolerates: the start of an idempotent step's
-// attempt (lost, the step simply runs again).
-func (s *Store) AppendLazy(ctx context.Context, recs ...*Record) error {
-	return s.append(ctx, false, recs)
-}
-
-func (s *Store) append(ctx context.Context, sync bool, recs []*Record) error {
-	if s.cfg.ReadOnly {
-		return errors.New("append to a store opened read-only")
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if s.cfg.NoGroupCommit {
-		s.serial.Lock()
-		defer s.serial.Unlock()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failed != nil {
-		return s.failed
-	}
-	if s.journal == nil {
-		return errors.New("append to a closed store")
-	}
-	if err := validate(s.runs, recs); err != nil {
-		return fmt.Errorf("append: %w", err)
-	}
-	now := s.cfg.Now().UTC()
-	mark := s.pending.Len()
-	seq := s.seq
-	for _, rec := range recs {
-		seq++
-		rec.Seq = seq
-		if rec.Time.IsZero() {
-			rec.Time = now
-		}
-		before := s.pending.Len()
-		if err := jsonenc.Append(s.pending, rec); err != nil {
-			s.pending.Truncate(mark)
-			return fmt.Errorf("encode %s record: %w", rec.Type, err)
-		}
-		if n := s.pending.Len() - before; n > MaxRecordBytes {
-			s.pending.Truncate(mark)
-			return recordTooLarge(rec, n)
-		}
-	}
-	// The records are in the batch; the in-memory state follows at once
-	// (validate made sure apply cannot fail), so that the next caller
-	// validates against it.
-	for _, rec := range recs {
-		_ = apply(s.runs, rec)
-	}
-	s.seq = seq
-	s.stats.Records += uint64(len(recs))
-	if sync {
-		s.pendingSync = true
-	}
-	batch := s.nextBatch
-	if !sync {
-		// Written by the flush under way, or by the one a waiting Append
-		// starts; otherwise write it now, without fsync and without waiting
-		// for anybody's.
-		if !s.flushing && !s.pendingSync {
-			s.flush()
-		}
-		return s.failed
-	}
-	for s.doneBatch < batch {
-		if s.failed != nil {
-			return s.failed
-		}
-		if !s.flushing {
-			s.flush()
-			continue
-		}
-		s.flushed.Wait()
-	}
-	return s.failed
-}
-
-// flush writes the pending batch, and fsyncs it if any of its records asked
-// for that; records that gathered meanwhile and need no fsync are written in
-// further rounds (records that need one are left to their waiters, one of
-// whom flushes next). It is called with s.mu held and releases it during the
-// I/O, so that other callers can fill the next batch meanwhile.
-func (s *Store) flush() {
-	for {
-		s.flushOnce()
-		if s.failed != nil || s.pendingSync || s.pending.Len() == 0 {
-			return
-		}
-	}
-}
-
-func (s *Store) flushOnce() {
-	s.flushing = true
-	batch := s.nextBatch
-	s.nextBatch++
-	buf := s.pending
-	s.pending, s.spare = s.spare, nil
-	needSync := s.pendingSync
-	s.pendingSync = false
-	journal := s.journal
-	s.mu.Unlock()
-
-	_, err := journal.Write(buf.Bytes())
-	if err != nil {
-		err = fmt.Errorf("write journal: %w", err)
-	} else if needSync {
-		if err = journal.Sync(); err != nil {
-			err = fmt.Errorf("fsync journal: %w", err)
-		}
-	}
-
-	s.mu.Lock()
-	s.stats.Writes++
-	if needSync {
-		s.stats.Syncs++
-	}
-	buf.Reset()
-	s.spare = buf
-	if err != nil {
-		// What reached the file is unknown (and after a failed fsync the
-		// page cache may lie): refuse every later record until the store is
-		// reopened and its tail checked.
-		s.failed = err
-		_ = s.journal.Close()
-		s.journal = nil
-	}
-	s.doneBatch = batch
-	s.flushing = false
-	s.flushed.Broadcast()
 }
 
 // Stats counts the journal's I/O since Open.
@@ -466,38 +259,51 @@ type Stats struct {
 	// Writes and Syncs count write and fsync calls on the journal; with
 	// concurrent appenders one of each covers many records.
 	Writes, Syncs uint64
+	// Compactions counts the journal's compactions; Filed the runs written
+	// to their run files.
+	Compactions, Filed uint64
 }
 
 // Stats returns the journal's I/O counts since Open.
-func (s *Store) Stats() Stats {
+func (s *FileStore) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stats
 }
 
-// Runs returns every run, oldest first.
-func (s *Store) Runs() []Run {
+// Run returns the run with the given id: from the journal while it is
+// unfinished, from its run file once it is finished. An unknown id is
+// ErrUnknownRun.
+func (s *FileStore) Run(id string) (Run, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	r, ok := s.runs[id]
+	var c Run
+	if ok {
+		c = r.Clone()
+	}
+	s.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	return s.readRunFile(id)
+}
+
+// hot returns copies of the runs the journal holds, newest activity first.
+func (s *FileStore) hot() []Run {
+	s.mu.Lock()
 	out := make([]Run, 0, len(s.runs))
 	for _, r := range s.runs {
 		out = append(out, r.Clone())
 	}
-	slices.SortFunc(out, func(a, b Run) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-	})
+	s.mu.Unlock()
+	sortRecentFirst(out)
 	return out
 }
 
-// Run returns the run with the given id.
-func (s *Store) Run(id string) (Run, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.runs[id]
-	if !ok {
-		return Run{}, false
-	}
-	return r.Clone(), true
+func sortRecentFirst(runs []Run) {
+	slices.SortFunc(runs, func(a, b Run) int {
+		return cmp.Or(b.UpdatedAt.Compare(a.UpdatedAt), b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(b.ID, a.ID))
+	})
 }
 
 // snapshot is the document in agent-state.json.
@@ -505,22 +311,32 @@ type snapshot struct {
 	Version    int       `json:"version"`
 	JournalSeq uint64    `json:"journal_seq"`
 	UpdatedAt  time.Time `json:"updated_at"`
-	Runs       []Run     `json:"runs"`
+	// Runs are the unfinished runs and the last finished ones, newest
+	// first; every run is in `12fa status --all`.
+	Runs []Run `json:"runs"`
 }
 
-// WriteSnapshot replaces agent-state.json with what the journal says now.
-func (s *Store) WriteSnapshot() error {
+// WriteSnapshot replaces agent-state.json with the current state: the
+// unfinished runs and the most recently finished ones.
+func (s *FileStore) WriteSnapshot() error {
 	if s.cfg.ReadOnly {
 		return errors.New("snapshot of a store opened read-only")
 	}
 	s.mu.Lock()
 	seq, written := s.seq, s.snapSeq
+	recent := slices.Clone(s.recent)
 	s.mu.Unlock()
 	if seq == written && seq != 0 {
 		return nil // nothing happened since the last snapshot
 	}
-	runs := s.Runs()
-	b, err := jsonenc.MarshalIndent(snapshot{Version: 1, JournalSeq: seq, UpdatedAt: s.cfg.Now().UTC(), Runs: runs})
+	runs := s.hot()
+	for i := len(recent) - 1; i >= 0; i-- {
+		if !slices.ContainsFunc(runs, func(r Run) bool { return r.ID == recent[i].ID }) {
+			runs = append(runs, recent[i])
+		}
+	}
+	sortRecentFirst(runs)
+	b, err := jsonenc.MarshalIndent(snapshot{Version: 2, JournalSeq: seq, UpdatedAt: s.cfg.Now().UTC(), Runs: runs})
 	if err != nil {
 		return fmt.Errorf("encode snapshot: %w", err)
 	}
@@ -533,8 +349,9 @@ func (s *Store) WriteSnapshot() error {
 	return nil
 }
 
-// Close writes the snapshot and releases the store.
-func (s *Store) Close() error {
+// Close makes the last records durable, compacts the journal, writes the
+// snapshot and releases the store.
+func (s *FileStore) Close() error {
 	if s.cfg.ReadOnly {
 		return nil
 	}
@@ -549,7 +366,17 @@ func (s *Store) Close() error {
 		s.flush()
 	}
 	healthy := s.journal != nil && s.failed == nil
+	s.drainFiling()
+	s.closing = true
+	s.filing.Broadcast()
+	grown := s.size > s.baseSize || len(s.filed) > 0
 	s.mu.Unlock()
+	if s.filerDone != nil {
+		<-s.filerDone
+	}
+	if healthy && grown {
+		s.compactNow()
+	}
 	if healthy {
 		errs = append(errs, s.WriteSnapshot())
 	}
@@ -569,7 +396,7 @@ func Remove(dir string) error {
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	s := &Store{cfg: Config{Dir: dir}}
+	s := &FileStore{cfg: Config{Dir: dir}}
 	if err := s.acquire(); err != nil {
 		return err
 	}

@@ -392,7 +392,12 @@ func TestConformance_Retries(t *testing.T) {
 			if res == nil || res.Status != state.RunWaiting {
 				t.Fatalf("run: %v, want it waiting", err)
 			}
-			qs, err := runtime.Questions(project)
+			v, err := runtime.OpenView(project, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			qs, err := v.Questions()
+			v.Close()
 			if err != nil || len(qs) != 1 || qs[0].Key != "tone" {
 				t.Fatalf("questions %+v, %v", qs, err)
 			}

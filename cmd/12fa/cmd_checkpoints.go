@@ -22,15 +22,18 @@ func newCheckpointsCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cps, err := runtime.Checkpoints(dir)
+			run := ""
+			if len(args) == 1 {
+				run = args[0]
+			}
+			v, err := runtime.OpenView(dir, g.logger())
 			if err != nil {
 				return exitFor(err)
 			}
-			var shown []runtime.Checkpoint
-			for _, cp := range cps {
-				if len(args) == 0 || cp.Run == args[0] {
-					shown = append(shown, cp)
-				}
+			shown, err := v.Checkpoints(run)
+			v.Close()
+			if err != nil {
+				return exitFor(err)
 			}
 			if asJSON {
 				enc := json.NewEncoder(g.stdout)

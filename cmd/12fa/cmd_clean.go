@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/12fa/12fa/runtime"
+	"github.com/12fa/12fa/state"
 )
 
 func newCleanCommand(g *globalOptions) *cobra.Command {
@@ -29,7 +30,11 @@ func newCleanCommand(g *globalOptions) *cobra.Command {
 				return nil
 			}
 			if !yes {
-				runs, _ := runtime.ListRuns(dir, nil)
+				var runs []state.RunInfo
+				if v, err := runtime.OpenView(dir, nil); err == nil {
+					runs, _ = v.Runs(state.ListOptions{})
+					v.Close()
+				}
 				if !isTerminal(g.stdin) {
 					return exitFor(fmt.Errorf("clean: refusing to remove %s (%d runs) without confirmation: pass --yes", store, len(runs)))
 				}

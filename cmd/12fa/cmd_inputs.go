@@ -25,7 +25,12 @@ func newInputsCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			qs, err := runtime.Questions(dir)
+			v, err := runtime.OpenView(dir, g.logger())
+			if err != nil {
+				return exitFor(err)
+			}
+			qs, err := v.Questions()
+			v.Close()
 			if err != nil {
 				return exitFor(err)
 			}

@@ -30,7 +30,7 @@ func newLogsCommand(g *globalOptions) *cobra.Command {
 				run = args[0]
 			}
 			path := runtime.ProgressPath(dir)
-			entries, off, err := progress.Read(path, 0)
+			entries, off, err := progress.ReadAll(path)
 			if err != nil {
 				return exitFor(err)
 			}

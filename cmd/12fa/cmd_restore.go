@@ -26,19 +26,16 @@ the checkpoint's git commit too (refused over uncommitted changes unless
 			if err != nil {
 				return err
 			}
-			cps, err := runtime.Checkpoints(dir)
+			v, err := runtime.OpenView(dir, g.logger())
 			if err != nil {
 				return exitFor(err)
 			}
-			var run, step string
-			for _, cp := range cps {
-				if cp.ID == args[0] {
-					run, step = cp.Run, cp.Step
-				}
+			cp, err := v.Checkpoint(args[0])
+			v.Close()
+			if err != nil {
+				return exitFor(err)
 			}
-			if run == "" {
-				return exitFor(fmt.Errorf("restore: no checkpoint %q (12fa checkpoints lists them)", args[0]))
-			}
+			run, step := cp.Run, cp.Step
 			what := "its state"
 			if files {
 				what = "its state and the working tree"

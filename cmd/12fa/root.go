@@ -131,6 +131,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newFeatureCommand(g),
 		newRespondCommand(g),
 		newCleanCommand(g),
+		newPruneCommand(g),
 		newBenchCommand(g),
 		newNewCommand(g),
 		newValidateCommand(g),

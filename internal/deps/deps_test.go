@@ -18,6 +18,8 @@ var allowed = map[string][]string{
 	"manifest": {"abi", "egress", "command"},
 	"cmd/12fa": {"runtime", "manifest", "state", "inputs", "progress", "features", "abi", "bench", "pdk"},
 	"bench":    {"runtime", "manifest", "state"},
+	// The store conformance suite, for tests of stores.
+	"state/statetest": {"state"},
 }
 
 func TestImportDirection(t *testing.T) {

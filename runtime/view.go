@@ -1,0 +1,60 @@
+package runtime
+
+import (
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/12fa/12fa/inputs"
+	"github.com/12fa/12fa/state"
+)
+
+// View reads a project's store without taking its lock, so it works while
+// another process runs a workflow: what status, checkpoints and inputs
+// show. It sees the store as it was when opened (OpenView again to see
+// later changes).
+type View struct {
+	dir   string
+	store *state.FileStore
+}
+
+// OpenView opens a read-only view of a project's store.
+func OpenView(projectDir string, log hclog.Logger) (*View, error) {
+	st, err := state.Open(state.Config{Dir: StoreDir(projectDir), ReadOnly: true}, log)
+	if err != nil {
+		return nil, err
+	}
+	return &View{dir: projectDir, store: st}, nil
+}
+
+// Close releases the view.
+func (v *View) Close() error { return v.store.Close() }
+
+// Runs lists the runs o selects, the most recently active first.
+func (v *View) Runs(o state.ListOptions) ([]state.RunInfo, error) { return v.store.List(o) }
+
+// Run returns a run with its steps; ErrRunNotFound for an unknown id.
+func (v *View) Run(id string) (state.Run, error) { return runOf(v.store, id) }
+
+// Checkpoints lists the checkpoints of run (of every run, and the manual
+// ones, when run is empty), oldest first.
+func (v *View) Checkpoints(run string) ([]Checkpoint, error) {
+	if run != "" {
+		if _, err := v.Run(run); err != nil {
+			return nil, err
+		}
+	}
+	return checkpoints(v.store, v.dir, run)
+}
+
+// Checkpoint returns the checkpoint with the given id (<run>.<step>).
+func (v *View) Checkpoint(id string) (Checkpoint, error) {
+	cp, err := findCheckpoint(v.store, v.dir, id)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	return *cp, nil
+}
+
+// Questions lists the questions steps asked, answered or not.
+func (v *View) Questions() ([]inputs.Question, error) {
+	return inputs.New(StoreDir(v.dir), nil).List()
+}
