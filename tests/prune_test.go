@@ -171,7 +171,7 @@ func TestPrune_KilledMidway(t *testing.T) {
 		}
 		left, _ := os.ReadDir(filepath.Join(project, layout.StoreDir, layout.RunsDir))
 		at = append(at, len(left)-1) // the index is there too
-		storeRuns(t, project) // every run listed reads
+		storeRuns(t, project)        // every run listed reads
 		// The next process finishes it; the prune asked again has nothing
 		// left to do.
 		if out, err := exec.Command(bin, "-C", project, "--cache-dir", cacheDir, "prune", "--older-than", "0s", "--keep", fmt.Sprint(keep)).CombinedOutput(); err != nil {
