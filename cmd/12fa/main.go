@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -16,6 +17,7 @@ func main() {
 	defer stop()
 	root := newRootCommand(os.Stdin, os.Stdout, os.Stderr)
 	err := root.ExecuteContext(ctx)
+	reportPeakRSS()
 	if err == nil {
 		return
 	}
@@ -28,4 +30,23 @@ func main() {
 	}
 	fmt.Fprintln(os.Stderr, "12fa:", errText(err))
 	os.Exit(exitFailure)
+}
+
+// reportPeakRSS writes this process's peak RSS (VmHWM, in KiB) to the file
+// $TWELVEFA_PEAK_RSS_FILE names, for `12fa bench --scale`: the rusage a
+// parent reads counts the parent's own memory, copied at exec (Linux only).
+func reportPeakRSS() {
+	path := os.Getenv("TWELVEFA_PEAK_RSS_FILE")
+	if path == "" {
+		return
+	}
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			_ = os.WriteFile(path, []byte(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB"))), 0o644)
+		}
+	}
 }
