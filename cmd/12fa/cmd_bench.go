@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/12fa/12fa/bench"
+	"github.com/12fa/12fa/internal/bench"
 	"github.com/12fa/12fa/internal/atomicfile"
 )
 
