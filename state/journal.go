@@ -231,24 +231,27 @@ func (s *FileStore) append(ctx context.Context, sync bool, recs []*Record) error
 // name that the journal no longer holds but a run file does: a finished
 // run taken up again.
 func (s *FileStore) revive(recs []*Record) ([]*Record, error) {
-	var revived []*Record
+	var cold []string
+	s.mu.Lock()
 	for _, rec := range recs {
-		if rec.Type == EventRunStarted {
-			if _, err := os.Stat(s.runPath(rec.Run)); ValidRunID(rec.Run) == nil && err == nil {
-				return nil, fmt.Errorf("run %q started twice", rec.Run)
+		if _, hot := s.runs[rec.Run]; !hot && rec.Run != "" && !slices.Contains(cold, rec.Run) {
+			cold = append(cold, rec.Run)
+		}
+	}
+	s.mu.Unlock()
+	if len(cold) == 0 {
+		return recs, nil
+	}
+	var revived []*Record
+	for _, id := range cold {
+		if slices.ContainsFunc(recs, func(r *Record) bool { return r.Run == id && r.Type == EventRunStarted }) {
+			// A new run, unless a finished one has that id already.
+			if _, err := os.Stat(s.runPath(id)); ValidRunID(id) == nil && err == nil {
+				return nil, fmt.Errorf("run %q started twice", id)
 			}
 			continue
 		}
-		if slices.ContainsFunc(revived, func(r *Record) bool { return r.Run == rec.Run }) {
-			continue
-		}
-		s.mu.Lock()
-		_, hot := s.runs[rec.Run]
-		s.mu.Unlock()
-		if hot || rec.Run == "" {
-			continue
-		}
-		r, err := s.readRunFile(rec.Run)
+		r, err := s.readRunFile(id)
 		if errors.Is(err, ErrUnknownRun) {
 			continue // validate says so
 		}
@@ -275,10 +278,12 @@ func (s *FileStore) enqueue(sync bool, recs []*Record) error {
 	}
 	// A run another caller revived meanwhile needs no state from its file
 	// (which would be older than what the journal holds now).
-	recs = slices.DeleteFunc(slices.Clone(recs), func(rec *Record) bool {
-		_, hot := s.runs[rec.Run]
-		return (rec.Type == EventRunState || rec.Type == EventStepState) && hot
-	})
+	if slices.ContainsFunc(recs, func(rec *Record) bool { return internalEvents[rec.Type] }) {
+		recs = slices.DeleteFunc(slices.Clone(recs), func(rec *Record) bool {
+			_, hot := s.runs[rec.Run]
+			return (rec.Type == EventRunState || rec.Type == EventStepState) && hot
+		})
+	}
 	if err := validate(s.runs, recs); err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
