@@ -218,30 +218,52 @@ func (g *Git) RemoveRefs(remove func(name string) bool) error {
 // skipped are never recorded: git's own directory and 12fa's store.
 var skipped = map[string]bool{".git": true, ".12fa": true}
 
-// writeTree writes the tree of directory rel (relative to the root) and
-// returns its hash.
-func (g *Git) writeTree(rel string, patterns []gitignore.Pattern, res *Result) (plumbing.Hash, error) {
+// recorded returns the entries of directory rel (relative to the root) that
+// a checkpoint records, and the ignore patterns in force below it: not .git
+// or .12fa at the root, nothing ignored, and only directories, regular
+// files and symlinks (a FIFO, socket or device is neither recorded nor ever
+// removed by a restore). It is the one definition of the working tree that
+// writeTree and listFiles walk.
+func (g *Git) recorded(rel string, patterns []gitignore.Pattern) ([]fs.DirEntry, []gitignore.Pattern, error) {
 	dir := filepath.Join(g.root, filepath.FromSlash(rel))
 	domain := splitPath(rel)
 	patterns = withIgnoreFile(dir, domain, patterns)
 	matcher := gitignore.NewMatcher(patterns)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return plumbing.ZeroHash, err
+		return nil, nil, err
 	}
-	var tree object.Tree
+	kept := entries[:0]
 	for _, e := range entries {
 		name := e.Name()
 		if rel == "" && skipped[name] {
 			continue
 		}
-		p := path.Join(rel, name)
-		isDir := e.IsDir()
-		if matcher.Match(append(domain, name), isDir) {
+		if !e.IsDir() && !e.Type().IsRegular() && e.Type()&fs.ModeSymlink == 0 {
 			continue
 		}
+		if matcher.Match(append(domain, name), e.IsDir()) {
+			continue
+		}
+		kept = append(kept, e)
+	}
+	return kept, patterns, nil
+}
+
+// writeTree writes the tree of directory rel (relative to the root) and
+// returns its hash.
+func (g *Git) writeTree(rel string, patterns []gitignore.Pattern, res *Result) (plumbing.Hash, error) {
+	dir := filepath.Join(g.root, filepath.FromSlash(rel))
+	entries, patterns, err := g.recorded(rel, patterns)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	var tree object.Tree
+	for _, e := range entries {
+		name := e.Name()
+		p := path.Join(rel, name)
 		switch {
-		case isDir:
+		case e.IsDir():
 			h, err := g.writeTree(p, patterns, res)
 			if err != nil {
 				return plumbing.ZeroHash, err
@@ -250,7 +272,7 @@ func (g *Git) writeTree(rel string, patterns []gitignore.Pattern, res *Result) (
 				continue // git records no empty directories
 			}
 			tree.Entries = append(tree.Entries, object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h})
-		case e.Type().IsRegular() || e.Type()&fs.ModeSymlink != 0:
+		default:
 			h, mode, hashed, err := g.blob(p, filepath.Join(dir, name))
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
@@ -455,24 +477,13 @@ func (g *Git) RestoreFiles(commit string, force bool) error {
 
 // listFiles calls fn with every file that a checkpoint would record.
 func (g *Git) listFiles(rel string, patterns []gitignore.Pattern, fn func(string) error) (int, error) {
-	dir := filepath.Join(g.root, filepath.FromSlash(rel))
-	domain := splitPath(rel)
-	patterns = withIgnoreFile(dir, domain, patterns)
-	matcher := gitignore.NewMatcher(patterns)
-	entries, err := os.ReadDir(dir)
+	entries, patterns, err := g.recorded(rel, patterns)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, e := range entries {
-		name := e.Name()
-		if rel == "" && skipped[name] {
-			continue
-		}
-		if matcher.Match(append(domain, name), e.IsDir()) {
-			continue
-		}
-		p := path.Join(rel, name)
+		p := path.Join(rel, e.Name())
 		if e.IsDir() {
 			m, err := g.listFiles(p, patterns, fn)
 			if err != nil {

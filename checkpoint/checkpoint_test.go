@@ -1,10 +1,12 @@
 package checkpoint_test
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,3 +178,46 @@ func TestGit_CommitToBranch(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { os.Exit(testutil.MainWithSummary(m)) }
+
+// TestGit_RestoreFiles_WalksWhatCheckpointsRecord: a restore writes back
+// what the commit has and removes the files it does not, walking the tree
+// as a checkpoint does: a FIFO and a socket, which no checkpoint records,
+// are left where they are, as are ignored files and the store.
+func TestGit_RestoreFiles_WalksWhatCheckpointsRecord(t *testing.T) {
+	root := project(t)
+	g, err := checkpoint.Open(root, filepath.Join(t.TempDir(), "statcache.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := g.Checkpoint(checkpoint.Meta{Ref: "r1/a", Message: "step a", Time: time.Unix(1e9, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(root, "src", "pipe")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(root, "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	write(t, root, "src/new.go", "package main // added after the checkpoint\n")
+	write(t, root, "README.md", "changed after the checkpoint\n")
+
+	if err := g.RestoreFiles(res.Commit, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "src", "new.go")); !os.IsNotExist(err) {
+		t.Fatalf("a file the checkpoint does not have was kept: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "README.md")); string(b) != "hello\n" {
+		t.Fatalf("README.md is %q after the restore", b)
+	}
+	for _, p := range []string{fifo, sock, filepath.Join(root, "debug.log"), filepath.Join(root, ".12fa", "journal.jsonl")} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s was removed by the restore: %v", p, err)
+		}
+	}
+}
