@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/12fa/12fa/abi"
+	"github.com/12fa/12fa/inputs"
 	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/runtime"
 	"github.com/12fa/12fa/state"
@@ -185,5 +186,43 @@ func TestRuntime_UpfrontInputs(t *testing.T) {
 	var out struct{ Inputs map[string]string }
 	if err := json.Unmarshal(res.Output("b"), &out); err != nil || out.Inputs["target"] != "prod" || out.Inputs["ticket"] != "T-42" {
 		t.Fatalf("step b got inputs %v (%s)", out.Inputs, res.Output("b"))
+	}
+}
+
+// TestRuntime_WaitForResponse: WaitForResponse returns a question once
+// another process (here `Respond`, as `12fa respond` does) answers it, and
+// gives up at its timeout for one nobody answers.
+func TestRuntime_WaitForResponse(t *testing.T) {
+	f := newFixture(t)
+	rt := f.open()
+	defer rt.Close(t.Context())
+	res, err := rt.Run(t.Context(), f.manifest(manifest.Step{ID: "ask", Plugin: "ask.wasm", Idempotent: true}), runtime.RunOptions{})
+	if res == nil || res.Status != state.RunWaiting {
+		t.Fatalf("run: %v, want it waiting", err)
+	}
+	qs, err := f.view().Questions()
+	if err != nil || len(qs) != 2 {
+		t.Fatalf("questions %v, %v", qs, err)
+	}
+	// Unanswered: the wait ends at its timeout.
+	start := time.Now()
+	if _, err := rt.WaitForResponse(t.Context(), qs[0].ID, 100*time.Millisecond); err == nil {
+		t.Fatal("WaitForResponse returned for a question nobody answered")
+	}
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Fatalf("gave up after %s, before its timeout", d)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		if _, err := runtime.Respond(f.project, qs[1].ID, "spring"); err != nil {
+			t.Error(err)
+		}
+	}()
+	q, err := rt.WaitForResponse(t.Context(), qs[1].ID, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.ID != qs[1].ID || q.Status != inputs.Answered || q.Answer != "spring" || q.AnsweredBy != "person" {
+		t.Fatalf("answered question %+v", q)
 	}
 }
