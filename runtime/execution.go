@@ -26,6 +26,7 @@ type execution struct {
 	m       *manifest.Manifest
 	steps   []loaded
 	opts    RunOptions
+	act     action // what decide said to do with the run
 	runID   string
 	context contextMap
 	// contextBytes is what context counts toward abi.MaxContextBytes,
@@ -122,14 +123,14 @@ func (x *execution) run(ctx context.Context, run *state.Run) (*Result, error) {
 		x.context = contextMap{}
 	}
 	x.contextBytes = x.context.bytes()
-	if run.Status == state.RunRollingBack || x.opts.rollback {
-		// A rollback under way (or asked for): finish it, never go forward.
+	if x.act == actRollback || x.act == actContinueRollback {
+		// A rollback asked for, or under way: finish it, never go forward.
 		for i, rs := range run.Steps {
 			if rs.Status == state.StepCompleted {
 				x.outputs.Add(x.steps[i].step.ID, rs.Output)
 			}
 		}
-		if x.opts.rollback && run.Status != state.RunRollingBack {
+		if x.act == actRollback {
 			rec := &state.Record{Type: state.EventRunRollingBack, Run: x.runID, Cause: abi.CauseRequested, Error: "rollback asked for by hand"}
 			if err := x.rt.commit(ctx, []*state.Record{rec}); err != nil {
 				return x.res, fmt.Errorf("start rollback of run %s: %w", x.runID, err)

@@ -31,7 +31,7 @@ func (r *Runtime) Restore(ctx context.Context, checkpointID string, files, force
 	if err != nil {
 		return Restored{}, err
 	}
-	run, err := r.run(cp.Run)
+	run, err := r.lookup(cp.Run)
 	if err != nil {
 		return Restored{}, fmt.Errorf("restore: %w", err)
 	}
@@ -90,7 +90,7 @@ func (r *Runtime) Restore(ctx context.Context, checkpointID string, files, force
 // returns its id; Resume runs the rest. It is DBOS's fork: redo from a step
 // with, say, a fixed plugin.
 func (r *Runtime) Fork(ctx context.Context, runID, fromStep string) (string, error) {
-	src, err := r.run(runID)
+	src, err := r.lookup(runID)
 	if err != nil {
 		return "", fmt.Errorf("fork: %w", err)
 	}

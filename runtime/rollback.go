@@ -19,7 +19,7 @@ import (
 // not run again when a resumed process continues. cause is the error that
 // started it (nil when continuing or asked for by hand).
 func (x *execution) rollback(ctx context.Context, cause error) error {
-	run, err := x.rt.run(x.runID)
+	run, err := x.rt.lookup(x.runID)
 	if err != nil {
 		return err
 	}

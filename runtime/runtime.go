@@ -228,10 +228,10 @@ func (r *Runtime) Runs(o state.ListOptions) ([]state.RunInfo, error) { return r.
 
 // RunState returns a run of the store: its steps and context as the
 // journal (or, once finished, its run file) says.
-func (r *Runtime) RunState(id string) (state.Run, error) { return r.run(id) }
+func (r *Runtime) RunState(id string) (state.Run, error) { return r.lookup(id) }
 
-// run reads a run, with ErrRunNotFound for an unknown one.
-func (r *Runtime) run(id string) (state.Run, error) { return runOf(r.store, id) }
+// lookup reads a run, with ErrRunNotFound for an unknown one.
+func (r *Runtime) lookup(id string) (state.Run, error) { return runOf(r.store, id) }
 
 func runOf(st state.Store, id string) (state.Run, error) {
 	run, err := st.Run(id)
@@ -263,9 +263,6 @@ type RunOptions struct {
 	// set, bounds the wait.
 	Wait        bool
 	WaitTimeout time.Duration
-
-	// rollback is set by Rollback.
-	rollback bool
 }
 
 // Result is the outcome of Run or Resume.
@@ -291,9 +288,11 @@ func (res *Result) Output(step string) json.RawMessage {
 	return nil
 }
 
-// newRunID returns a sortable, readable, unique run id.
+// newRunID returns a sortable, readable, unique run id: the time to the
+// second and 48 random bits (three bytes let two of a thousand runs started
+// in one second collide every few seconds).
 func (r *Runtime) newRunID() string {
-	var b [3]byte
+	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return r.cfg.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
 }
@@ -301,6 +300,12 @@ func (r *Runtime) newRunID() string {
 // Resume continues the run with the given id, reading the manifest it was
 // started from.
 func (r *Runtime) Resume(ctx context.Context, runID string, opts RunOptions) (*Result, error) {
+	return r.resume(ctx, runID, opts, forward)
+}
+
+// resume carries intent out on a run, reading the manifest it was started
+// from.
+func (r *Runtime) resume(ctx context.Context, runID string, opts RunOptions, in intent) (*Result, error) {
 	if runID == "" {
 		runs, err := r.store.List(state.ListOptions{Status: continuable(opts), Limit: 1})
 		if err != nil {
@@ -311,12 +316,12 @@ func (r *Runtime) Resume(ctx context.Context, runID string, opts RunOptions) (*R
 		}
 		runID = runs[0].ID
 	}
-	run, err := r.run(runID)
+	run, err := r.lookup(runID)
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
 	}
-	if run.Status == state.RunFailed && !opts.RetryFailed && !opts.rollback {
-		return nil, failedRunError(run)
+	if _, err := decide(run, in, opts); err != nil {
+		return nil, err
 	}
 	if run.Manifest == "" {
 		return nil, fmt.Errorf("resume %s: the run was built in code; call Run with its workflow", runID)
@@ -326,7 +331,7 @@ func (r *Runtime) Resume(ctx context.Context, runID string, opts RunOptions) (*R
 		return nil, fmt.Errorf("resume %s: %w", runID, err)
 	}
 	opts.RunID = runID
-	return r.Run(ctx, m, opts)
+	return r.execute(ctx, m, opts, in)
 }
 
 // Rollback undoes the run with the given id (saga): the rollback exports of
@@ -343,7 +348,7 @@ func (r *Runtime) Rollback(ctx context.Context, runID string) (*Result, error) {
 		}
 		runID = runs[0].ID
 	}
-	return r.Resume(ctx, runID, RunOptions{rollback: true})
+	return r.resume(ctx, runID, RunOptions{}, undo)
 }
 
 // loaded is a step's plugin, read and checked.
@@ -452,8 +457,14 @@ func (r *Runtime) load(ctx context.Context, m *manifest.Manifest) ([]loaded, err
 // Run runs the workflow m: a new run, or the continuation of an unfinished
 // one (see RunOptions).
 func (r *Runtime) Run(ctx context.Context, m *manifest.Manifest, opts RunOptions) (*Result, error) {
+	return r.execute(ctx, m, opts, forward)
+}
+
+// execute carries intent out on a run of m, waiting for answers as
+// opts.Wait says.
+func (r *Runtime) execute(ctx context.Context, m *manifest.Manifest, opts RunOptions, in intent) (*Result, error) {
 	for {
-		res, err := r.runOnce(ctx, m, opts)
+		res, err := r.runOnce(ctx, m, opts, in)
 		if !opts.Wait || res == nil || !errors.Is(err, ErrWaiting) {
 			return res, err
 		}
@@ -496,7 +507,7 @@ func (r *Runtime) WaitForResponse(ctx context.Context, id string, timeout time.D
 }
 
 // runOnce is one pass of Run: it stops at the first step that waits.
-func (r *Runtime) runOnce(ctx context.Context, m *manifest.Manifest, opts RunOptions) (*Result, error) {
+func (r *Runtime) runOnce(ctx context.Context, m *manifest.Manifest, opts RunOptions, in intent) (*Result, error) {
 	steps, err := r.load(ctx, m)
 	if err != nil {
 		return nil, err
@@ -508,12 +519,12 @@ func (r *Runtime) runOnce(ctx context.Context, m *manifest.Manifest, opts RunOpt
 			}
 		}
 	}()
-	run, err := r.pickRun(ctx, m, steps, opts)
+	run, act, err := r.pickRun(ctx, m, steps, opts, in)
 	if err != nil {
 		return nil, err
 	}
 	defer r.store.Release(run.ID)
-	x := &execution{rt: r, m: m, steps: steps, opts: opts, runID: run.ID,
+	x := &execution{rt: r, m: m, steps: steps, opts: opts, act: act, runID: run.ID,
 		context: contextMap(run.Context), res: &Result{RunID: run.ID}, notifier: r.notifierFor(m)}
 	if run.Status != state.RunRunning || run.Steps[0].Attempt > 0 {
 		// A resumed run: its next checkpoint follows its last one.
@@ -541,32 +552,33 @@ func (r *Runtime) claim(id string) error {
 }
 
 // pickRun finds the run to continue or starts a new one, claims it, and
-// checks that the manifest and plugins still match it. The caller releases
-// the claim when it is done; on error nothing stays claimed.
-func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loaded, opts RunOptions) (run state.Run, err error) {
+// checks that the manifest and plugins still match it; decide says what is
+// done with it. The caller releases the claim when it is done; on error
+// nothing stays claimed.
+func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loaded, opts RunOptions, in intent) (run state.Run, act action, err error) {
 	found := false
 	switch {
 	case opts.RunID != "":
 		if err := r.claim(opts.RunID); err != nil {
-			return run, err
+			return run, 0, err
 		}
-		if run, err = r.run(opts.RunID); err != nil {
+		if run, err = r.lookup(opts.RunID); err != nil {
 			r.store.Release(opts.RunID)
-			return run, err
+			return run, 0, err
 		}
 		found = true
 	case !opts.New:
 		runs, err := r.store.List(state.ListOptions{Workflow: m.Workflow.Name, Manifest: m.Path, Status: continuable(opts)})
 		if err != nil {
-			return run, err
+			return run, 0, err
 		}
 		for _, info := range runs {
 			if r.claim(info.ID) != nil {
 				continue
 			}
-			if run, err = r.run(info.ID); err != nil {
+			if run, err = r.lookup(info.ID); err != nil {
 				r.store.Release(info.ID)
-				return run, err
+				return run, 0, err
 			}
 			found = true
 			break
@@ -587,60 +599,55 @@ func (r *Runtime) pickRun(ctx context.Context, m *manifest.Manifest, steps []loa
 		}
 		rec := &state.Record{Type: state.EventRunStarted, Run: id, Workflow: m.Workflow.Name, Manifest: m.Path, Steps: decl}
 		if err := r.claim(id); err != nil {
-			return run, err
+			return run, 0, err
 		}
 		if err := r.commit(ctx, []*state.Record{rec}, Event{Type: EventRunStarted, Run: id, Workflow: m.Workflow.Name, Steps: len(steps)}); err != nil {
 			r.store.Release(id)
-			return run, fmt.Errorf("start run: %w", err)
+			return run, 0, fmt.Errorf("start run: %w", err)
 		}
-		if run, err = r.run(id); err != nil {
+		if run, err = r.lookup(id); err != nil {
 			r.store.Release(id)
 		}
-		return run, err
+		return run, actProceed, err
 	}
 
-	if run.Status == state.RunFailed && !opts.RetryFailed && !opts.rollback {
-		return run, failedRunError(run)
-	}
-	if (run.Status == state.RunRolledBack || run.Status == state.RunRollbackFailed) && !opts.rollback {
-		return run, fmt.Errorf("run %s is %s; 12fa rollback %s tries the rollback again", run.ID, run.Status, run.ID)
+	if act, err = decide(run, in, opts); err != nil {
+		return run, 0, err
 	}
 	if len(run.Steps) != len(steps) {
-		return run, fmt.Errorf("run %s: %w: it has %d steps, %s has %d", run.ID, ErrManifestChanged, len(run.Steps), m.Path, len(steps))
+		return run, 0, fmt.Errorf("run %s: %w: it has %d steps, %s has %d", run.ID, ErrManifestChanged, len(run.Steps), m.Path, len(steps))
 	}
 	var upgrades []*state.Record
 	for i, l := range steps {
 		rs := run.Steps[i]
 		if rs.ID != l.step.ID {
-			return run, fmt.Errorf("run %s: %w: step %d is %q in the run and %q in %s", run.ID, ErrManifestChanged, i+1, rs.ID, l.step.ID, m.Path)
+			return run, 0, fmt.Errorf("run %s: %w: step %d is %q in the run and %q in %s", run.ID, ErrManifestChanged, i+1, rs.ID, l.step.ID, m.Path)
 		}
 		if rs.Status == state.StepCompleted || rs.Plugin == l.sha {
 			continue
 		}
 		if !opts.Upgrade {
-			return run, &StepError{Step: rs.ID, Cause: abi.CausePluginChanged, Err: fmt.Errorf("%w: %s is now %s, the run started with %s; resume with --upgrade to accept it",
+			return run, 0, &StepError{Step: rs.ID, Cause: abi.CausePluginChanged, Err: fmt.Errorf("%w: %s is now %s, the run started with %s; resume with --upgrade to accept it",
 				ErrPluginChanged, l.step.Plugin, short(l.sha), short(rs.Plugin))}
 		}
 		upgrades = append(upgrades, &state.Record{Type: state.EventPluginUpgraded, Run: run.ID, Step: rs.ID, Plugin: l.sha})
 	}
-	if run.Status == state.RunCompleted && !opts.rollback {
-		return run, nil
-	}
-	if run.Status == state.RunRolledBack {
-		return run, fmt.Errorf("run %s is rolled back already", run.ID)
+	if act == actDone {
+		return run, act, nil
 	}
 	var recs []*state.Record
-	if run.Status != state.RunRollingBack && !opts.rollback {
+	if act == actProceed {
 		recs = append(recs, &state.Record{Type: state.EventRunResumed, Run: run.ID})
 	}
 	recs = append(recs, upgrades...)
 	if len(recs) == 0 {
-		return run, nil
+		return run, act, nil
 	}
 	if err := r.commit(ctx, recs, Event{Type: EventRunResumed, Run: run.ID, Workflow: m.Workflow.Name, Steps: len(steps)}); err != nil {
-		return run, fmt.Errorf("resume run %s: %w", run.ID, err)
+		return run, 0, fmt.Errorf("resume run %s: %w", run.ID, err)
 	}
-	return r.run(run.ID)
+	run, err = r.lookup(run.ID)
+	return run, act, err
 }
 
 // continuable lists the statuses of the runs that run or resume picks up
