@@ -6,10 +6,19 @@
 // It is the API for Go programs that embed 12fa (the 12-factor-agents
 // package's WorkflowRunner): New opens a project's store and a Wasm host,
 // Run runs a manifest (loaded from TOML or built in code), Resume continues a
-// run by id, Runs lists what the store holds.
+// run by id, Rollback undoes one, Runs and RunState read what the store
+// holds, Prune removes old finished runs; OpenView reads a store another
+// process is running (what status, checkpoints and inputs show).
+//
+// Files by concept: runtime.go (the Runtime, its store and host), run.go
+// (picking the run and carrying out an intent), decide.go (what may happen
+// to a run in which status), load.go (plugins read and checked before
+// anything runs), execution.go (the steps of one run), rollback.go,
+// retry (in execution.go), hostcalls.go (journaled HTTP and commands),
+// record.go (journal, then tell), checkpoints.go, restore.go, view.go.
 //
 // runtime composes host, state and manifest; they do not know each other.
-// Only cmd/12fa imports runtime.
+// Only cmd/12fa and internal/bench import runtime.
 //
 // # Guarantees
 //

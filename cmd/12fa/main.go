@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/12fa/12fa/internal/termsafe"
 )
 
 func main() {
@@ -49,4 +51,13 @@ func reportPeakRSS() {
 			_ = os.WriteFile(path, []byte(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB"))), 0o644)
 		}
 	}
+}
+
+// errText is an error as a person sees it: on one line, terminal-safe
+// (it may carry a guest's error message).
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return termsafe.Text(err.Error())
 }
