@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -250,36 +248,24 @@ type failure struct {
 	waiting []string
 }
 
-// attempts runs attempts of step i until one succeeds or the retry policy
-// gives up, journaling each; a retry's schedule is journaled before the
-// wait, so a crash during backoff resumes it instead of starting over.
+// attempts runs attempts of step i until one succeeds or its series is
+// spent, journaling each (see series).
 func (x *execution) attempts(ctx context.Context, i int, rs state.Step) error {
-	l := &x.steps[i]
-	s := l.step
-	pol := s.Retry
-	attempt, left := rs.Attempt+1, pol.MaxAttempts
-	seriesStart := x.rt.cfg.Now()
-	if !rs.NextAttemptAt.IsZero() && rs.AttemptsLeft > 0 {
-		seriesStart, left = rs.SeriesStart, rs.AttemptsLeft
-		if err := x.sleepUntil(ctx, i, attempt, rs.NextAttemptAt); err != nil {
-			return err
-		}
+	s := x.steps[i].step
+	sr, err := x.beginSeries(ctx, i, state.EventStepRetry, rs.Attempt+1, rs.NextAttemptAt, rs.SeriesStart, rs.AttemptsLeft)
+	if err != nil {
+		return err
 	}
-	first := attempt
 	for {
 		// An attempt runs for its timeout, or what total_timeout leaves of
 		// the series, whichever is shorter.
-		timeout := time.Duration(s.Timeout)
-		if s.TotalTimeout > 0 {
-			left := time.Duration(s.TotalTimeout) - x.rt.cfg.Now().Sub(seriesStart)
-			if left <= 0 {
-				f := &failure{cause: abi.CauseTimeout, err: fmt.Errorf("total_timeout %s spent before attempt %d", time.Duration(s.TotalTimeout), attempt)}
-				failed := &state.Record{Type: state.EventStepFailed, Run: x.runID, Step: s.ID, Attempt: attempt, Cause: f.cause, Error: f.err.Error()}
-				return x.failedForGood(ctx, i, attempt, f, failed)
-			}
-			timeout = min(timeout, left)
+		timeout, ok := sr.remaining(x.rt.cfg.Now(), time.Duration(s.Timeout))
+		if !ok {
+			f := &failure{cause: abi.CauseTimeout, err: fmt.Errorf("total_timeout %s spent before attempt %d", time.Duration(s.TotalTimeout), sr.attempt)}
+			failed := &state.Record{Type: state.EventStepFailed, Run: x.runID, Step: s.ID, Attempt: sr.attempt, Cause: f.cause, Error: f.err.Error()}
+			return x.failedForGood(ctx, i, sr.attempt, f, failed)
 		}
-		f, err := x.attempt(ctx, i, attempt, timeout)
+		f, err := x.attempt(ctx, i, sr.attempt, timeout)
 		if err == nil && len(rs.Pending) > 0 {
 			// The attempt that asked them was followed by this one: what it
 			// did not ask again (its plugin changed, say) is superseded.
@@ -294,96 +280,23 @@ func (x *execution) attempts(ctx context.Context, i int, rs state.Step) error {
 			return err
 		}
 		if f.waiting != nil {
-			return x.wait(ctx, i, attempt, f)
+			return x.wait(ctx, i, sr.attempt, f)
 		}
-		left--
-		now := x.rt.cfg.Now()
-		delay := jitter(pol.Delay(attempt-first+1), pol.Jitter)
-		retry := left > 0 && retryable(f, s) && (s.Idempotent || pol.NonIdempotent)
-		if retry && s.TotalTimeout > 0 && now.Add(delay).Sub(seriesStart) > time.Duration(s.TotalTimeout) {
-			retry = false
-			f.err = fmt.Errorf("%w; total_timeout %s leaves no time for attempt %d", f.err, time.Duration(s.TotalTimeout), attempt+1)
-		}
-		failed := &state.Record{Type: state.EventStepFailed, Run: x.runID, Step: s.ID, Attempt: attempt,
+		next := x.schedule(i, sr, retryable(f, s) && (s.Idempotent || s.Retry.NonIdempotent), f)
+		failed := &state.Record{Type: state.EventStepFailed, Run: x.runID, Step: s.ID, Attempt: sr.attempt,
 			Cause: f.cause, Error: f.err.Error(), DurationMS: ms(f.dur)}
-		if retry {
-			next := &state.Record{Type: state.EventStepRetry, Run: x.runID, Step: s.ID, Attempt: attempt + 1,
-				NotBefore: now.Add(delay), SeriesStart: seriesStart, Remaining: left}
-			if err := x.rt.commit(context.WithoutCancel(ctx), []*state.Record{failed, next},
-				Event{Type: EventStepFailed, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: f.dur, Err: f.err, RetryIn: delay}); err != nil {
-				return fmt.Errorf("journal failure of step %q: %w", s.ID, err)
-			}
-			if err := x.sleepUntil(ctx, i, attempt+1, next.NotBefore); err != nil {
-				return err
-			}
-			attempt++
-			continue
+		if next == nil {
+			return x.failedForGood(ctx, i, sr.attempt, f, failed)
 		}
-		return x.failedForGood(ctx, i, attempt, f, failed)
-	}
-}
-
-// sleepUntil waits for a scheduled attempt, or for ctx.
-func (x *execution) sleepUntil(ctx context.Context, i, attempt int, t time.Time) error {
-	d := t.Sub(x.rt.cfg.Now())
-	if d <= 0 {
-		return nil
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return &StepError{Step: x.steps[i].step.ID, Attempt: attempt, Cause: abi.CauseCanceled,
-			Err: fmt.Errorf("%w while waiting to retry: %w", ErrCanceled, ctx.Err())}
-	}
-}
-
-// causeOf is the cause a failed call is journaled as: the host's, except
-// that a step failing with the code a host call gave it (an HostError's,
-// returned as its own error) fails with that cause.
-func causeOf(err error) abi.Cause {
-	c := host.CauseOf(err)
-	if ce, ok := errors.AsType[*host.CallError](err); ok && c == abi.CausePluginError && ce.Guest != nil && ce.Guest.Retryable == nil {
-		if gc := abi.Cause(ce.Guest.Code); gc.HostCall() {
-			return gc
+		if err := x.rt.commit(context.WithoutCancel(ctx), []*state.Record{failed, next},
+			Event{Type: EventStepFailed, Run: x.runID, Step: s.ID, Index: i, Attempt: sr.attempt, Duration: f.dur, Err: f.err,
+				RetryIn: next.NotBefore.Sub(x.rt.cfg.Now())}); err != nil {
+			return fmt.Errorf("journal failure of step %q: %w", s.ID, err)
+		}
+		if err := x.retryAfter(ctx, i, sr, next); err != nil {
+			return err
 		}
 	}
-	return c
-}
-
-// retryable says whether a failure may go away on another attempt. Traps,
-// timeouts and memory limits may; a plugin's own error may unless it says
-// otherwise or its code is listed in non_retryable; a bad host call, an
-// output too large and anything about the plugin itself never do.
-func retryable(f *failure, s *manifest.Step) bool {
-	switch f.cause {
-	case abi.CauseTimeout, abi.CauseTrap, abi.CauseMemoryLimit, abi.CauseInstantiate,
-		abi.CauseHTTPTimeout, abi.CauseHTTPNetwork, abi.CauseExecTimeout:
-		return true
-	case abi.CausePluginError:
-		var ce *host.CallError
-		if errors.As(f.err, &ce) && ce.Guest != nil {
-			if ce.Guest.Retryable != nil {
-				return *ce.Guest.Retryable
-			}
-			if ce.Guest.Code != "" && slices.Contains(s.NonRetryable, ce.Guest.Code) {
-				return false
-			}
-
-		}
-		return true
-	}
-	return false
-}
-
-// jitter moves d by up to ±frac of itself.
-func jitter(d time.Duration, frac float64) time.Duration {
-	if frac <= 0 || d <= 0 {
-		return d
-	}
-	return time.Duration(float64(d) * (1 + frac*(2*rand.Float64()-1)))
 }
 
 // input is what a step's attempt gets as its Extism input: the envelope,

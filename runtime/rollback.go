@@ -39,7 +39,7 @@ func (x *execution) rollback(ctx context.Context, cause error) error {
 		if x.steps[i].step.Rollback == "" || rs.Rollback == state.RollbackCompleted {
 			continue
 		}
-		if err := x.rollbackStep(ctx, i, rs.RollbackAttempt); err != nil {
+		if err := x.rollbackStep(ctx, i, rs); err != nil {
 			var se *StepError
 			if errors.As(err, &se) && se.Cause == abi.CauseCanceled {
 				return err // the rollback stays in progress; resume continues it
@@ -63,14 +63,18 @@ func (x *execution) rollback(ctx context.Context, cause error) error {
 }
 
 // rollbackStep calls step i's rollback export until it succeeds or its
-// retry policy gives up. A rollback must be safe to run twice: it is run
-// again after a crash inside it, whatever the step's idempotency.
-func (x *execution) rollbackStep(ctx context.Context, i, prevAttempts int) error {
+// series (the step's retry policy, see series) is spent. A rollback must be
+// safe to run twice: it is run again after a crash inside it, whatever the
+// step's idempotency.
+func (x *execution) rollbackStep(ctx context.Context, i int, rs state.Step) error {
 	l := &x.steps[i]
 	s := l.step
-	pol := s.Retry
-	attempt := prevAttempts + 1
-	for left := pol.MaxAttempts; ; left-- {
+	sr, err := x.beginSeries(ctx, i, state.EventRollbackRetry, rs.RollbackAttempt+1, rs.RollbackNextAt, rs.RollbackSeriesStart, rs.RollbackAttemptsLeft)
+	if err != nil {
+		return err
+	}
+	for {
+		attempt := sr.attempt
 		started := &state.Record{Type: state.EventRollbackStarted, Run: x.runID, Step: s.ID, Attempt: attempt}
 		if err := x.rt.commit(ctx, []*state.Record{started}, Event{Type: EventRollbackStarted, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt}); err != nil {
 			return fmt.Errorf("journal start of rollback of %q: %w", s.ID, err)
@@ -92,24 +96,24 @@ func (x *execution) rollbackStep(ctx context.Context, i, prevAttempts int) error
 			return &StepError{Step: s.ID, Attempt: attempt, Cause: abi.CauseCanceled, Err: fmt.Errorf("%w: %w", ErrCanceled, ctx.Err())}
 		}
 		f := &failure{cause: causeOf(err), err: err, dur: dur}
-		retry := left > 1 && retryable(f, s)
+		next := x.schedule(i, sr, retryable(f, s), f)
+		recs := []*state.Record{{Type: state.EventRollbackFailed, Run: x.runID, Step: s.ID, Attempt: attempt,
+			Cause: f.cause, Error: err.Error(), DurationMS: ms(dur)}}
 		var delay time.Duration
-		if retry {
-			delay = jitter(pol.Delay(attempt-prevAttempts), pol.Jitter)
+		if next != nil {
+			recs = append(recs, next)
+			delay = next.NotBefore.Sub(x.rt.cfg.Now())
 		}
-		failed := &state.Record{Type: state.EventRollbackFailed, Run: x.runID, Step: s.ID, Attempt: attempt,
-			Cause: f.cause, Error: err.Error(), DurationMS: ms(dur)}
-		if jerr := x.rt.commit(context.WithoutCancel(ctx), []*state.Record{failed},
+		if jerr := x.rt.commit(context.WithoutCancel(ctx), recs,
 			Event{Type: EventRollbackFailed, Run: x.runID, Step: s.ID, Index: i, Attempt: attempt, Duration: dur, Err: err, RetryIn: delay}); jerr != nil {
 			return errors.Join(err, jerr)
 		}
-		if !retry {
+		if next == nil {
 			return &StepError{Step: s.ID, Attempt: attempt, Cause: f.cause, Err: fmt.Errorf("%w: %w", ErrRollbackFailed, err)}
 		}
-		if err := x.sleepUntil(ctx, i, attempt+1, x.rt.cfg.Now().Add(delay)); err != nil {
+		if err := x.retryAfter(ctx, i, sr, next); err != nil {
 			return err
 		}
-		attempt++
 	}
 }
 

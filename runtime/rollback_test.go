@@ -3,9 +3,11 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/runtime"
@@ -143,5 +145,59 @@ func TestRuntime_Rollback_ResumesAfterCrash(t *testing.T) {
 	}
 	if ran := f.ran(); len(ran) != 0 {
 		t.Fatalf("steps ran forward after the crash: %v", ran)
+	}
+}
+
+// TestRuntime_Rollback_CrashDuringBackoff: a rollback that failed waits for
+// its next attempt on the schedule it journaled, as a step's retry does; a
+// process stopped during that wait leaves the schedule in the store, and the
+// next one waits for it and goes on with the attempts the series had left,
+// instead of starting a fresh series at once.
+func TestRuntime_Rollback_CrashDuringBackoff(t *testing.T) {
+	f := newFixture(t)
+	failing := undoable("b", map[string]any{"fail": true})
+	failing.OnFailure = manifest.OnFailureRollback
+	first := undoable("a", map[string]any{"undo_fail_until_attempt": 4})
+	first.Retry = &manifest.Retry{MaxAttempts: 3, InitialInterval: manifest.Duration(400 * time.Millisecond), Jitter: 0.01}
+	m := f.manifest(first, failing)
+
+	var undoA []int
+	var cancel context.CancelFunc
+	rt, ctx, cancel := f.openWith(func(e runtime.Event) {
+		if e.Type == runtime.EventRollbackFailed && e.Step == "a" && e.RetryIn > 0 {
+			cancel() // "crash" while waiting for the rollback's attempt 2
+		}
+	})
+	if _, err := rt.Run(ctx, m, runtime.RunOptions{}); !errors.Is(err, runtime.ErrCanceled) {
+		t.Fatalf("err = %v, want the rollback stopped while waiting", err)
+	}
+	rt.Close(context.Background())
+	infos, err := f.view().Runs(state.ListOptions{})
+	if err != nil || len(infos) != 1 || infos[0].Status != state.RunRollingBack {
+		t.Fatalf("runs %+v, %v: want one rolling back", infos, err)
+	}
+	a := mustRun(t, f, infos[0].ID).Steps[0]
+	if a.RollbackNextAt.IsZero() || a.RollbackAttemptsLeft != 2 || a.RollbackAttempt != 1 {
+		t.Fatalf("step a's rollback: attempt %d, next at %s, %d left: want its schedule journaled", a.RollbackAttempt, a.RollbackNextAt, a.RollbackAttemptsLeft)
+	}
+
+	rt, ctx, _ = f.openWith(func(e runtime.Event) {
+		if e.Type == runtime.EventRollbackStarted && e.Step == "a" {
+			undoA = append(undoA, e.Attempt)
+			if e.Attempt == 2 && time.Now().Before(a.RollbackNextAt) {
+				t.Errorf("attempt 2 of a's rollback started at %s, before its schedule %s", time.Now(), a.RollbackNextAt)
+			}
+		}
+	})
+	defer rt.Close(t.Context())
+	res, err := rt.Run(ctx, m, runtime.RunOptions{RunID: infos[0].ID})
+	// Attempts 2 and 3, the series' last, fail: the rollback fails. A
+	// fresh series would have allowed three from attempt 2 on, and the
+	// fourth attempt would have succeeded.
+	if !errors.Is(err, runtime.ErrRollbackFailed) || res.Status != state.RunRollbackFailed {
+		t.Fatalf("resume: %v, run %v", err, res.Status)
+	}
+	if fmt.Sprint(undoA) != "[2 3]" || res.Steps[0].Rollback != state.RollbackFailed || res.Steps[0].RollbackAttempt != 3 {
+		t.Fatalf("rollback of a after the resume: attempts %v, %s at attempt %d", undoA, res.Steps[0].Rollback, res.Steps[0].RollbackAttempt)
 	}
 }

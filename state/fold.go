@@ -95,7 +95,7 @@ var knownEvents = map[EventType]bool{
 	EventStepFailed: true, EventStepMarkedDone: true, EventPluginUpgraded: true,
 	EventRunCompleted: true, EventRunFailed: true, EventStepRetry: true, EventRunPaused: true,
 	EventRunRollingBack: true, EventRollbackStarted: true, EventRollbackCompleted: true,
-	EventRollbackFailed: true, EventRunRolledBack: true, EventRunRollbackFailed: true,
+	EventRollbackFailed: true, EventRollbackRetry: true, EventRunRolledBack: true, EventRunRollbackFailed: true,
 	EventStepWaiting: true, EventRunWaiting: true, EventRunRestored: true,
 	EventHostCallStarted: true, EventHostCall: true, EventStepState: true,
 }
@@ -139,7 +139,7 @@ func ValidRunID(id string) error {
 var stepEvents = map[EventType]bool{
 	EventStepStarted: true, EventStepCompleted: true, EventStepFailed: true,
 	EventStepMarkedDone: true, EventPluginUpgraded: true, EventStepRetry: true,
-	EventRollbackStarted: true, EventRollbackCompleted: true, EventRollbackFailed: true,
+	EventRollbackStarted: true, EventRollbackCompleted: true, EventRollbackFailed: true, EventRollbackRetry: true,
 	EventStepWaiting: true, EventHostCallStarted: true, EventHostCall: true, EventStepState: true,
 }
 
@@ -257,10 +257,13 @@ func apply(runs map[string]*Run, rec *Record) error {
 		r.Status, r.Cause, r.Error = RunRollingBack, rec.Cause, rec.Error
 	case EventRollbackStarted:
 		s.Rollback, s.RollbackAttempt, s.RollbackError = RollbackRunning, rec.Attempt, ""
+		s.RollbackNextAt, s.RollbackAttemptsLeft = time.Time{}, 0
 	case EventRollbackCompleted:
 		s.Rollback = RollbackCompleted
 	case EventRollbackFailed:
 		s.Rollback, s.RollbackError = RollbackFailed, rec.Error
+	case EventRollbackRetry:
+		s.RollbackNextAt, s.RollbackSeriesStart, s.RollbackAttemptsLeft = rec.NotBefore, rec.SeriesStart, rec.Remaining
 	case EventRunRolledBack:
 		r.Status = RunRolledBack
 	case EventRunRollbackFailed:

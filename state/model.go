@@ -56,6 +56,9 @@ const (
 	EventRollbackStarted   EventType = "rollback_started"
 	EventRollbackCompleted EventType = "rollback_completed"
 	EventRollbackFailed    EventType = "rollback_failed"
+	// EventRollbackRetry schedules the next attempt of a failed rollback,
+	// as EventStepRetry does a step's.
+	EventRollbackRetry EventType = "rollback_retry"
 	// EventRunRolledBack ends a rollback whose every step succeeded.
 	EventRunRolledBack EventType = "run_rolled_back"
 	// EventRunRollbackFailed ends a rollback that could not finish.
@@ -117,8 +120,9 @@ type Record struct {
 	Cause abi.Cause `json:"cause,omitempty"`
 	Error string    `json:"error,omitempty"`
 
-	// EventStepRetry: when the next attempt may start, and when the series
-	// of attempts it belongs to began (for total_timeout).
+	// EventStepRetry and EventRollbackRetry: when the next attempt may
+	// start, and when the series of attempts it belongs to began (for
+	// total_timeout).
 	NotBefore   time.Time `json:"not_before,omitzero"`
 	SeriesStart time.Time `json:"series_start,omitzero"`
 	// Remaining counts the attempts the series still allows, the scheduled
@@ -274,6 +278,12 @@ type Step struct {
 	Rollback        RollbackStatus `json:"rollback,omitempty"`
 	RollbackAttempt int            `json:"rollback_attempt,omitempty"`
 	RollbackError   string         `json:"rollback_error,omitempty"`
+	// RollbackNextAt, RollbackSeriesStart and RollbackAttemptsLeft are the
+	// schedule of the rollback's next attempt, as NextAttemptAt and the
+	// others are a step's.
+	RollbackNextAt       time.Time `json:"rollback_next_at,omitzero"`
+	RollbackSeriesStart  time.Time `json:"rollback_series_start,omitzero"`
+	RollbackAttemptsLeft int       `json:"rollback_attempts_left,omitempty"`
 }
 
 // Step returns the step with the given id.

@@ -25,8 +25,10 @@ type input struct {
 	// Code and Permanent shape the error when failing.
 	Code      string `json:"code"`
 	Permanent bool   `json:"permanent"`
-	// UndoFail makes the undo export fail.
-	UndoFail bool `json:"undo_fail"`
+	// UndoFail makes the undo export fail; UndoFailUntilAttempt fails
+	// its attempts before this one.
+	UndoFail             bool `json:"undo_fail"`
+	UndoFailUntilAttempt int  `json:"undo_fail_until_attempt"`
 	// Notify, when set, is sent as a notification.
 	Notify string `json:"notify"`
 	// Stain reports whether an earlier call left its marks in this
@@ -49,8 +51,8 @@ func undo() int32 {
 	return pdk.Run(func(env *pdk.Envelope) (any, error) {
 		var in input
 		_ = json.Unmarshal(env.Input, &in)
-		if in.UndoFail {
-			return nil, pdk.Fail("undo_failed", "undo of %s was asked to fail", env.Step)
+		if in.UndoFail || env.Attempt < in.UndoFailUntilAttempt {
+			return nil, pdk.Fail("undo_failed", "undo of %s was asked to fail (attempt %d)", env.Step, env.Attempt)
 		}
 		pdk.Log(pdk.Info, "undo "+env.Step)
 		_, done := env.Outputs[env.Step]
