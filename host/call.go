@@ -57,7 +57,7 @@ func (p *Plugin) Call(ctx context.Context, req Request) (*Result, error) {
 		return nil, callErr(ErrNoFunction, "plugin exports no function %q of type () -> i32", req.Function)
 	}
 	a := &attempt{req: &req, writes: make(map[string]json.RawMessage), ctxBytes: req.ContextBytes}
-	p.lastTimeout.Store(int64(req.Timeout))
+	p.pool.lastTimeout.Store(int64(req.Timeout))
 	start := time.Now()
 	callCtx, cancel := context.WithTimeout(ctx, req.Timeout)
 	defer cancel()
@@ -76,7 +76,7 @@ func (p *Plugin) Call(ctx context.Context, req Request) (*Result, error) {
 		return res, err
 	}
 	if len(req.Mounts) == 0 {
-		in = p.takeIdle()
+		in = p.pool.take()
 	}
 	if in == nil {
 		if err := p.reserve(ctx, callCtx, req.Timeout); err != nil {
@@ -104,16 +104,9 @@ func (p *Plugin) Call(ctx context.Context, req Request) (*Result, error) {
 	a.mem, a.k = in.mem, in.k
 	p.calls.Add(1)
 	reuse := in.snap != nil
-	if n := p.inflight.Add(1); n == 1 && !reuse && len(req.Mounts) == 0 {
-		// A plugin whose instances serve one call each, called one call at a
-		// time (a sequential run), gets the next call's instance made ahead.
-		p.refill()
-	}
+	p.pool.begin(reuse, len(req.Mounts) > 0)
 	clean := false
-	defer func() {
-		p.inflight.Add(-1)
-		p.recycle(in, clean, reuse)
-	}()
+	defer func() { p.pool.put(in, clean, reuse) }()
 
 	if err := in.k.setInput(req.Input); err != nil {
 		return finish(callErr(ErrMemoryLimit, "the input (%d bytes) does not fit the kernel memory", len(req.Input)))

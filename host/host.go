@@ -119,9 +119,7 @@ func (h *Host) dropIdle() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, p := range h.compiled {
-		for in := p.takeIdle(); in != nil; in = p.takeIdle() {
-			in.close()
-		}
+		p.pool.drop()
 	}
 }
 
@@ -141,9 +139,7 @@ func (h *Host) Close(ctx context.Context) error {
 	h.closed = true
 	var errs []error
 	for _, p := range h.compiled {
-		for in := p.takeIdle(); in != nil; in = p.takeIdle() {
-			in.close()
-		}
+		p.pool.drop()
 		errs = append(errs, p.rt.Close(ctx))
 		if p.fsRT != nil {
 			errs = append(errs, p.fsRT.Close(ctx))
@@ -196,16 +192,10 @@ type Plugin struct {
 	fsCompiled wazero.CompiledModule
 	fsErr      error
 
-	// idle holds instances ready for the next call: reset after a call, or
-	// made ahead.
-	idle      chan *instance
-	refilling atomic.Bool
-	inflight  atomic.Int32
-	// lastTimeout bounds the start-up of an instance made ahead: the
-	// timeout of the plugin's latest call.
-	lastTimeout atomic.Int64
+	// pool holds the instances kept for the next calls.
+	pool *pool
 
-	calls, instances, resets atomic.Int64
+	calls, instances atomic.Int64
 }
 
 // PluginStats counts what a plugin's calls cost.
@@ -220,7 +210,7 @@ type PluginStats struct {
 
 // Stats returns the plugin's counters.
 func (p *Plugin) Stats() PluginStats {
-	return PluginStats{Calls: p.calls.Load(), Instances: p.instances.Load(), Resets: p.resets.Load()}
+	return PluginStats{Calls: p.calls.Load(), Instances: p.instances.Load(), Resets: p.pool.resets.Load()}
 }
 
 // Resettable reports whether the plugin's instances are reset and reused
@@ -252,8 +242,8 @@ func (h *Host) Load(ctx context.Context, wasm []byte, limits Limits) (*Plugin, e
 	if err != nil {
 		return nil, err
 	}
-	p := &Plugin{SHA256: key.sha, Exports: mi.exports, host: h, limits: limits, wasm: wasm,
-		idle: make(chan *instance, max(2, runtime.GOMAXPROCS(0)))}
+	p := &Plugin{SHA256: key.sha, Exports: mi.exports, host: h, limits: limits, wasm: wasm}
+	p.pool = newPool(p, max(2, runtime.GOMAXPROCS(0)))
 	p.resettable, p.fresh = mi.resettable()
 	p.hasMemory = mi.memories > 0
 	if p.resettable {

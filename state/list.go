@@ -68,12 +68,23 @@ func field(name, value string) []byte {
 	return append([]byte(`"`+name+`":`), jsonenc.String(value)...)
 }
 
-// List returns the runs o selects, the most recently active first: the
-// runs the journal holds, then those of the index read from its end, so
-// that a page of recent runs reads only the end of the index however long
-// the history.
+// List returns the runs o selects, the most recently active first (see
+// Walk).
 func (s *FileStore) List(o ListOptions) ([]RunInfo, error) {
 	var out []RunInfo
+	err := s.Walk(o, func(info RunInfo) bool {
+		out = append(out, info)
+		return true
+	})
+	return out, err
+}
+
+// Walk calls fn with the runs o selects, the most recently active first,
+// until fn returns false or o.Limit runs were seen: the runs the journal
+// holds, merged with those of the index read from its end, so that a page
+// of recent runs reads only the end of the index however long the history,
+// and all of them take the memory of their ids, not of their list.
+func (s *FileStore) Walk(o ListOptions, fn func(RunInfo) bool) error {
 	seen := map[string]bool{}
 	var hot []RunInfo
 	for _, r := range s.hot() {
@@ -82,7 +93,20 @@ func (s *FileStore) List(o ListOptions) ([]RunInfo, error) {
 			hot = append(hot, info)
 		}
 	}
-	full := func() bool { return o.Limit > 0 && len(out) >= o.Limit }
+	n := 0
+	stopped := false
+	emit := func(info RunInfo) bool {
+		if o.Limit > 0 && n >= o.Limit {
+			stopped = true
+			return false
+		}
+		n++
+		if !fn(info) {
+			stopped = true
+			return false
+		}
+		return true
+	}
 	// Merge by UpdatedAt: the index is in the order runs finished, which
 	// is the order of their last update.
 	if !o.onlyUnfinished() {
@@ -94,22 +118,23 @@ func (s *FileStore) List(o ListOptions) ([]RunInfo, error) {
 			if !o.match(info) {
 				return true
 			}
-			for len(hot) > 0 && !hot[0].UpdatedAt.Before(info.UpdatedAt) && !full() {
-				out, hot = append(out, hot[0]), hot[1:]
-			}
-			if full() {
-				return false
+			for len(hot) > 0 && !hot[0].UpdatedAt.Before(info.UpdatedAt) {
+				if !emit(hot[0]) {
+					return false
+				}
+				hot = hot[1:]
 			}
 			info.Seq, info.Blobs = 0, nil
-			out = append(out, *info)
-			return !full()
+			return emit(*info)
 		}, o.prefilter())
-		if err != nil {
-			return nil, err
+		if err != nil || stopped {
+			return err
 		}
 	}
-	for len(hot) > 0 && !full() {
-		out, hot = append(out, hot[0]), hot[1:]
+	for _, info := range hot {
+		if !emit(info) {
+			break
+		}
 	}
-	return out, nil
+	return nil
 }

@@ -45,21 +45,37 @@ read.`,
 				return exitFor(err)
 			}
 			defer st.Close()
-			var infos []state.RunInfo
-			more := false
+			lo := state.ListOptions{Workflow: o.workflow}
+			for _, s := range o.status {
+				lo.Status = append(lo.Status, state.RunStatus(s))
+			}
+			if !o.all {
+				lo.Limit = o.limit
+			}
+			var one *state.Run
 			if len(args) == 1 {
 				r, err := st.Run(args[0])
 				if err != nil {
 					return exitFor(err)
 				}
-				infos = []state.RunInfo{r.Info()}
+				one = &r
+			}
+			if o.json {
+				return streamRuns(g, st, func(fn func(state.RunInfo) bool) error {
+					if one != nil {
+						fn(one.Info())
+						return nil
+					}
+					return st.Walk(lo, fn)
+				})
+			}
+			var infos []state.RunInfo
+			more := false
+			if one != nil {
+				infos = []state.RunInfo{one.Info()}
 			} else {
-				lo := state.ListOptions{Workflow: o.workflow}
-				for _, s := range o.status {
-					lo.Status = append(lo.Status, state.RunStatus(s))
-				}
-				if !o.all {
-					lo.Limit = o.limit + 1 // one more says whether there are more
+				if lo.Limit > 0 {
+					lo.Limit++ // one more says whether there are more
 				}
 				if infos, err = st.Runs(lo); err != nil {
 					return exitFor(err)
@@ -67,9 +83,6 @@ read.`,
 				if !o.all && len(infos) > o.limit {
 					infos, more = infos[:o.limit], true
 				}
-			}
-			if o.json {
-				return streamRuns(g, st, infos)
 			}
 			if len(infos) == 0 {
 				if len(o.status) > 0 || o.workflow != "" {
@@ -101,35 +114,43 @@ read.`,
 
 // streamRuns prints {"runs": [...]} with each run read and written in
 // turn, so that a long history needs the memory of one run.
-func streamRuns(g *globalOptions, st *runtime.View, infos []state.RunInfo) error {
+func streamRuns(g *globalOptions, st *runtime.View, walk func(func(state.RunInfo) bool) error) error {
 	if _, err := io.WriteString(g.stdout, "{\n  \"runs\": ["); err != nil {
 		return err
 	}
-	for i, info := range infos {
+	n := 0
+	var failed error
+	err := walk(func(info state.RunInfo) bool {
 		r, err := st.Run(info.ID)
 		if errors.Is(err, runtime.ErrRunNotFound) {
-			continue // pruned meanwhile
+			return true // pruned meanwhile
+		}
+		var b []byte
+		if err == nil {
+			b, err = json.MarshalIndent(r, "    ", "  ")
+		}
+		if err == nil {
+			sep := ","
+			if n == 0 {
+				sep = ""
+			}
+			_, err = fmt.Fprintf(g.stdout, "%s\n    %s", sep, b)
 		}
 		if err != nil {
-			return exitFor(err)
+			failed = err
+			return false
 		}
-		b, err := json.MarshalIndent(r, "    ", "  ")
-		if err != nil {
-			return err
-		}
-		sep := ","
-		if i == 0 {
-			sep = ""
-		}
-		if _, err := fmt.Fprintf(g.stdout, "%s\n    %s", sep, b); err != nil {
-			return err
-		}
+		n++
+		return true
+	})
+	if err = errors.Join(err, failed); err != nil {
+		return exitFor(err)
 	}
 	end := "]\n}\n"
-	if len(infos) > 0 {
+	if n > 0 {
 		end = "\n  ]\n}\n"
 	}
-	_, err := io.WriteString(g.stdout, end)
+	_, err = io.WriteString(g.stdout, end)
 	return err
 }
 

@@ -4,7 +4,8 @@
 // {"sleep_ms": N} it sleeps first; with {"fail": true} it fails, with
 // {"fail_until_attempt": N} it fails attempts before N ({"code": …,
 // "permanent": true} shape the error); {"stain": true} checks that no
-// earlier call left marks in its instance.
+// earlier call left marks in its instance (and leaves them, before any
+// sleep).
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o effect.wasm .
 package main
@@ -65,6 +66,15 @@ func run() int32 {
 	return pdk.Run(func(env *pdk.Envelope) (any, error) {
 		var in input
 		_ = json.Unmarshal(env.Input, &in)
+		var stained bool
+		if in.Stain {
+			// The marks are left before the sleep, so that a call cut
+			// short leaves them too.
+			stained = stainCount != 0 || stainHeap != nil
+			stainCount++
+			b := make([]byte, 1<<10)
+			stainHeap = &b
+		}
 		if in.SleepMS > 0 {
 			time.Sleep(time.Duration(in.SleepMS) * time.Millisecond)
 		}
@@ -79,10 +89,6 @@ func run() int32 {
 			return nil, pdk.Fail(code, "step %s was asked to fail (attempt %d)", env.Step, env.Attempt)
 		}
 		if in.Stain {
-			stained := stainCount != 0 || stainHeap != nil
-			stainCount++
-			b := make([]byte, 1<<10)
-			stainHeap = &b
 			return map[string]any{"stained": stained}, nil
 		}
 		pdk.Log(pdk.Info, "effect "+env.Step)
