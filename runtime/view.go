@@ -33,7 +33,9 @@ func (v *View) Runs(o state.ListOptions) ([]state.RunInfo, error) { return v.sto
 
 // Walk calls fn with the runs o selects, the most recently active first,
 // until fn returns false, keeping no list of them.
-func (v *View) Walk(o state.ListOptions, fn func(state.RunInfo) bool) error { return v.store.Walk(o, fn) }
+func (v *View) Walk(o state.ListOptions, fn func(state.RunInfo) bool) error {
+	return v.store.Walk(o, fn)
+}
 
 // Run returns a run with its steps; ErrRunNotFound for an unknown id.
 func (v *View) Run(id string) (state.Run, error) { return runOf(v.store, id) }

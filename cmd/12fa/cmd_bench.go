@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/12fa/12fa/internal/bench"
 	"github.com/12fa/12fa/internal/atomicfile"
+	"github.com/12fa/12fa/internal/bench"
 )
 
 type benchOptions struct {
