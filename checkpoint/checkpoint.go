@@ -35,6 +35,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/12fa/12fa/internal/atomicfile"
+	"github.com/12fa/12fa/internal/layout"
 )
 
 // ErrNotRepo: the project is not in a git repository; git checkpoints are
@@ -216,7 +217,7 @@ func (g *Git) RemoveRefs(remove func(name string) bool) error {
 }
 
 // skipped are never recorded: git's own directory and 12fa's store.
-var skipped = map[string]bool{".git": true, ".12fa": true}
+var skipped = map[string]bool{".git": true, layout.StoreDir: true}
 
 // recorded returns the entries of directory rel (relative to the root) that
 // a checkpoint records, and the ignore patterns in force below it: not .git

@@ -16,12 +16,13 @@ import (
 	"time"
 
 	"github.com/12fa/12fa/internal/jsondoc"
+	"github.com/12fa/12fa/internal/layout"
 )
 
 // File names in the store directory.
 const (
-	FileName = "features.json"
-	LockName = "features.lock"
+	FileName = layout.FeaturesFile
+	LockName = layout.FeaturesLock
 )
 
 // Statuses and priorities.

@@ -22,12 +22,13 @@ import (
 
 	"github.com/12fa/12fa/abi"
 	"github.com/12fa/12fa/internal/jsondoc"
+	"github.com/12fa/12fa/internal/layout"
 )
 
 // File names in the store directory.
 const (
-	FileName = "human-inputs.json"
-	LockName = "human-inputs.lock"
+	FileName = layout.InputsFile
+	LockName = layout.InputsLock
 )
 
 // Errors.

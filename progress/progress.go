@@ -8,7 +8,7 @@
 // progress.jsonl.1 (replacing the one before) and a new one is started, so
 // that it keeps between one and two limits' worth of the latest actions.
 //
-// progress imports nothing of 12fa's.
+// progress imports nothing of 12fa's but internal helpers.
 package progress
 
 import (
@@ -16,18 +16,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/12fa/12fa/internal/jsonenc"
 	"io"
 	"io/fs"
 	"os"
 	"sync"
 	"time"
+
+	"github.com/12fa/12fa/internal/jsonenc"
+	"github.com/12fa/12fa/internal/layout"
 )
 
 // FileName is the log's name in the store directory; RotatedSuffix ends
 // the name of its previous part.
 const (
-	FileName      = "progress.jsonl"
+	FileName      = layout.ProgressFile
 	RotatedSuffix = ".1"
 )
 

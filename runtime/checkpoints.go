@@ -15,6 +15,7 @@ import (
 	"github.com/12fa/12fa/checkpoint"
 	"github.com/12fa/12fa/internal/atomicfile"
 	"github.com/12fa/12fa/internal/jsonenc"
+	"github.com/12fa/12fa/internal/layout"
 	"github.com/12fa/12fa/state"
 )
 
@@ -63,7 +64,7 @@ func (r *Runtime) gitFor(enabled *bool) *checkpoint.Git {
 	if r.git != nil || r.gitErr != nil {
 		return r.git
 	}
-	g, err := checkpoint.Open(r.cfg.ProjectDir, filepath.Join(checkpointsDir(r.cfg.ProjectDir), "statcache.json"))
+	g, err := checkpoint.Open(r.cfg.ProjectDir, filepath.Join(checkpointsDir(r.cfg.ProjectDir), layout.StatCache))
 	if err != nil {
 		r.gitErr = err
 		if enabled != nil || !errors.Is(err, checkpoint.ErrNotRepo) {
@@ -280,7 +281,7 @@ func readRecords(dir string) (map[string]Checkpoint, error) {
 	}
 	out := map[string]Checkpoint{}
 	for _, e := range entries {
-		if e.IsDir() || filepath.Ext(e.Name()) != ".json" || e.Name() == "statcache.json" {
+		if e.IsDir() || filepath.Ext(e.Name()) != ".json" || e.Name() == layout.StatCache {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))

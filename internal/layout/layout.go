@@ -39,8 +39,12 @@ const (
 	// ProgressFile is the progress log; ProgressRotated its previous part.
 	ProgressFile    = "progress.jsonl"
 	ProgressRotated = "progress.jsonl.1"
-	// FeaturesFile is the feature list.
+	// FeaturesFile is the feature list; FeaturesLock serializes its
+	// writers.
 	FeaturesFile = "features.json"
-	// InputsFile holds the questions steps asked and their answers.
+	FeaturesLock = "features.lock"
+	// InputsFile holds the questions steps asked and their answers;
+	// InputsLock serializes its writers.
 	InputsFile = "human-inputs.json"
+	InputsLock = "human-inputs.lock"
 )
