@@ -18,7 +18,8 @@ import (
 //     only once the reset is done (ready closed).
 //   - Every instance, idle or in use, holds its reservation of the host's
 //     memory budget until it is closed. While calls wait for budget
-//     (Host.waiting > 0), no instance is kept: put closes it instead.
+//     (Host.waiting > 0), no instance is kept: put and refill close theirs
+//     instead, and a call that starts to wait drops the idle ones.
 //   - idle never holds more than its capacity; an instance that does not
 //     fit is closed.
 //   - At most one refill runs at a time.
@@ -120,6 +121,11 @@ func (pl *pool) refill() {
 		cancel()
 		if err != nil {
 			return // the next call instantiates inline and reports the error
+		}
+		if p.host.waiting.Load() > 0 {
+			// Calls began waiting for budget meanwhile: it is theirs.
+			in.close()
+			return
 		}
 		select {
 		case pl.idle <- in:
