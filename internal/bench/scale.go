@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/12fa/12fa/manifest"
@@ -80,8 +81,12 @@ func Scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 		cfg.Progress = io.Discard
 	}
 	rep := &ScaleReport{When: time.Now().UTC(), Dir: cfg.Dir}
-	shapes := append([]StoreShape{{0, 0}}, cfg.Stores...)
-	for _, sh := range shapes {
+	cache := filepath.Join(cfg.Dir, "cache")
+	type store struct {
+		project, manifest, oldest string
+	}
+	var stores []store
+	for _, sh := range append([]StoreShape{{0, 0}}, cfg.Stores...) {
 		project := filepath.Join(cfg.Dir, fmt.Sprintf("store-%dx%d", sh.Runs, sh.Steps))
 		if err := os.RemoveAll(project); err != nil {
 			return nil, err
@@ -90,51 +95,61 @@ func Scale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 			return nil, err
 		}
 		fmt.Fprintf(cfg.Progress, "bench --scale: building %d runs × %d steps…\n", sh.Runs, sh.Steps)
-		st := ScaleStore{Runs: sh.Runs, StepsPerRun: sh.Steps, Measures: map[string]Proc{}}
 		start := time.Now()
 		oldest, err := buildStore(ctx, cfg, project, sh)
 		if err != nil {
 			return nil, fmt.Errorf("build %d × %d: %w", sh.Runs, sh.Steps, err)
 		}
-		st.BuildS = time.Since(start).Seconds()
-		fmt.Fprintf(cfg.Progress, "bench --scale: measuring %d × %d…\n", sh.Runs, sh.Steps)
 		path, err := longManifest(project, "measured", cfg.SmallPlugin, cfg.RunSteps)
 		if err != nil {
 			return nil, err
 		}
-		cache := filepath.Join(cfg.Dir, "cache")
-		bin := func(args ...string) (Proc, error) {
-			return measure(ctx, cfg.Binary, append([]string{"-C", project, "--cache-dir", cache}, args...)...)
-		}
-		// A first run warms the compile cache and the page cache; then
-		// the median of five of each.
-		if _, err := bin("run", "-q", "--new", path); err != nil {
-			return nil, err
-		}
-		for _, m := range []struct {
-			name string
-			args []string
-		}{{"run", []string{"run", "-q", "--new", path}}, {"status", []string{"status"}}, {"status <run>", []string{"status", oldest}},
-			{"status --json --all", []string{"status", "--json", "--all"}}} {
-			if m.name == "status <run>" && oldest == "" {
-				continue
+		rep.Stores = append(rep.Stores, ScaleStore{Runs: sh.Runs, StepsPerRun: sh.Steps, BuildS: time.Since(start).Seconds(),
+			Measures: map[string]Proc{}})
+		stores = append(stores, store{project, path, oldest})
+	}
+	// What building wrote reaches the disk before anything is measured,
+	// so that no measure pays for another store's writeback; then the
+	// stores are measured in turn, five rounds, and each measure is the
+	// median of its five.
+	syscall.Sync()
+	fmt.Fprintf(cfg.Progress, "bench --scale: measuring…\n")
+	samples := make([]map[string][]Proc, len(stores))
+	for round := range 6 {
+		for i, st := range stores {
+			bin := func(args ...string) (Proc, error) {
+				return measure(ctx, cfg.Binary, append([]string{"-C", st.project, "--cache-dir", cache}, args...)...)
 			}
-			var ps []Proc
-			for range 5 {
+			if samples[i] == nil {
+				samples[i] = map[string][]Proc{}
+			}
+			for _, m := range []struct {
+				name string
+				args []string
+			}{{"run", []string{"run", "-q", "--new", st.manifest}}, {"status", []string{"status"}}, {"status <run>", []string{"status", st.oldest}},
+				{"status --json --all", []string{"status", "--json", "--all"}}} {
+				if m.name == "status <run>" && st.oldest == "" {
+					continue
+				}
 				p, err := bin(m.args...)
 				if err != nil {
 					return nil, err
 				}
-				ps = append(ps, p)
+				if round > 0 { // the first round warms the compile and page caches
+					samples[i][m.name] = append(samples[i][m.name], p)
+				}
 			}
+		}
+	}
+	for i, st := range stores {
+		for name, ps := range samples[i] {
 			slices.SortFunc(ps, func(a, b Proc) int { return cmp.Compare(a.MS, b.MS) })
-			st.Measures[m.name] = ps[len(ps)/2]
+			rep.Stores[i].Measures[name] = ps[len(ps)/2]
 		}
-		st.DiskMiB = float64(duBytes(filepath.Join(project, state.DirName))) / (1 << 20)
-		if fi, err := os.Stat(filepath.Join(project, state.DirName, state.JournalFile)); err == nil {
-			st.JournalMiB = float64(fi.Size()) / (1 << 20)
+		rep.Stores[i].DiskMiB = float64(duBytes(filepath.Join(st.project, state.DirName))) / (1 << 20)
+		if fi, err := os.Stat(filepath.Join(st.project, state.DirName, state.JournalFile)); err == nil {
+			rep.Stores[i].JournalMiB = float64(fi.Size()) / (1 << 20)
 		}
-		rep.Stores = append(rep.Stores, st)
 	}
 	return rep, nil
 }
