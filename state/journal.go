@@ -205,16 +205,18 @@ func (s *FileStore) append(ctx context.Context, sync bool, recs []*Record) error
 			return fmt.Errorf("append: %s records are the store's own", rec.Type)
 		}
 	}
-	all, err := s.revive(recs)
-	if err != nil {
-		return fmt.Errorf("append: %w", err)
-	}
 	if s.cfg.NoGroupCommit {
 		s.serial.Lock()
 		defer s.serial.Unlock()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Under the lock, so that no compaction lets a run go between the
+	// look and the append.
+	all, err := s.revive(recs)
+	if err != nil {
+		return fmt.Errorf("append: %w", err)
+	}
 	err = s.enqueue(sync, all)
 	if err == nil && sync {
 		// A run that just finished goes to its file.
@@ -227,18 +229,17 @@ func (s *FileStore) append(ctx context.Context, sync bool, recs []*Record) error
 	return err
 }
 
-// revive returns recs, preceded by a run_state record for each run they
-// name that the journal no longer holds but a run file does: a finished
-// run taken up again.
+// revive returns recs, preceded by the state records of each run they name
+// that the journal no longer holds but a run file does: a finished run
+// taken up again. It is called with s.mu held; the file is read under it,
+// which only a run taken up again costs.
 func (s *FileStore) revive(recs []*Record) ([]*Record, error) {
 	var cold []string
-	s.mu.Lock()
 	for _, rec := range recs {
 		if _, hot := s.runs[rec.Run]; !hot && rec.Run != "" && !slices.Contains(cold, rec.Run) {
 			cold = append(cold, rec.Run)
 		}
 	}
-	s.mu.Unlock()
 	if len(cold) == 0 {
 		return recs, nil
 	}
@@ -275,14 +276,6 @@ func (s *FileStore) enqueue(sync bool, recs []*Record) error {
 	}
 	if s.journal == nil {
 		return errors.New("append to a closed store")
-	}
-	// A run another caller revived meanwhile needs no state from its file
-	// (which would be older than what the journal holds now).
-	if slices.ContainsFunc(recs, func(rec *Record) bool { return internalEvents[rec.Type] }) {
-		recs = slices.DeleteFunc(slices.Clone(recs), func(rec *Record) bool {
-			_, hot := s.runs[rec.Run]
-			return (rec.Type == EventRunState || rec.Type == EventStepState) && hot
-		})
 	}
 	if err := validate(s.runs, recs); err != nil {
 		return fmt.Errorf("append: %w", err)
