@@ -33,13 +33,7 @@ import (
 // held and releases it during the I/O. A failure to write the new journal
 // is logged and leaves the current one in use.
 func (s *FileStore) compactOnce() {
-	s.flushing = true
-	batch := s.nextBatch
-	s.nextBatch++
-	buf := s.pending
-	s.pending, s.spare = s.spare, nil
-	needSync := s.pendingSync
-	s.pendingSync = false
+	batch, buf, needSync := s.takeBatch()
 	base := s.seq
 	runs := make([]Run, 0, len(s.runs))
 	for id, r := range s.runs {
@@ -67,18 +61,10 @@ func (s *FileStore) compactOnce() {
 	}
 
 	s.mu.Lock()
-	s.size += int64(buf.Len())
-	s.stats.Writes++
-	if needSync {
-		s.stats.Syncs++
-	}
-	buf.Reset()
-	s.spare = buf
+	s.settleBatch(buf, needSync, err)
 	switch {
 	case err != nil:
-		s.failed = err
-		_ = s.journal.Close()
-		s.journal = nil
+		// The store failed (settleBatch); the next journal was not written.
 	case cerr != nil:
 		s.log.Warn("journal not compacted; going on with it", "error", cerr)
 		s.compactAt = 2 * max(s.size, s.cfg.CompactBytes)
@@ -89,9 +75,7 @@ func (s *FileStore) compactOnce() {
 		s.compactAt = max(s.cfg.CompactBytes, 2*size)
 		s.stats.Compactions++
 	}
-	s.doneBatch = batch
-	s.flushing = false
-	s.flushed.Broadcast()
+	s.doneWith(batch)
 }
 
 // compactNow compacts the journal when no flush is under way.

@@ -355,19 +355,36 @@ func (s *FileStore) flush() {
 }
 
 func (s *FileStore) flushOnce() {
-	s.flushing = true
-	batch := s.nextBatch
-	s.nextBatch++
-	buf := s.pending
-	s.pending, s.spare = s.spare, nil
-	needSync := s.pendingSync
-	s.pendingSync = false
+	batch, buf, needSync := s.takeBatch()
 	journal := s.journal
 	s.mu.Unlock()
 
 	err := writeBatch(journal, buf, needSync)
 
 	s.mu.Lock()
+	s.settleBatch(buf, needSync, err)
+	s.doneWith(batch)
+}
+
+// takeBatch starts a flush: it takes the pending batch (and whether it
+// needs an fsync). It is called with s.mu held.
+func (s *FileStore) takeBatch() (batch uint64, buf *bytes.Buffer, needSync bool) {
+	s.flushing = true
+	batch = s.nextBatch
+	s.nextBatch++
+	buf = s.pending
+	s.pending, s.spare = s.spare, nil
+	needSync = s.pendingSync
+	s.pendingSync = false
+	return batch, buf, needSync
+}
+
+// settleBatch counts a written batch and takes its buffer back; after a
+// failed write or fsync, what reached the file is unknown (and after a
+// failed fsync the page cache may lie), so every later record is refused
+// until the store is reopened and its tail checked. It is called with s.mu
+// held.
+func (s *FileStore) settleBatch(buf *bytes.Buffer, needSync bool, err error) {
 	s.size += int64(buf.Len())
 	s.stats.Writes++
 	if needSync {
@@ -376,13 +393,14 @@ func (s *FileStore) flushOnce() {
 	buf.Reset()
 	s.spare = buf
 	if err != nil {
-		// What reached the file is unknown (and after a failed fsync the
-		// page cache may lie): refuse every later record until the store is
-		// reopened and its tail checked.
 		s.failed = err
 		_ = s.journal.Close()
 		s.journal = nil
 	}
+}
+
+// doneWith ends the flush of batch and wakes its waiters.
+func (s *FileStore) doneWith(batch uint64) {
 	s.doneBatch = batch
 	s.flushing = false
 	s.flushed.Broadcast()

@@ -115,18 +115,23 @@ func TestPrune_KilledMidway(t *testing.T) {
 	if len(want) != keep+paused {
 		t.Fatalf("%d runs to keep, want %d", len(want), keep+paused)
 	}
+	// startPrune starts `12fa prune` on a copy of the template store.
+	startPrune := func() (project string, cmd *exec.Cmd) {
+		project = t.TempDir()
+		if out, err := exec.Command("cp", "-a", template+"/.", project).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v: %s", err, out)
+		}
+		cmd = exec.Command(bin, "-C", project, "--cache-dir", cacheDir, "prune", "--older-than", "0s", "--keep", fmt.Sprint(keep))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return project, cmd
+	}
 	// How long the removing takes: from prune.json written to removed, on
 	// one copy left to finish.
 	var window time.Duration
 	{
-		project := t.TempDir()
-		if out, err := exec.Command("cp", "-a", template+"/.", project).CombinedOutput(); err != nil {
-			t.Fatalf("cp: %v: %s", err, out)
-		}
-		cmd := exec.Command(bin, "-C", project, "--cache-dir", cacheDir, "prune", "--older-than", "0s", "--keep", fmt.Sprint(keep))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		project, cmd := startPrune()
 		intent := filepath.Join(project, layout.StoreDir, layout.PruneFile)
 		var t0 time.Time
 		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Microsecond) {
@@ -147,14 +152,7 @@ func TestPrune_KilledMidway(t *testing.T) {
 	midway := 0
 	var at []int // run files left at each kill
 	for round := range rounds {
-		project := t.TempDir()
-		if out, err := exec.Command("cp", "-a", template+"/.", project).CombinedOutput(); err != nil {
-			t.Fatalf("cp: %v: %s", err, out)
-		}
-		cmd := exec.Command(bin, "-C", project, "--cache-dir", cacheDir, "prune", "--older-than", "0s", "--keep", fmt.Sprint(keep))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		project, cmd := startPrune()
 		// Once the prune has said what it removes, at a random moment of
 		// the removing.
 		intent := filepath.Join(project, layout.StoreDir, layout.PruneFile)
