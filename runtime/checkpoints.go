@@ -127,8 +127,9 @@ func (x *execution) checkpoint(i, attempt int, out json.RawMessage) {
 // step the store has completed (with its git commit when one was
 // recorded), and the manual ones. A record older than its step's latest
 // attempt (left from before a restore) is not used. With run set, only that
-// run's checkpoints are listed (and no manual ones).
-func checkpoints(st state.Store, projectDir, run string) ([]Checkpoint, error) {
+// run's checkpoints are listed (and no manual ones); otherwise those of the
+// recent most recently active runs (all when 0).
+func checkpoints(st state.Store, projectDir, run string, recent int) ([]Checkpoint, error) {
 	records, err := readRecords(checkpointsDir(projectDir))
 	if err != nil {
 		return nil, err
@@ -141,7 +142,7 @@ func checkpoints(st state.Store, projectDir, run string) ([]Checkpoint, error) {
 		}
 		runs = append(runs, r)
 	} else {
-		infos, err := st.List(state.ListOptions{})
+		infos, err := st.List(state.ListOptions{Limit: recent})
 		if err != nil {
 			return nil, err
 		}
@@ -185,7 +186,7 @@ func findCheckpoint(st state.Store, projectDir, id string) (*Checkpoint, error) 
 		if _, err := st.Run(id[:i]); err != nil {
 			continue
 		}
-		cps, err := checkpoints(st, projectDir, id[:i])
+		cps, err := checkpoints(st, projectDir, id[:i], 0)
 		if err != nil {
 			return nil, err
 		}

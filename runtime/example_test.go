@@ -211,7 +211,7 @@ func ExampleRuntime_CreateCheckpoint() {
 		log.Fatal(err)
 	}
 	defer v.Close()
-	cps, err := v.Checkpoints("")
+	cps, err := v.Checkpoints("", 0)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -319,7 +319,7 @@ func TestRuntime_CreateCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cps, err := f.view().Checkpoints("")
+	cps, err := f.view().Checkpoints("", 0)
 	if err != nil || len(cps) != 1 || cps[0].ID != cp.ID || cps[0].Label != "before the big refactor" || cps[0].Metadata["ticket"] != "T-1" {
 		t.Fatalf("checkpoints %+v %v", cps, err)
 	}
@@ -335,7 +335,7 @@ func TestCheckpoints_WithoutGit(t *testing.T) {
 	if _, err := rt.Run(t.Context(), f.manifest(effect("a", true, nil), effect("b", true, nil)), runtime.RunOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cps, err := f.view().Checkpoints("")
+	cps, err := f.view().Checkpoints("", 0)
 	if err != nil || len(cps) != 2 || cps[1].Step != "b" || cps[1].Commit != "" || cps[1].State.StepsCompleted != 2 {
 		t.Fatalf("checkpoints %+v %v", cps, err)
 	}

@@ -40,15 +40,16 @@ func (v *View) Walk(o state.ListOptions, fn func(state.RunInfo) bool) error {
 // Run returns a run with its steps; ErrRunNotFound for an unknown id.
 func (v *View) Run(id string) (state.Run, error) { return runOf(v.store, id) }
 
-// Checkpoints lists the checkpoints of run (of every run, and the manual
-// ones, when run is empty), oldest first.
-func (v *View) Checkpoints(run string) ([]Checkpoint, error) {
+// Checkpoints lists the checkpoints of run, oldest first; with run empty,
+// those of the recent most recently active runs (of every run when 0) and
+// the manual ones.
+func (v *View) Checkpoints(run string, recent int) ([]Checkpoint, error) {
 	if run != "" {
 		if _, err := v.Run(run); err != nil {
 			return nil, err
 		}
 	}
-	return checkpoints(v.store, v.dir, run)
+	return checkpoints(v.store, v.dir, run, recent)
 }
 
 // Checkpoint returns the checkpoint with the given id (<run>.<step>).

@@ -12,10 +12,16 @@ import (
 )
 
 func newCheckpointsCommand(g *globalOptions) *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON bool
+		all    bool
+		limit  int
+	)
 	cmd := &cobra.Command{
 		Use:   "checkpoints [run-id]",
 		Short: "List checkpoints: one per completed step, with its shadow git commit (refs/12fa/<run>/<step>)",
+		Long: `List the checkpoints of RUN-ID, or those of the most recently active runs
+(--limit, default 20; --all for every run) and the manual ones, oldest first.`,
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := g.projectDir()
@@ -30,7 +36,10 @@ func newCheckpointsCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return exitFor(err)
 			}
-			shown, err := v.Checkpoints(run)
+			if all {
+				limit = 0
+			}
+			shown, err := v.Checkpoints(run, limit)
 			v.Close()
 			if err != nil {
 				return exitFor(err)
@@ -63,5 +72,7 @@ func newCheckpointsCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the checkpoints as JSON")
+	cmd.Flags().IntVar(&limit, "limit", 20, "list the checkpoints of this many of the most recent runs")
+	cmd.Flags().BoolVar(&all, "all", false, "list the checkpoints of every run")
 	return cmd
 }
