@@ -33,6 +33,13 @@ func (n *ntfyRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n.mu.Unlock()
 }
 
+// msg returns the i-th message published.
+func (n *ntfyRecorder) msg(i int) map[string]any {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.msgs[i]
+}
+
 func (n *ntfyRecorder) titles() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -83,10 +90,11 @@ idempotent = true
 	if got := rec.titles(); got != "Run started: release | Input required: release" {
 		t.Fatalf("published %q", got)
 	}
-	msg := fmt.Sprint(rec.msgs[1]["message"])
-	if rec.msgs[1]["topic"] != "12fa-test" || !strings.Contains(msg, "Deploy to production? [yes/no]") ||
+	input := rec.msg(1)
+	msg := fmt.Sprint(input["message"])
+	if input["topic"] != "12fa-test" || !strings.Contains(msg, "Deploy to production? [yes/no]") ||
 		!strings.Contains(msg, "What should the release be called?") {
-		t.Fatalf("input notification %v", rec.msgs[1])
+		t.Fatalf("input notification %v", input)
 	}
 	out, _ := run("inputs", "--json")
 	var qs struct {

@@ -3,6 +3,7 @@
 package tests
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -158,12 +159,18 @@ func TestReplayAfterKill(t *testing.T) {
 	allow := fmt.Sprintf("hosts = [%q]\nprivate = [\"127.0.0.1\"]", s.URL)
 	runKilled := func(dir string, args ...string) {
 		cmd := exec.Command(bin, append([]string{"-C", dir, "--cache-dir", cacheDir}, args...)...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		// Started under the lock: the server's kill reads cmd.Process.
 		mu.Lock()
+		err := cmd.Start()
 		victim = cmd
 		mu.Unlock()
-		out, err := cmd.CombinedOutput()
+		if err == nil {
+			err = cmd.Wait()
+		}
 		if ee, ok := err.(*exec.ExitError); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-			t.Fatalf("the run was not killed: %v\n%s", err, out)
+			t.Fatalf("the run was not killed: %v\n%s", err, out.Bytes())
 		}
 		mu.Lock()
 		victim = nil

@@ -22,7 +22,7 @@ func newCheckpointsCommand(g *globalOptions) *cobra.Command {
 		Short: "List checkpoints: one per completed step, with its shadow git commit (refs/12fa/<run>/<step>)",
 		Long: `List the checkpoints of RUN-ID, or those of the most recently active runs
 (--limit, default 20; --all for every run) and the manual ones, oldest first.`,
-		Args:  cobra.MaximumNArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := g.projectDir()
 			if err != nil {
