@@ -271,3 +271,17 @@ func apply(runs map[string]*Run, rec *Record) error {
 	}
 	return nil
 }
+
+// Validate checks a batch of records against runs (by id) before any of it
+// is written, as every store must: it changes nothing, and an error means
+// the batch is refused whole. Apply folds one validated record into runs.
+// Together they are the one definition of what a journal means; a store
+// other than FileStore keeps the runs it folds in a map of its own.
+func Validate(runs map[string]*Run, recs []*Record) error { return validate(runs, recs) }
+
+// Apply folds rec into runs (see Validate).
+func Apply(runs map[string]*Run, rec *Record) error { return apply(runs, rec) }
+
+// Internal reports whether records of type t are a store's own (journal
+// bases and carried states), which Append refuses from callers.
+func Internal(t EventType) bool { return internalEvents[t] }

@@ -21,6 +21,10 @@ var allowed = map[string][]string{
 	"internal/bench": {"runtime", "manifest", "state"},
 	// The store conformance suite, for tests of stores.
 	"state/statetest": {"state"},
+	// The PostgreSQL store.
+	"pgstore": {"state", "abi"},
+	// The test helper that starts a PostgreSQL.
+	"internal/pgtest": {"internal/testutil"},
 }
 
 func TestImportDirection(t *testing.T) {

@@ -76,6 +76,14 @@ func ToolCondition(script, tool string) (bool, error) {
 	return false, nil
 }
 
+// NoteSkipped records that name was skipped for why, for SkippedSummary
+// (helpers that find a tool their own way, such as internal/pgtest).
+func NoteSkipped(name, why string) {
+	skippedMu.Lock()
+	skipped[name] = why
+	skippedMu.Unlock()
+}
+
 // NeedTool skips tb when tool is missing, saying why, or fails it when
 // RequireToolsEnv is set.
 func NeedTool(tb testing.TB, tool string) {

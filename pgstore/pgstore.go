@@ -1,0 +1,621 @@
+// Package pgstore is 12fa's PostgreSQL store: runs, their journal records
+// and blobs in one database that many processes share
+// (../shared/research/scale-out.md has the design and its sources).
+//
+// A run is written by one holder of its lease at a time. Every append is
+// fenced: the statement that inserts a run's records also checks, in its
+// WHERE clause, that the run's epoch is the one the writer leased and that
+// its last sequence number is the one the writer saw, so a writer whose
+// lease was taken over writes nothing more (ErrLeaseLost). Concurrent
+// appends share a transaction and its commit (group commit). The fold of
+// records into runs is state's (state.Validate, state.Apply), the same as
+// the file store's, and the store passes the same conformance suite
+// (state/statetest).
+//
+// pgstore imports state, abi and pgx.
+//
+// # Caveats
+//
+//   - This version leases runs to the process that writes them; there are
+//     no workers, heartbeats or takeover yet: a lease ends when its holder
+//     releases it (Release, Close).
+//   - Blobs are never removed by Prune.
+package pgstore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/12fa/12fa/abi"
+	"github.com/12fa/12fa/internal/jsonenc"
+	"github.com/12fa/12fa/state"
+)
+
+// ErrLeaseLost is returned by Append for a run whose lease another holder
+// took: nothing of the batch was written.
+var ErrLeaseLost = errors.New("the run's lease was lost to another holder")
+
+// Config configures a Store.
+type Config struct {
+	// URL is the database, postgres://…
+	URL string
+	// Now returns the time recorded in records; time.Now when nil.
+	Now func() time.Time
+	// MaxConns bounds the connection pool (16 when 0).
+	MaxConns int32
+}
+
+// Store is the PostgreSQL store. Its methods are safe for concurrent use.
+type Store struct {
+	cfg  Config
+	log  hclog.Logger
+	pool *pgxpool.Pool
+	// me names this store's holder of leases.
+	me string
+
+	mu sync.Mutex
+	// claims are the runs executed in this process.
+	claims map[string]bool
+	// leases are the runs this store holds, with their folded state in
+	// runs (what the next append is validated against).
+	leases map[string]*lease
+	runs   map[string]*state.Run
+
+	// Group commit: appends gather in pending while a transaction of the
+	// ones before is under way.
+	pending  []*batch
+	flushing bool
+	flushed  *sync.Cond
+	stats    state.Stats
+}
+
+type lease struct {
+	epoch int64
+	last  uint64 // the last seq written (or being written)
+	// fresh: the run's row is inserted by the next flush.
+	fresh bool
+}
+
+// batch is one caller's records.
+type batch struct {
+	recs []*state.Record
+	sync bool
+	done bool
+	err  error
+}
+
+// Open connects to cfg.URL and migrates its schema when it is older than
+// this version's.
+func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Store, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	pc.MaxConns = cfg.MaxConns
+	if pc.MaxConns == 0 {
+		pc.MaxConns = 16
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	if _, err := Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	host, _ := os.Hostname()
+	s := &Store{cfg: cfg, log: log, pool: pool, me: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:])),
+		claims: map[string]bool{}, leases: map[string]*lease{}, runs: map[string]*state.Run{}}
+	s.flushed = sync.NewCond(&s.mu)
+	return s, nil
+}
+
+var _ state.Store = (*Store)(nil)
+
+// Append makes recs durable (committed) before it returns.
+func (s *Store) Append(ctx context.Context, recs ...*state.Record) error {
+	return s.append(ctx, true, recs)
+}
+
+// AppendLazy commits recs without waiting for the commit to reach the disk
+// (synchronous_commit off): a crash of the server may lose them, never
+// reorder them.
+func (s *Store) AppendLazy(ctx context.Context, recs ...*state.Record) error {
+	return s.append(ctx, false, recs)
+}
+
+func (s *Store) append(ctx context.Context, sync bool, recs []*state.Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if state.Internal(rec.Type) {
+			return fmt.Errorf("append: %s records are the store's own", rec.Type)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Lease every run named that is not new.
+	for _, rec := range recs {
+		if _, held := s.leases[rec.Run]; held || rec.Run == "" {
+			continue
+		}
+		if rec.Type == state.EventRunStarted {
+			if err := state.ValidRunID(rec.Run); err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			var n int
+			if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM runs WHERE id = $1", rec.Run).Scan(&n); err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			if n > 0 {
+				return fmt.Errorf("append: run %q started twice", rec.Run)
+			}
+			continue
+		}
+		if err := s.acquire(ctx, rec.Run); err != nil && !errors.Is(err, state.ErrUnknownRun) {
+			return fmt.Errorf("append: %w", err)
+		}
+	}
+	if err := state.Validate(s.runs, recs); err != nil {
+		return fmt.Errorf("append: %w", err)
+	}
+	now := s.cfg.Now().UTC()
+	for _, rec := range recs {
+		if rec.Time.IsZero() {
+			rec.Time = now
+		}
+		b, err := jsonenc.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("encode %s record: %w", rec.Type, err)
+		}
+		if len(b)+1 > state.MaxRecordBytes {
+			return &state.RecordTooLargeError{Type: rec.Type, Run: rec.Run, Step: rec.Step, Bytes: len(b) + 1}
+		}
+	}
+	for _, rec := range recs {
+		l := s.leases[rec.Run]
+		if rec.Type == state.EventRunStarted {
+			l = &lease{epoch: 1, fresh: true}
+			s.leases[rec.Run] = l
+		}
+		l.last++
+		rec.Seq = l.last
+		_ = state.Apply(s.runs, rec)
+	}
+	s.stats.Records += uint64(len(recs))
+	b := &batch{recs: recs, sync: sync}
+	s.pending = append(s.pending, b)
+	for !b.done {
+		if !s.flushing {
+			s.flush(ctx)
+			continue
+		}
+		s.flushed.Wait()
+	}
+	return b.err
+}
+
+// acquire leases run id to this store and folds its records. It is called
+// with s.mu held. ErrUnknownRun: there is no such run; state.ErrClaimed:
+// another holder has it.
+func (s *Store) acquire(ctx context.Context, id string) error {
+	var epoch int64
+	var last uint64
+	err := s.pool.QueryRow(ctx, `UPDATE runs SET state = 'leased', owner = $2, epoch = epoch + 1, claims = claims + 1
+		WHERE id = $1 AND (state <> 'leased' OR owner = $2 OR owner IS NULL) RETURNING epoch, last_seq`, id, s.me).Scan(&epoch, &last)
+	if errors.Is(err, pgx.ErrNoRows) {
+		var n int
+		if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM runs WHERE id = $1", id).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("%w %q", state.ErrUnknownRun, id)
+		}
+		return fmt.Errorf("run %s: %w (its lease is held by another)", id, state.ErrClaimed)
+	}
+	if err != nil {
+		return err
+	}
+	r, err := s.load(ctx, id)
+	if err != nil {
+		return err
+	}
+	s.leases[id] = &lease{epoch: epoch, last: last}
+	s.runs[id] = r
+	return nil
+}
+
+// load folds run id's records.
+func (s *Store) load(ctx context.Context, id string) (*state.Run, error) {
+	rows, err := s.pool.Query(ctx, "SELECT body::text FROM records WHERE run_id = $1 ORDER BY seq", id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	runs := map[string]*state.Run{}
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, err
+		}
+		var rec state.Record
+		if err := json.Unmarshal([]byte(body), &rec); err != nil {
+			return nil, fmt.Errorf("run %s record: %w: %v", id, state.ErrCorrupt, err)
+		}
+		if err := state.Apply(runs, &rec); err != nil {
+			return nil, fmt.Errorf("run %s record %d: %w: %v", id, rec.Seq, state.ErrCorrupt, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	r, ok := runs[id]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", state.ErrUnknownRun, id)
+	}
+	return r, nil
+}
+
+// flush writes the pending batches in one transaction, fenced run by run.
+// It is called with s.mu held and releases it during the I/O.
+func (s *Store) flush(ctx context.Context) {
+	s.flushing = true
+	batches := s.pending
+	s.pending = nil
+	sync := slices.ContainsFunc(batches, func(b *batch) bool { return b.sync })
+	var ops []*writeOp
+	byRun := map[string]*writeOp{}
+	for _, b := range batches {
+		for _, rec := range b.recs {
+			op := byRun[rec.Run]
+			if op == nil {
+				l := s.leases[rec.Run]
+				op = &writeOp{run: rec.Run, epoch: l.epoch, fresh: l.fresh, first: rec.Seq}
+				l.fresh = false
+				byRun[rec.Run] = op
+				ops = append(ops, op)
+			}
+			op.recs = append(op.recs, rec)
+			op.last = rec.Seq
+		}
+	}
+	for _, op := range ops {
+		r := s.runs[op.run]
+		op.info, op.created, op.updated = r.Info(), r.CreatedAt, r.UpdatedAt
+	}
+	s.mu.Unlock()
+
+	lost, err := s.write(context.WithoutCancel(ctx), ops, sync)
+
+	s.mu.Lock()
+	s.stats.Writes++
+	if sync {
+		s.stats.Syncs++
+	}
+	for _, b := range batches {
+		b.done = true
+		b.err = err
+		if err == nil {
+			for _, rec := range b.recs {
+				if lost[rec.Run] {
+					b.err = fmt.Errorf("append to run %s: %w", rec.Run, ErrLeaseLost)
+				}
+			}
+		}
+	}
+	if err != nil || len(lost) > 0 {
+		// What the runs hold is unknown (or another's): fold them again
+		// when next needed.
+		for _, op := range ops {
+			if err != nil || lost[op.run] {
+				delete(s.leases, op.run)
+				delete(s.runs, op.run)
+			}
+		}
+	}
+	s.flushing = false
+	s.flushed.Broadcast()
+}
+
+// writeOp is one run's records in a flush.
+type writeOp struct {
+	run   string
+	epoch int64
+	// fresh: the run starts in this write (its row is inserted).
+	fresh            bool
+	first, last      uint64
+	recs             []*state.Record
+	info             state.RunInfo
+	created, updated time.Time
+}
+
+// write commits ops in one transaction and returns the runs whose fence
+// refused them.
+func (s *Store) write(ctx context.Context, ops []*writeOp, sync bool) (lost map[string]bool, err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("append: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback(ctx)
+		}
+	}()
+	if !sync {
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+			return nil, fmt.Errorf("append: %w", err)
+		}
+	}
+	lost = map[string]bool{}
+	for _, op := range ops {
+		if op.fresh {
+			if _, err := tx.Exec(ctx, `INSERT INTO runs (id, workflow, manifest, state, status, owner, epoch, claims, last_seq, created_at, updated_at)
+				VALUES ($1, $2, $3, 'leased', $4, $5, 1, 1, 0, $6, $6)`, op.run, op.info.Workflow, op.info.Manifest, op.info.Status, s.me, op.created); err != nil {
+				return nil, fmt.Errorf("append: start run %s: %w", op.run, err)
+			}
+		}
+		seqs := make([]int64, len(op.recs))
+		types := make([]string, len(op.recs))
+		steps := make([]*string, len(op.recs))
+		attempts := make([]int32, len(op.recs))
+		bodies := make([]string, len(op.recs))
+		for i, rec := range op.recs {
+			b, err := jsonenc.Marshal(rec)
+			if err != nil {
+				return nil, err
+			}
+			seqs[i], types[i], attempts[i], bodies[i] = int64(rec.Seq), string(rec.Type), int32(rec.Attempt), string(b)
+			if rec.Step != "" {
+				steps[i] = &rec.Step
+			}
+		}
+		// The fence: the same statement checks the epoch and the last
+		// sequence number the writer saw, and writes nothing when either
+		// moved.
+		tag, err := tx.Exec(ctx, `WITH f AS (
+			UPDATE runs SET last_seq = $3, status = $10, steps = $11, done = $12, cause = $13, error = $14, updated_at = $15
+			WHERE id = $1 AND epoch = $2 AND state = 'leased' AND owner = $16 AND last_seq = $4 - 1 RETURNING id)
+			INSERT INTO records (run_id, seq, epoch, type, step, attempt, body)
+			SELECT $1, r.seq, $2, r.type, r.step, r.attempt, r.body::json
+			FROM f, unnest($5::bigint[], $6::text[], $7::text[], $8::int[], $9::text[]) AS r(seq, type, step, attempt, body)`,
+			op.run, op.epoch, int64(op.last), int64(op.first), seqs, types, steps, attempts, bodies,
+			string(op.info.Status), op.info.Steps, op.info.Done, string(op.info.Cause), op.info.Error, op.updated, s.me)
+		if err != nil {
+			return nil, fmt.Errorf("append to run %s: %w", op.run, err)
+		}
+		if tag.RowsAffected() == 0 {
+			lost[op.run] = true
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("append: commit: %w", err)
+	}
+	return lost, nil
+}
+
+// Run returns a run: the state this store folded while it holds the run's
+// lease, otherwise the fold of its records.
+func (s *Store) Run(id string) (state.Run, error) {
+	s.mu.Lock()
+	if r, ok := s.runs[id]; ok {
+		c := r.Clone()
+		s.mu.Unlock()
+		return c, nil
+	}
+	s.mu.Unlock()
+	r, err := s.load(context.Background(), id)
+	if err != nil {
+		return state.Run{}, err
+	}
+	return *r, nil
+}
+
+var finished = []string{string(state.RunCompleted), string(state.RunFailed), string(state.RunRolledBack), string(state.RunRollbackFailed)}
+
+// List returns the runs o selects, the most recently updated first.
+func (s *Store) List(o state.ListOptions) ([]state.RunInfo, error) {
+	var statuses []string
+	for _, st := range o.Status {
+		statuses = append(statuses, string(st))
+	}
+	limit := any(nil)
+	if o.Limit > 0 {
+		limit = o.Limit
+	}
+	rows, err := s.pool.Query(context.Background(), `SELECT id, workflow, manifest, status, created_at, updated_at, steps, done, cause, error
+		FROM runs WHERE (coalesce(cardinality($1::text[]), 0) = 0 OR status = ANY($1)) AND ($2 = '' OR workflow = $2) AND ($3 = '' OR manifest = $3)
+		ORDER BY updated_at DESC, id DESC LIMIT $4`, statuses, o.Workflow, o.Manifest, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	defer rows.Close()
+	var out []state.RunInfo
+	for rows.Next() {
+		var in state.RunInfo
+		var status, cause string
+		if err := rows.Scan(&in.ID, &in.Workflow, &in.Manifest, &status, &in.CreatedAt, &in.UpdatedAt, &in.Steps, &in.Done, &cause, &in.Error); err != nil {
+			return nil, fmt.Errorf("list runs: %w", err)
+		}
+		in.Status, in.Cause = state.RunStatus(status), abi.Cause(cause)
+		out = append(out, in)
+	}
+	return out, rows.Err()
+}
+
+// Claim makes the caller the executor of run id in this process and, when
+// the run exists, leases it to this store; state.ErrClaimed while another
+// caller or holder has it.
+func (s *Store) Claim(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.claims[id] {
+		return fmt.Errorf("run %s: %w", id, state.ErrClaimed)
+	}
+	if _, held := s.leases[id]; !held {
+		if err := s.acquire(context.Background(), id); err != nil && !errors.Is(err, state.ErrUnknownRun) {
+			return err
+		}
+	}
+	s.claims[id] = true
+	return nil
+}
+
+// Release ends the claim on run id and hands its lease back: the run is
+// parked (unfinished) or done.
+func (s *Store) Release(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.claims, id)
+	s.releaseLocked(context.Background(), id)
+}
+
+func (s *Store) releaseLocked(ctx context.Context, id string) {
+	l, ok := s.leases[id]
+	if !ok {
+		return
+	}
+	for s.flushing {
+		s.flushed.Wait()
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE runs SET state = CASE WHEN status = ANY($3) THEN 'done' ELSE 'parked' END, owner = NULL
+		WHERE id = $1 AND epoch = $2 AND owner = $4`, id, l.epoch, finished, s.me)
+	if err != nil {
+		s.log.Warn("lease not handed back", "run", id, "error", err)
+	}
+	delete(s.leases, id)
+	delete(s.runs, id)
+}
+
+// Claimed counts the runs claimed in this process.
+func (s *Store) Claimed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.claims)
+}
+
+// PutBlob stores b and returns its sha256 (hex).
+func (s *Store) PutBlob(b []byte) (string, error) {
+	sum := sha256.Sum256(b)
+	name := hex.EncodeToString(sum[:])
+	_, err := s.pool.Exec(context.Background(), "INSERT INTO blobs (sha256, kind, body) VALUES ($1, 'call', $2) ON CONFLICT DO NOTHING", name, b)
+	if err != nil {
+		return "", fmt.Errorf("blob %s: %w", name, err)
+	}
+	return name, nil
+}
+
+// Blob returns the blob named sha, checked against its name.
+func (s *Store) Blob(sha string) ([]byte, error) {
+	var b []byte
+	err := s.pool.QueryRow(context.Background(), "SELECT body FROM blobs WHERE sha256 = $1", sha).Scan(&b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("blob %s is missing", sha)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != sha {
+		return nil, fmt.Errorf("%w: blob %s does not hash to its name", state.ErrBlobCorrupt, sha)
+	}
+	return b, nil
+}
+
+// Prune removes finished runs last updated before o.OlderThan but the
+// o.Keep most recent, with their records, in one transaction, then calls
+// also with their ids.
+func (s *Store) Prune(o state.PruneOptions, also func(runs []string) error) ([]state.RunInfo, error) {
+	if o.OlderThan.IsZero() {
+		return nil, nil
+	}
+	ctx := context.Background()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.flushing {
+		s.flushed.Wait()
+	}
+	var claimed []string
+	for id := range s.claims {
+		claimed = append(claimed, id)
+	}
+	// Finished runs, but those another holder leases or this process
+	// executes.
+	rows, err := s.pool.Query(ctx, `DELETE FROM runs WHERE id IN (
+			SELECT id FROM runs WHERE status = ANY($1) ORDER BY updated_at DESC, id DESC OFFSET $2)
+		AND updated_at < $3 AND (state <> 'leased' OR owner = $4) AND NOT id = ANY(coalesce($5::text[], '{}'))
+		RETURNING id, workflow, manifest, status, created_at, updated_at, steps, done, cause, error`, finished, o.Keep, o.OlderThan, s.me, claimed)
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	var gone []state.RunInfo
+	for rows.Next() {
+		var in state.RunInfo
+		var status, cause string
+		if err := rows.Scan(&in.ID, &in.Workflow, &in.Manifest, &status, &in.CreatedAt, &in.UpdatedAt, &in.Steps, &in.Done, &cause, &in.Error); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("prune: %w", err)
+		}
+		in.Status, in.Cause = state.RunStatus(status), abi.Cause(cause)
+		gone = append(gone, in)
+		delete(s.leases, in.ID)
+		delete(s.runs, in.ID)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	if also != nil && len(gone) > 0 {
+		ids := make([]string, len(gone))
+		for i, in := range gone {
+			ids[i] = in.ID
+		}
+		if err := also(ids); err != nil {
+			return gone, fmt.Errorf("prune: %w", err)
+		}
+	}
+	return gone, nil
+}
+
+// WriteSnapshot does nothing: the database is the one document.
+func (s *Store) WriteSnapshot() error { return nil }
+
+// Stats counts the store's transactions (Writes), those committed
+// durably (Syncs), and records.
+func (s *Store) Stats() state.Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Close hands back the leases this store holds and closes its
+// connections.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	for id := range s.leases {
+		s.releaseLocked(context.Background(), id)
+	}
+	s.mu.Unlock()
+	s.pool.Close()
+	return nil
+}
