@@ -2,8 +2,11 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/12fa/12fa/internal/pgtest"
 	"github.com/12fa/12fa/internal/testutil"
@@ -27,4 +30,52 @@ func TestStore_Conformance(t *testing.T) {
 			return pgstore.Open(context.Background(), pgstore.Config{URL: url}, nil)
 		},
 	})
+}
+
+// TestStore_StaleWriterIsFenced: once another holder has a run's lease (a
+// new epoch, as a takeover gives it), the old holder's next append is
+// refused with ErrLeaseLost and writes nothing; a reader sees the run as
+// the records before it left it.
+func TestStore_StaleWriterIsFenced(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	a, err := pgstore.Open(ctx, pgstore.Config{URL: url}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	steps := []state.StepDecl{{ID: "s00", Plugin: "p"}, {ID: "s01", Plugin: "p"}}
+	if err := a.Append(ctx, &state.Record{Type: state.EventRunStarted, Run: "r1", Workflow: "w", Steps: steps},
+		&state.Record{Type: state.EventStepStarted, Run: "r1", Step: "s00", Attempt: 1}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "UPDATE runs SET owner = 'another', epoch = epoch + 1 WHERE id = 'r1'"); err != nil {
+		t.Fatal(err)
+	}
+	err = a.Append(ctx, &state.Record{Type: state.EventStepCompleted, Run: "r1", Step: "s00", Attempt: 1, Output: []byte(`1`)})
+	if !errors.Is(err, pgstore.ErrLeaseLost) {
+		t.Fatalf("the stale holder's append: %v, want ErrLeaseLost", err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM records WHERE run_id = 'r1'").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d records of r1 (%v), want the 2 written before the lease was lost", n, err)
+	}
+	b, err := pgstore.Open(ctx, pgstore.Config{URL: url}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	r, err := b.Run("r1")
+	if err != nil || r.Steps[0].Status != state.StepRunning {
+		t.Fatalf("run r1 read by another: %+v, %v", r.Steps, err)
+	}
+	// The stale holder's next try is refused too: it no longer holds the run.
+	if err := a.Append(ctx, &state.Record{Type: state.EventStepCompleted, Run: "r1", Step: "s00", Attempt: 1}); !errors.Is(err, state.ErrClaimed) {
+		t.Fatalf("after losing the lease: %v, want ErrClaimed", err)
+	}
 }
