@@ -10,7 +10,9 @@ import (
 
 	"github.com/12fa/12fa/internal/pgtest"
 	"github.com/12fa/12fa/internal/testutil"
+	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/pgstore"
+	"github.com/12fa/12fa/runtime"
 	"github.com/12fa/12fa/state"
 	"github.com/12fa/12fa/state/statetest"
 )
@@ -77,5 +79,52 @@ func TestStore_StaleWriterIsFenced(t *testing.T) {
 	// The stale holder's next try is refused too: it no longer holds the run.
 	if err := a.Append(ctx, &state.Record{Type: state.EventStepCompleted, Run: "r1", Step: "s00", Attempt: 1}); !errors.Is(err, state.ErrClaimed) {
 		t.Fatalf("after losing the lease: %v, want ErrClaimed", err)
+	}
+}
+
+// TestRuntime_OnPostgres: the engine runs a workflow with its runs in
+// PostgreSQL (runtime.Config.Store), and a second process, on a store of
+// its own on the same database, sees the run completed and replays its
+// steps from the records instead of running them.
+func TestRuntime_OnPostgres(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	project := t.TempDir()
+	open := func() *runtime.Runtime {
+		st, err := pgstore.Open(ctx, pgstore.Config{URL: url}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt, err := runtime.New(ctx, runtime.Config{ProjectDir: project, Store: st, NoCache: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt
+	}
+	m, err := manifest.New(testutil.ExamplePath(t, ""), manifest.Workflow{Name: "pg"}, manifest.Defaults{},
+		manifest.Step{ID: "a", Plugin: "effect/effect.wasm", Idempotent: true},
+		manifest.Step{ID: "b", Plugin: "effect/effect.wasm", Idempotent: true, Input: map[string]any{"fail_until_attempt": 2},
+			Retry: &manifest.Retry{MaxAttempts: 2}},
+		manifest.Step{ID: "c", Plugin: "effect/effect.wasm", Idempotent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := open()
+	res, err := rt.Run(ctx, m, runtime.RunOptions{})
+	if err != nil || res.Status != state.RunCompleted || res.Ran != 3 || res.Steps[1].Attempt != 2 {
+		t.Fatalf("run: %v, %+v", err, res)
+	}
+	if err := rt.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rt = open()
+	defer rt.Close(ctx)
+	runs, err := rt.Runs(state.ListOptions{Workflow: "pg"})
+	if err != nil || len(runs) != 1 || runs[0].Status != state.RunCompleted || runs[0].Done != 3 {
+		t.Fatalf("runs %+v, %v", runs, err)
+	}
+	again, err := rt.Run(ctx, m, runtime.RunOptions{RunID: res.RunID})
+	if err != nil || again.Ran != 0 || again.Replayed != 3 || string(again.Output("c")) != string(res.Output("c")) {
+		t.Fatalf("again: %v, %+v", err, again)
 	}
 }

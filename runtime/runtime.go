@@ -57,6 +57,10 @@ type Config struct {
 	// ProgressMaxBytes is the size past which progress.jsonl rotates;
 	// 0 for progress.DefaultMaxBytes.
 	ProgressMaxBytes int64
+	// Store, when set, holds the runs instead of the project's .12fa/
+	// file store (a pgstore.Store, say); Close closes it. Checkpoint
+	// records, questions and the progress log stay in .12fa/.
+	Store state.Store
 }
 
 // StoreDir returns the store directory of a project.
@@ -128,10 +132,14 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := state.Init(dir); err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	st, err := state.Open(state.Config{Dir: dir, Now: cfg.Now, NoGroupCommit: cfg.NoGroupCommit, WrapJournal: cfg.WrapJournal,
-		CompactBytes: cfg.CompactBytes}, cfg.Logger.Named("state"))
-	if err != nil {
-		return nil, fmt.Errorf("runtime: %w", err)
+	var st state.Store = cfg.Store
+	if st == nil {
+		fst, err := state.Open(state.Config{Dir: dir, Now: cfg.Now, NoGroupCommit: cfg.NoGroupCommit, WrapJournal: cfg.WrapJournal,
+			CompactBytes: cfg.CompactBytes}, cfg.Logger.Named("state"))
+		if err != nil {
+			return nil, fmt.Errorf("runtime: %w", err)
+		}
+		st = fst
 	}
 	h, err := host.New(ctx, host.Config{CacheDir: cfg.CacheDir, MemoryBudget: cfg.MemoryBudget}, cfg.Logger.Named("host"))
 	if err != nil {
@@ -146,7 +154,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	r := &Runtime{cfg: cfg, log: cfg.Logger, store: st, host: h, inputs: inputs.New(dir, cfg.Now), progress: pl,
 		notifiers: make(map[string]*notify.Ntfy)}
-	if st.PruneInterrupted() {
+	if fst, ok := st.(*state.FileStore); ok && fst.PruneInterrupted() {
 		if _, err := r.Prune(ctx, PruneOptions{}); err != nil {
 			_ = r.Close(ctx)
 			return nil, fmt.Errorf("runtime: finish the interrupted prune: %w", err)
