@@ -13,7 +13,7 @@ import (
 // later changes).
 type View struct {
 	dir   string
-	store *state.FileStore
+	store state.Store
 }
 
 // OpenView opens a read-only view of a project's store.
@@ -25,6 +25,10 @@ func OpenView(projectDir string, log hclog.Logger) (*View, error) {
 	return &View{dir: projectDir, store: st}, nil
 }
 
+// NewView is a view of the runs in st (a pgstore.Store, say), with the
+// project's checkpoint records and questions; Close closes st.
+func NewView(projectDir string, st state.Store) *View { return &View{dir: projectDir, store: st} }
+
 // Close releases the view.
 func (v *View) Close() error { return v.store.Close() }
 
@@ -34,7 +38,18 @@ func (v *View) Runs(o state.ListOptions) ([]state.RunInfo, error) { return v.sto
 // Walk calls fn with the runs o selects, the most recently active first,
 // until fn returns false, keeping no list of them.
 func (v *View) Walk(o state.ListOptions, fn func(state.RunInfo) bool) error {
-	return v.store.Walk(o, fn)
+	if w, ok := v.store.(interface {
+		Walk(state.ListOptions, func(state.RunInfo) bool) error
+	}); ok {
+		return w.Walk(o, fn)
+	}
+	infos, err := v.store.List(o)
+	for _, info := range infos {
+		if !fn(info) {
+			break
+		}
+	}
+	return err
 }
 
 // Run returns a run with its steps; ErrRunNotFound for an unknown id.

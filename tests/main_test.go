@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/12fa/12fa/internal/pgtest"
 	"github.com/12fa/12fa/internal/testutil"
 )
 
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build 12fa:", err)
 		os.Exit(1)
 	}
-	code := testutil.MainWithSummary(m)
+	code := pgtest.Main(m, testutil.MainWithSummary)
 	os.RemoveAll(tmp)
 	os.Exit(code)
 }

@@ -24,15 +24,11 @@ func newCheckpointsCommand(g *globalOptions) *cobra.Command {
 (--limit, default 20; --all for every run) and the manual ones, oldest first.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := g.projectDir()
-			if err != nil {
-				return err
-			}
 			run := ""
 			if len(args) == 1 {
 				run = args[0]
 			}
-			v, err := runtime.OpenView(dir, g.logger())
+			v, err := g.view(cmd.Context())
 			if err != nil {
 				return exitFor(err)
 			}

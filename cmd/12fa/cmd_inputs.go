@@ -21,11 +21,7 @@ func newInputsCommand(g *globalOptions) *cobra.Command {
 		Short: "List the questions steps are waiting on (12fa respond answers them)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := g.projectDir()
-			if err != nil {
-				return err
-			}
-			v, err := runtime.OpenView(dir, g.logger())
+			v, err := g.view(cmd.Context())
 			if err != nil {
 				return exitFor(err)
 			}

@@ -22,11 +22,7 @@ the checkpoint's git commit too (refused over uncommitted changes unless
 --force). HEAD, the index and branches are never touched.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := g.projectDir()
-			if err != nil {
-				return err
-			}
-			v, err := runtime.OpenView(dir, g.logger())
+			v, err := g.view(cmd.Context())
 			if err != nil {
 				return exitFor(err)
 			}

@@ -36,11 +36,7 @@ failed. --json prints the runs with their steps, one at a time as they are
 read.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := g.projectDir()
-			if err != nil {
-				return err
-			}
-			st, err := runtime.OpenView(dir, g.logger())
+			st, err := g.view(cmd.Context())
 			if err != nil {
 				return exitFor(err)
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/12fa/12fa/manifest"
+	"github.com/12fa/12fa/pgstore"
 	"github.com/12fa/12fa/runtime"
+	"github.com/12fa/12fa/state"
 )
 
 // Exit codes. They are part of the CLI's contract (README, "Exit codes").
@@ -70,6 +73,7 @@ type globalOptions struct {
 	noCache  bool
 	logLevel string
 	budget   manifest.Size
+	store    string
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -81,6 +85,36 @@ func (o *globalOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.noCache, "no-cache", false, "do not cache compiled plugins on disk")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "engine diagnostics on stderr: trace, debug, info, warn, error, off")
 	fs.Var(&sizeFlag{&o.budget}, "memory-budget", "linear memory all instances alive at once may use, e.g. 8GiB (default 8GiB)")
+	fs.StringVar(&o.store, "store", os.Getenv("TWELVEFA_STORE"), "where runs are kept: postgres://… (default $TWELVEFA_STORE, else the project's .12fa/)")
+}
+
+// openStore opens the store --store names, or returns nil for the
+// project's file store.
+func (o *globalOptions) openStore(ctx context.Context) (state.Store, error) {
+	if o.store == "" {
+		return nil, nil
+	}
+	if !strings.HasPrefix(o.store, "postgres://") && !strings.HasPrefix(o.store, "postgresql://") {
+		return nil, fmt.Errorf("--store %q: want a postgres:// URL (or nothing, for the project's .12fa/)", o.store)
+	}
+	return pgstore.Open(ctx, pgstore.Config{URL: o.store}, o.logger().Named("pgstore"))
+}
+
+// view opens what status, inputs and checkpoints read: the --store's
+// runs, or the project's store without its lock.
+func (o *globalOptions) view(ctx context.Context) (*runtime.View, error) {
+	dir, err := o.projectDir()
+	if err != nil {
+		return nil, err
+	}
+	st, err := o.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st != nil {
+		return runtime.NewView(dir, st), nil
+	}
+	return runtime.OpenView(dir, o.logger())
 }
 
 func (o *globalOptions) projectDir() (string, error) {
@@ -99,8 +133,12 @@ func (o *globalOptions) runtimeConfig(onEvent func(runtime.Event)) (runtime.Conf
 	if err != nil {
 		return runtime.Config{}, err
 	}
+	st, err := o.openStore(context.Background())
+	if err != nil {
+		return runtime.Config{}, err
+	}
 	return runtime.Config{ProjectDir: dir, CacheDir: o.cacheDir, NoCache: o.noCache, Logger: o.logger(), OnEvent: onEvent,
-		MemoryBudget: int64(o.budget)}, nil
+		MemoryBudget: int64(o.budget), Store: st}, nil
 }
 
 func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {

@@ -16,7 +16,7 @@ var allowed = map[string][]string{
 	"abi":      {},
 	"runtime":  {"abi", "host", "state", "manifest", "checkpoint", "inputs", "notify", "progress", "features", "egress", "command"},
 	"manifest": {"abi", "egress", "command"},
-	"cmd/12fa": {"runtime", "manifest", "state", "inputs", "progress", "features", "abi", "pdk", "internal/bench"},
+	"cmd/12fa": {"runtime", "manifest", "state", "inputs", "progress", "features", "abi", "pdk", "internal/bench", "pgstore"},
 	// The benchmarks drive the engine as a user would.
 	"internal/bench": {"runtime", "manifest", "state"},
 	// The store conformance suite, for tests of stores.
