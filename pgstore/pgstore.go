@@ -619,3 +619,36 @@ func (s *Store) Close() error {
 	s.pool.Close()
 	return nil
 }
+
+// Records returns run id's records as they are stored, one journal line
+// each, in order: what `12fa export` writes (a journal the file store
+// reads).
+func (s *Store) Records(ctx context.Context, id string) ([][]byte, error) {
+	rows, err := s.pool.Query(ctx, "SELECT body::text FROM records WHERE run_id = $1 ORDER BY seq", id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, err
+		}
+		out = append(out, []byte(body))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w %q", state.ErrUnknownRun, id)
+	}
+	return out, nil
+}
+
+// Version returns the schema version the database is at.
+func (s *Store) Version(ctx context.Context) (int, error) {
+	var v int
+	err := s.pool.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&v)
+	return v, err
+}

@@ -4,7 +4,9 @@ package tests
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,7 +16,8 @@ import (
 // TestCLI_StoreOnPostgres: `12fa --store postgres://… run` keeps the run
 // in PostgreSQL (nothing of it in .12fa/'s journal), and `status` through
 // the same --store (or $TWELVEFA_STORE) lists it completed, the project's
-// own store has none, and a resume replays it from the database.
+// own store has none, a resume replays it from the database, and export
+// writes its journal, which a file store reads as the same run.
 func TestCLI_StoreOnPostgres(t *testing.T) {
 	url := pgtest.URL(t)
 	project := t.TempDir()
@@ -56,5 +59,22 @@ func TestCLI_StoreOnPostgres(t *testing.T) {
 	again := run(nil, "--store", url, "resume", doc.Runs[0].ID)
 	if !strings.Contains(again, "3 replayed") {
 		t.Fatalf("resume through the database:\n%s", again)
+	}
+	if out := run(nil, "--store", url, "store", "migrate"); !strings.Contains(out, "schema at version 1") {
+		t.Fatalf("store migrate: %s", out)
+	}
+	// export writes the run's journal; in another project's .12fa/ it
+	// reads as the same run.
+	journal := run(nil, "--store", url, "export", doc.Runs[0].ID)
+	other := t.TempDir()
+	if out, err := exec.Command(bin, "-C", other, "init").CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(other, ".12fa", "journal.jsonl"), []byte(journal), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := exec.Command(bin, "-C", other, "status", doc.Runs[0].ID).CombinedOutput()
+	if err != nil || !strings.Contains(string(st), "completed  3/3") {
+		t.Fatalf("the exported run in a file store: %v\n%s", err, st)
 	}
 }

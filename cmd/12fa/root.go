@@ -170,6 +170,8 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newRespondCommand(g),
 		newCleanCommand(g),
 		newPruneCommand(g),
+		newStoreCommand(g),
+		newExportCommand(g),
 		newBenchCommand(g),
 		newNewCommand(g),
 		newValidateCommand(g),
