@@ -12,7 +12,7 @@
 // the file store's, and the store passes the same conformance suite
 // (state/statetest).
 //
-// pgstore imports state, abi and pgx.
+// pgstore imports state, abi, 12fa's internal helpers, pgx and go-hclog.
 //
 // # Caveats
 //
@@ -444,7 +444,7 @@ func (s *Store) List(o state.ListOptions) ([]state.RunInfo, error) {
 	if o.Limit > 0 {
 		limit = o.Limit
 	}
-	rows, err := s.pool.Query(context.Background(), `SELECT id, workflow, manifest, status, created_at, updated_at, steps, done, cause, error
+	rows, err := s.pool.Query(context.Background(), `SELECT `+infoColumns+`
 		FROM runs WHERE (coalesce(cardinality($1::text[]), 0) = 0 OR status = ANY($1)) AND ($2 = '' OR workflow = $2) AND ($3 = '' OR manifest = $3)
 		ORDER BY updated_at DESC, id DESC LIMIT $4`, statuses, o.Workflow, o.Manifest, limit)
 	if err != nil {
@@ -453,15 +453,25 @@ func (s *Store) List(o state.ListOptions) ([]state.RunInfo, error) {
 	defer rows.Close()
 	var out []state.RunInfo
 	for rows.Next() {
-		var in state.RunInfo
-		var status, cause string
-		if err := rows.Scan(&in.ID, &in.Workflow, &in.Manifest, &status, &in.CreatedAt, &in.UpdatedAt, &in.Steps, &in.Done, &cause, &in.Error); err != nil {
+		in, err := scanInfo(rows)
+		if err != nil {
 			return nil, fmt.Errorf("list runs: %w", err)
 		}
-		in.Status, in.Cause = state.RunStatus(status), abi.Cause(cause)
 		out = append(out, in)
 	}
 	return out, rows.Err()
+}
+
+// infoColumns are the columns scanInfo reads, in its order.
+const infoColumns = "id, workflow, manifest, status, created_at, updated_at, steps, done, cause, error"
+
+// scanInfo reads a row of infoColumns.
+func scanInfo(rows pgx.Rows) (state.RunInfo, error) {
+	var in state.RunInfo
+	var status, cause string
+	err := rows.Scan(&in.ID, &in.Workflow, &in.Manifest, &status, &in.CreatedAt, &in.UpdatedAt, &in.Steps, &in.Done, &cause, &in.Error)
+	in.Status, in.Cause = state.RunStatus(status), abi.Cause(cause)
+	return in, err
 }
 
 // Claim makes the caller the executor of run id in this process and, when
@@ -564,19 +574,17 @@ func (s *Store) Prune(o state.PruneOptions, also func(runs []string) error) ([]s
 	rows, err := s.pool.Query(ctx, `DELETE FROM runs WHERE id IN (
 			SELECT id FROM runs WHERE status = ANY($1) ORDER BY updated_at DESC, id DESC OFFSET $2)
 		AND updated_at < $3 AND (state <> 'leased' OR owner = $4) AND NOT id = ANY(coalesce($5::text[], '{}'))
-		RETURNING id, workflow, manifest, status, created_at, updated_at, steps, done, cause, error`, finished, o.Keep, o.OlderThan, s.me, claimed)
+		RETURNING `+infoColumns, finished, o.Keep, o.OlderThan, s.me, claimed)
 	if err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
 	}
 	var gone []state.RunInfo
 	for rows.Next() {
-		var in state.RunInfo
-		var status, cause string
-		if err := rows.Scan(&in.ID, &in.Workflow, &in.Manifest, &status, &in.CreatedAt, &in.UpdatedAt, &in.Steps, &in.Done, &cause, &in.Error); err != nil {
+		in, err := scanInfo(rows)
+		if err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("prune: %w", err)
 		}
-		in.Status, in.Cause = state.RunStatus(status), abi.Cause(cause)
 		gone = append(gone, in)
 		delete(s.leases, in.ID)
 		delete(s.runs, in.ID)

@@ -42,8 +42,8 @@
 // package 12fa reimplements (agent-state.json, checkpoints/, features.json,
 // progress.jsonl, human-inputs.json) keep its spelling.
 //
-// state imports abi and the standard library plus gofrs/flock and
-// go-hclog. It knows the shape of runs and steps but not how they are
+// state imports abi, 12fa's internal helpers (atomicfile, jsonenc,
+// layout) and the standard library plus gofrs/flock and go-hclog. It knows the shape of runs and steps but not how they are
 // executed.
 //
 // # Caveats

@@ -36,9 +36,9 @@ const (
 	// StatCache, inside CheckpointsDir, caches file stats between
 	// checkpoints of the working tree.
 	StatCache = "statcache.json"
-	// ProgressFile is the progress log; ProgressRotated its previous part.
-	ProgressFile    = "progress.jsonl"
-	ProgressRotated = "progress.jsonl.1"
+	// ProgressFile is the progress log (progress.RotatedSuffix ends the
+	// name of its previous part).
+	ProgressFile = "progress.jsonl"
 	// FeaturesFile is the feature list; FeaturesLock serializes its
 	// writers.
 	FeaturesFile = "features.json"
