@@ -36,11 +36,12 @@ QJS_FLAGS := --target=wasm32-wasi -O2 -D_GNU_SOURCE -DCONFIG_VERSION=\"2021-03-2
 	-DFE_DOWNWARD=0x400 -DFE_UPWARD=0x800 -Wno-everything
 JS_RUNNER := internal/jsrunner/js-runner.wasm
 
-.PHONY: help build test test-unit test-integration example example-agent wasm fmt lint vet deps check bench clean
+.PHONY: help build test test-unit test-integration example example-agent example-cluster wasm fmt lint vet deps check bench clean
 
 help:
 	@echo "make example           build 12fa and run the example workflow end to end"
 	@echo "make example-agent     the agent workflow (model plans, person approves, change, go test) against a local test server"
+	@echo "make example-cluster   two workers on a throwaway PostgreSQL, 100 runs, one worker SIGKILLed halfway"
 	@echo "make test              all tests (unit with -race, then end-to-end)"
 	@echo "make test-unit         unit tests with -race"
 	@echo "make test-integration  end-to-end tests of the built binary (tests/)"
@@ -53,6 +54,9 @@ build:
 
 example-agent: build
 	BIN=$(BIN) sh plugins/examples/agent/example.sh
+
+example-cluster: build
+	BIN=$(BIN) sh plugins/examples/cluster/example.sh
 
 example: build
 	@mkdir -p $(EXAMPLE_DIR)

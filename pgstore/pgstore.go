@@ -16,9 +16,6 @@
 //
 // # Caveats
 //
-//   - This version leases runs to the process that writes them; there are
-//     no workers, heartbeats or takeover yet: a lease ends when its holder
-//     releases it (Release, Close).
 //   - Blobs are never removed by Prune.
 package pgstore
 
@@ -56,6 +53,19 @@ type Config struct {
 	Now func() time.Time
 	// MaxConns bounds the connection pool (16 when 0).
 	MaxConns int32
+	// Heartbeat is how often a store holding leases tells the database it
+	// is alive (DefaultHeartbeat when 0); Lease is how long after its last
+	// heartbeat its runs may be taken over (DefaultLease when 0). Margin:
+	// the store gives its leases up (refuses appends, closes Lost) Margin
+	// before they could expire, counted from the send time of its last
+	// acknowledged heartbeat (Lease/5 when 0).
+	Heartbeat, Lease, Margin time.Duration
+	// Worker makes the store a worker's: it reaps dead holders' runs, and
+	// a run it stops executing before it finished (interrupted, paused) goes
+	// back to the queue instead of being parked. Concurrency is recorded
+	// in the workers table for display.
+	Worker      bool
+	Concurrency int
 }
 
 // Store is the PostgreSQL store. Its methods are safe for concurrent use.
@@ -63,8 +73,14 @@ type Store struct {
 	cfg  Config
 	log  hclog.Logger
 	pool *pgxpool.Pool
-	// me names this store's holder of leases.
+	// hb is the heartbeat's and the listener's own pool: nothing the runs
+	// do can hold them up.
+	hb *pgxpool.Pool
+	// me names this store's holder of leases (a row in workers).
 	me string
+
+	stop chan struct{}
+	wg   sync.WaitGroup
 
 	mu sync.Mutex
 	// claims are the runs executed in this process.
@@ -80,6 +96,15 @@ type Store struct {
 	flushing bool
 	flushed  *sync.Cond
 	stats    state.Stats
+
+	// registered: the workers row exists and the heartbeat runs; trust is
+	// the local deadline of every lease (see Config.Margin).
+	registered bool
+	trust      time.Time
+	// orphans are leases given up and not handed back yet (run → epoch).
+	orphans    map[string]int64
+	leaseStats LeaseStats
+	wake       chan struct{}
 }
 
 type lease struct {
@@ -87,6 +112,13 @@ type lease struct {
 	last  uint64 // the last seq written (or being written)
 	// fresh: the run's row is inserted by the next flush.
 	fresh bool
+	// lost: given up; gone is closed then.
+	lost bool
+	gone chan struct{}
+}
+
+func newLease(epoch int64, last uint64) *lease {
+	return &lease{epoch: epoch, last: last, gone: make(chan struct{})}
 }
 
 // batch is one caller's records.
@@ -106,6 +138,18 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.Margin <= 0 {
+		cfg.Margin = cfg.Lease / 5
+	}
+	if cfg.Lease <= cfg.Heartbeat+cfg.Margin {
+		return nil, fmt.Errorf("pgstore: a lease of %s is too short for a heartbeat every %s and a margin of %s", cfg.Lease, cfg.Heartbeat, cfg.Margin)
+	}
 	pc, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
@@ -122,11 +166,18 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("pgstore: %w", err)
 	}
+	hc := pc.Copy()
+	hc.MaxConns, hc.MinConns = 2, 0
+	hb, err := pgxpool.NewWithConfig(ctx, hc)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	host, _ := os.Hostname()
-	s := &Store{cfg: cfg, log: log, pool: pool, me: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:])),
-		claims: map[string]bool{}, leases: map[string]*lease{}, runs: map[string]*state.Run{}}
+	s := &Store{cfg: cfg, log: log, pool: pool, hb: hb, me: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:])),
+		stop: make(chan struct{}), claims: map[string]bool{}, leases: map[string]*lease{}, runs: map[string]*state.Run{}, orphans: map[string]int64{}}
 	s.flushed = sync.NewCond(&s.mu)
 	return s, nil
 }
@@ -156,9 +207,16 @@ func (s *Store) append(ctx context.Context, sync bool, recs []*state.Record) err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.trusted() {
+		s.leaseStats.Refused++
+		return fmt.Errorf("append: %w (no heartbeat was acknowledged within the lease)", ErrLeaseLost)
+	}
 	// Lease every run named that is not new.
 	for _, rec := range recs {
-		if _, held := s.leases[rec.Run]; held || rec.Run == "" {
+		if l, held := s.leases[rec.Run]; held && l.lost {
+			s.leaseStats.Refused++
+			return fmt.Errorf("append to run %s: %w", rec.Run, ErrLeaseLost)
+		} else if held || rec.Run == "" {
 			continue
 		}
 		if rec.Type == state.EventRunStarted {
@@ -171,6 +229,9 @@ func (s *Store) append(ctx context.Context, sync bool, recs []*state.Record) err
 			}
 			if n > 0 {
 				return fmt.Errorf("append: run %q started twice", rec.Run)
+			}
+			if err := s.register(ctx); err != nil {
+				return fmt.Errorf("append: %w", err)
 			}
 			continue
 		}
@@ -197,7 +258,8 @@ func (s *Store) append(ctx context.Context, sync bool, recs []*state.Record) err
 	for _, rec := range recs {
 		l := s.leases[rec.Run]
 		if rec.Type == state.EventRunStarted {
-			l = &lease{epoch: 1, fresh: true}
+			l = newLease(1, 0)
+			l.fresh = true
 			s.leases[rec.Run] = l
 		}
 		l.last++
@@ -221,6 +283,12 @@ func (s *Store) append(ctx context.Context, sync bool, recs []*state.Record) err
 // with s.mu held. ErrUnknownRun: there is no such run; state.ErrClaimed:
 // another holder has it.
 func (s *Store) acquire(ctx context.Context, id string) error {
+	if err := s.register(ctx); err != nil {
+		return err
+	}
+	if !s.trusted() {
+		return fmt.Errorf("run %s: %w (no heartbeat was acknowledged within the lease)", id, ErrLeaseLost)
+	}
 	var epoch int64
 	var last uint64
 	err := s.pool.QueryRow(ctx, `UPDATE runs SET state = 'leased', owner = $2, epoch = epoch + 1, claims = claims + 1
@@ -242,7 +310,7 @@ func (s *Store) acquire(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	s.leases[id] = &lease{epoch: epoch, last: last}
+	s.leases[id] = newLease(epoch, last)
 	s.runs[id] = r
 	return nil
 }
@@ -321,6 +389,7 @@ func (s *Store) flush(ctx context.Context) {
 			for _, rec := range b.recs {
 				if lost[rec.Run] {
 					b.err = fmt.Errorf("append to run %s: %w", rec.Run, ErrLeaseLost)
+					s.leaseStats.Refused++
 				}
 			}
 		}
@@ -330,8 +399,7 @@ func (s *Store) flush(ctx context.Context) {
 		// when next needed.
 		for _, op := range ops {
 			if err != nil || lost[op.run] {
-				delete(s.leases, op.run)
-				delete(s.runs, op.run)
+				s.dropLease(op.run)
 			}
 		}
 	}
@@ -493,26 +561,47 @@ func (s *Store) Claim(id string) error {
 }
 
 // Release ends the claim on run id and hands its lease back: the run is
-// parked (unfinished) or done.
+// done when it finished, parked when it waits for a person, and otherwise
+// (interrupted, paused) parked, or queued again for any worker when this
+// is a worker's store (Config.Worker).
 func (s *Store) Release(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.claims, id)
-	s.releaseLocked(context.Background(), id)
+	s.releaseLocked(context.Background(), id, "")
 }
 
-func (s *Store) releaseLocked(ctx context.Context, id string) {
+// releaseLocked hands run id's lease back, to the queue state to (or, when
+// empty, the one its status calls for). A lost lease is handed back by the
+// heartbeat, or was taken already.
+func (s *Store) releaseLocked(ctx context.Context, id, to string) {
 	l, ok := s.leases[id]
-	if !ok {
+	if !ok || l.lost {
+		s.dropLease(id)
 		return
 	}
 	for s.flushing {
 		s.flushed.Wait()
 	}
-	_, err := s.pool.Exec(ctx, `UPDATE runs SET state = CASE WHEN status = ANY($3) THEN 'done' ELSE 'parked' END, owner = NULL
-		WHERE id = $1 AND epoch = $2 AND owner = $4`, id, l.epoch, finished, s.me)
+	var err error
+	if to != "" {
+		_, err = s.pool.Exec(ctx, `UPDATE runs SET state = $3, owner = NULL WHERE id = $1 AND epoch = $2 AND owner = $4`, id, l.epoch, to, s.me)
+	} else {
+		_, err = s.pool.Exec(ctx, `UPDATE runs SET state = CASE WHEN status = ANY($3) THEN 'done' WHEN status = 'waiting' THEN 'parked' ELSE $5 END,
+			owner = NULL, available_at = now() WHERE id = $1 AND epoch = $2 AND owner = $4`, id, l.epoch, finished, s.me, s.handBack())
+	}
 	if err != nil {
 		s.log.Warn("lease not handed back", "run", id, "error", err)
+	}
+	s.dropLease(id)
+}
+
+// dropLease forgets run id's lease and folded state, closing its Lost
+// channel.
+func (s *Store) dropLease(id string) {
+	if l, ok := s.leases[id]; ok && !l.lost {
+		l.lost = true
+		close(l.gone)
 	}
 	delete(s.leases, id)
 	delete(s.runs, id)
@@ -586,8 +675,7 @@ func (s *Store) Prune(o state.PruneOptions, also func(runs []string) error) ([]s
 			return nil, fmt.Errorf("prune: %w", err)
 		}
 		gone = append(gone, in)
-		delete(s.leases, in.ID)
-		delete(s.runs, in.ID)
+		s.dropLease(in.ID)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -619,12 +707,26 @@ func (s *Store) Stats() state.Stats {
 // Close hands back the leases this store holds and closes its
 // connections.
 func (s *Store) Close() error {
+	close(s.stop)
+	s.wg.Wait()
 	s.mu.Lock()
 	for id := range s.leases {
-		s.releaseLocked(context.Background(), id)
+		s.releaseLocked(context.Background(), id, "")
+	}
+	var err error
+	if s.registered {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Lease)
+		if len(s.orphans) == 0 {
+			_, err = s.hb.Exec(ctx, "DELETE FROM workers WHERE id = $1", s.me)
+		}
+		cancel()
 	}
 	s.mu.Unlock()
+	s.hb.Close()
 	s.pool.Close()
+	if err != nil {
+		return fmt.Errorf("pgstore: close: %w", err)
+	}
 	return nil
 }
 

@@ -63,13 +63,16 @@ func (res *Result) Output(step string) json.RawMessage {
 	return nil
 }
 
-// newRunID returns a sortable, readable, unique run id: the time to the
-// second and 48 random bits (three bytes let two of a thousand runs started
-// in one second collide every few seconds).
-func (r *Runtime) newRunID() string {
+// newRunID returns a new run id by the runtime's clock.
+func (r *Runtime) newRunID() string { return NewRunID(r.cfg.Now()) }
+
+// NewRunID returns a sortable, readable, unique id for a run started at t:
+// the time to the second and 48 random bits (three bytes let two of a
+// thousand runs started in one second collide every few seconds).
+func NewRunID(t time.Time) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return r.cfg.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
+	return t.UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
 }
 
 // Resume continues the run with the given id, reading the manifest it was

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
@@ -97,7 +98,34 @@ func (o *globalOptions) openStore(ctx context.Context) (state.Store, error) {
 	if !strings.HasPrefix(o.store, "postgres://") && !strings.HasPrefix(o.store, "postgresql://") {
 		return nil, fmt.Errorf("--store %q: want a postgres:// URL (or nothing, for the project's .12fa/)", o.store)
 	}
-	return pgstore.Open(ctx, pgstore.Config{URL: o.store}, o.logger().Named("pgstore"))
+	cfg, err := o.pgConfig()
+	if err != nil {
+		return nil, err
+	}
+	return pgstore.Open(ctx, cfg, o.logger().Named("pgstore"))
+}
+
+// Lease timing of the PostgreSQL store, for every command that holds runs
+// (see pgstore.Config): durations such as 2s.
+const (
+	heartbeatEnv = "TWELVEFA_HEARTBEAT"
+	leaseEnv     = "TWELVEFA_LEASE"
+)
+
+// pgConfig is the --store database's configuration.
+func (o *globalOptions) pgConfig() (pgstore.Config, error) {
+	cfg := pgstore.Config{URL: o.store}
+	for env, d := range map[string]*time.Duration{heartbeatEnv: &cfg.Heartbeat, leaseEnv: &cfg.Lease} {
+		v := os.Getenv(env)
+		if v == "" {
+			continue
+		}
+		var err error
+		if *d, err = time.ParseDuration(v); err != nil || *d <= 0 {
+			return cfg, fmt.Errorf("$%s=%q: want a positive duration such as 2s", env, v)
+		}
+	}
+	return cfg, nil
 }
 
 // view opens what status, inputs and checkpoints read: the --store's
@@ -128,17 +156,24 @@ func (o *globalOptions) logger() hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: "12fa", Level: hclog.LevelFromString(o.logLevel), Output: o.stderr})
 }
 
+// runtimeConfig is the engine's configuration, on the --store.
 func (o *globalOptions) runtimeConfig(onEvent func(runtime.Event)) (runtime.Config, error) {
+	cfg, err := o.engineConfig(onEvent)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Store, err = o.openStore(context.Background())
+	return cfg, err
+}
+
+// engineConfig is the engine's configuration without its store.
+func (o *globalOptions) engineConfig(onEvent func(runtime.Event)) (runtime.Config, error) {
 	dir, err := o.projectDir()
 	if err != nil {
 		return runtime.Config{}, err
 	}
-	st, err := o.openStore(context.Background())
-	if err != nil {
-		return runtime.Config{}, err
-	}
 	return runtime.Config{ProjectDir: dir, CacheDir: o.cacheDir, NoCache: o.noCache, Logger: o.logger(), OnEvent: onEvent,
-		MemoryBudget: int64(o.budget), Store: st}, nil
+		MemoryBudget: int64(o.budget)}, nil
 }
 
 func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -172,6 +207,8 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newPruneCommand(g),
 		newStoreCommand(g),
 		newExportCommand(g),
+		newSubmitCommand(g),
+		newWorkerCommand(g),
 		newBenchCommand(g),
 		newNewCommand(g),
 		newValidateCommand(g),

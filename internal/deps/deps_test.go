@@ -16,13 +16,15 @@ var allowed = map[string][]string{
 	"abi":      {},
 	"runtime":  {"abi", "host", "state", "manifest", "checkpoint", "inputs", "notify", "progress", "features", "egress", "command"},
 	"manifest": {"abi", "egress", "command"},
-	"cmd/12fa": {"runtime", "manifest", "state", "inputs", "progress", "features", "abi", "pdk", "internal/bench", "pgstore"},
+	"cmd/12fa": {"runtime", "manifest", "state", "inputs", "progress", "features", "abi", "pdk", "internal/bench", "pgstore", "worker"},
 	// The benchmarks drive the engine as a user would.
 	"internal/bench": {"runtime", "manifest", "state"},
 	// The store conformance suite, for tests of stores.
 	"state/statetest": {"state"},
 	// The PostgreSQL store.
 	"pgstore": {"state", "abi"},
+	// Workers on the PostgreSQL store.
+	"worker": {"runtime", "pgstore", "manifest", "state"},
 	// The test helper that starts a PostgreSQL.
 	"internal/pgtest": {"internal/testutil"},
 }

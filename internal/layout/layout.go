@@ -47,4 +47,7 @@ const (
 	// InputsLock serializes its writers.
 	InputsFile = "human-inputs.json"
 	InputsLock = "human-inputs.lock"
+	// BundlesDir holds, on a worker, the manifests and plugins of
+	// submitted runs, one directory per bundle's sha256.
+	BundlesDir = "bundles"
 )
