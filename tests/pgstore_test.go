@@ -4,6 +4,7 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/12fa/12fa/internal/pgtest"
+	"github.com/12fa/12fa/pgstore"
 )
 
 // TestCLI_StoreOnPostgres: `12fa --store postgres://… run` keeps the run
@@ -60,7 +62,7 @@ func TestCLI_StoreOnPostgres(t *testing.T) {
 	if !strings.Contains(again, "3 replayed") {
 		t.Fatalf("resume through the database:\n%s", again)
 	}
-	if out := run(nil, "--store", url, "store", "migrate"); !strings.Contains(out, "schema at version 1") {
+	if out := run(nil, "--store", url, "store", "migrate"); !strings.Contains(out, fmt.Sprintf("schema at version %d", pgstore.SchemaVersion)) {
 		t.Fatalf("store migrate: %s", out)
 	}
 	// export writes the run's journal; in another project's .12fa/ it

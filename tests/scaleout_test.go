@@ -1,0 +1,367 @@
+//go:build integration
+
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/12fa/12fa/internal/pgtest"
+	"github.com/12fa/12fa/pgstore"
+)
+
+// Scale-out tests (../shared/research/scale-out.md, section 6): real
+// `12fa worker` processes on a real PostgreSQL, killed, stopped and
+// terminated, with short leases (a heartbeat every 200ms, leases of 1.5s).
+
+const (
+	testHeartbeat = "200ms"
+	testLease     = "1500ms"
+)
+
+// cluster is a database and the workers a test starts on it.
+type cluster struct {
+	t   *testing.T
+	url string
+	db  *pgx.Conn
+	dir string
+
+	mu      sync.Mutex
+	workers []*workerProc
+}
+
+type workerProc struct {
+	name string
+	dir  string
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	// done is closed when the process exited, with err its Wait's.
+	done chan struct{}
+	err  error
+	mu   *sync.Mutex
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	url := pgtest.URL(t)
+	db, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, url: url, db: db, dir: t.TempDir()}
+	t.Cleanup(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, w := range c.workers {
+			_ = w.cmd.Process.Signal(syscall.SIGCONT)
+			_ = w.cmd.Process.Kill()
+			<-w.done
+			if t.Failed() {
+				t.Logf("worker %s:\n%s", w.name, w.logText())
+			}
+		}
+		db.Close(context.Background())
+	})
+	return c
+}
+
+func (c *cluster) env() []string {
+	return append(os.Environ(), "TWELVEFA_STORE="+c.url, "TWELVEFA_HEARTBEAT="+testHeartbeat, "TWELVEFA_LEASE="+testLease)
+}
+
+// workflow writes a manifest of steps of the effect plugin (copied beside
+// it), each sleeping sleepMS, and returns its path.
+func (c *cluster) workflow(name string, steps int, sleepMS int, idempotent bool) string {
+	c.t.Helper()
+	dir := filepath.Join(c.dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	wasm, err := os.ReadFile(filepath.Join(examples(c.t), "effect", "effect.wasm"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "effect.wasm"), wasm, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "[workflow]\nname = %q\n\n[checkpoint]\ngit = false\n\n", name)
+	for i := 1; i <= steps; i++ {
+		fmt.Fprintf(&b, "[[step]]\nid = \"s%d\"\nplugin = \"effect.wasm\"\ninput = { sleep_ms = %d }\nidempotent = %v\n\n", i, sleepMS, idempotent)
+	}
+	p := filepath.Join(dir, "plugin-manifest.toml")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	return p
+}
+
+func (c *cluster) cli(args ...string) string {
+	c.t.Helper()
+	cmd := exec.Command(bin, append([]string{"-C", c.dir, "--cache-dir", cacheDir}, args...)...)
+	cmd.Env = c.env()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("12fa %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func (c *cluster) submit(manifest string, n int) []string {
+	c.t.Helper()
+	return strings.Fields(c.cli("submit", "--count", fmt.Sprint(n), manifest))
+}
+
+// worker starts `12fa worker` in a project directory of its own.
+func (c *cluster) worker(name string, args ...string) *workerProc {
+	c.t.Helper()
+	dir := filepath.Join(c.dir, "worker-"+name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	w := &workerProc{name: name, dir: dir, log: &bytes.Buffer{}, done: make(chan struct{}), mu: &sync.Mutex{}}
+	w.cmd = exec.Command(bin, append([]string{"-C", dir, "--cache-dir", cacheDir, "worker"}, args...)...)
+	w.cmd.Env = c.env()
+	w.cmd.Stdout, w.cmd.Stderr = lockedWriter{w.mu, w.log}, lockedWriter{w.mu, w.log}
+	if err := w.cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	go func() {
+		w.err = w.cmd.Wait()
+		close(w.done)
+	}()
+	c.mu.Lock()
+	c.workers = append(c.workers, w)
+	c.mu.Unlock()
+	return w
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (w *workerProc) logText() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.log.String()
+}
+
+// signal sends sig and, for SIGKILL, waits for the process to be gone.
+func (w *workerProc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := w.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (c *cluster) count(sql string, args ...any) int {
+	c.t.Helper()
+	var n int
+	if err := c.db.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		c.t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+func (c *cluster) waitFor(what string, timeout time.Duration, cond func() bool) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			c.t.Fatalf("after %s: still waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// check runs `12fa store check --json` and fails the test unless the
+// history is correct (no completed step run again, no gap, epochs in
+// order).
+func (c *cluster) check() pgstore.Audit {
+	c.t.Helper()
+	var a pgstore.Audit
+	out := c.cli("store", "check", "--json")
+	if err := json.Unmarshal([]byte(out), &a); err != nil {
+		c.t.Fatalf("store check --json: %v\n%s", err, out)
+	}
+	if a.CompletedRerun != 0 || a.Gaps != 0 || a.EpochDisorder != 0 {
+		c.t.Fatalf("history not correct: %+v", a)
+	}
+	return a
+}
+
+// effects counts the effect plugin's log lines ("effect <step>") in the
+// workers' progress logs.
+func (c *cluster) effects() int {
+	c.t.Helper()
+	n := 0
+	for _, w := range c.workers {
+		b, err := os.ReadFile(filepath.Join(w.dir, ".12fa", "progress.jsonl"))
+		if err != nil && !os.IsNotExist(err) {
+			c.t.Fatal(err)
+		}
+		n += strings.Count(string(b), `"effect s`)
+	}
+	return n
+}
+
+const completedRuns = "SELECT count(*) FROM runs WHERE status = 'completed'"
+
+// TestCluster_KillMidStep: a worker SIGKILLed while its runs are in the
+// middle of steps has them taken over by another once the lease expired;
+// every run completes, no completed step runs again (only the
+// interrupted idempotent ones do), and a run whose interrupted step is
+// not idempotent waits for a person, holding no worker.
+func TestCluster_KillMidStep(t *testing.T) {
+	c := newCluster(t)
+	runs := c.submit(c.workflow("idem", 3, 300, true), 12)
+	careful := c.submit(c.workflow("careful", 1, 3000, false), 1)[0]
+	a := c.worker("a", "--concurrency", "13")
+	// A is in the middle of steps of every run: the careful one's only step
+	// has started and some steps have completed.
+	c.waitFor("worker a in the middle of steps", 30*time.Second, func() bool {
+		return c.count("SELECT count(*) FROM records WHERE run_id = $1 AND type = 'step_started'", careful) == 1 &&
+			c.count("SELECT count(*) FROM records WHERE type = 'step_completed'") >= 6
+	})
+	a.signal(t, syscall.SIGKILL)
+	<-a.done
+	killed := time.Now()
+	before := c.count("SELECT count(*) FROM records WHERE type = 'step_completed'")
+	held := c.count("SELECT count(*) FROM runs WHERE state = 'leased'")
+	c.worker("b", "--concurrency", "13")
+	c.waitFor("b to take the runs over", 30*time.Second, func() bool {
+		return c.count("SELECT count(*) FROM runs WHERE takeovers > 0") == held
+	})
+	takeover := time.Since(killed)
+	c.waitFor("every idempotent run to complete", 60*time.Second, func() bool { return c.count(completedRuns) == len(runs) })
+	c.waitFor("the careful run to wait for a person", 30*time.Second, func() bool {
+		return c.count("SELECT count(*) FROM runs WHERE id = $1 AND status = 'waiting' AND state = 'parked' AND owner IS NULL", careful) == 1
+	})
+	a2 := c.check()
+	if a2.Takeovers != held {
+		t.Errorf("takeovers = %d, want the %d runs a held", a2.Takeovers, held)
+	}
+	if n := c.count("SELECT count(*) FROM records WHERE type = 'step_completed'"); n != len(runs)*3 {
+		t.Errorf("%d steps completed, want %d (one per step)", n, len(runs)*3)
+	}
+	if got := c.effects(); got < len(runs)*3-before {
+		t.Errorf("%d effects in b's log, want at least the %d steps left", got, len(runs)*3-before)
+	}
+	t.Logf("SIGKILL with %d runs leased and %d steps completed: %d takeovers %.1fs after the kill (lease %s), %d interrupted steps run again, %d completed steps re-run; the non-idempotent run parked, waiting",
+		held, before, a2.Takeovers, takeover.Seconds(), testLease, a2.Interrupted, a2.CompletedRerun)
+}
+
+// TestCluster_StoppedWorkerIsFenced: a worker paused past its lease
+// (SIGSTOP) has its runs taken over; once continued it writes nothing
+// more (its appends are refused, its steps canceled), and every record it
+// wrote precedes the new holder's.
+func TestCluster_StoppedWorkerIsFenced(t *testing.T) {
+	c := newCluster(t)
+	runs := c.submit(c.workflow("slow", 3, 700, true), 4)
+	a := c.worker("a", "--concurrency", "4")
+	c.waitFor("a in the middle of steps", 30*time.Second, func() bool {
+		return c.count("SELECT count(*) FROM records WHERE type = 'step_started'") >= 4
+	})
+	a.signal(t, syscall.SIGSTOP)
+	c.worker("b", "--concurrency", "4")
+	c.waitFor("b to take a's runs over", 30*time.Second, func() bool {
+		return c.count("SELECT count(*) FROM runs WHERE takeovers > 0 AND state = 'leased' AND owner NOT LIKE '%/' || $1 || '/%'", fmt.Sprint(a.cmd.Process.Pid)) == len(runs)
+	})
+	aRecords := c.count("SELECT count(*) FROM records")
+	a.signal(t, syscall.SIGCONT)
+	c.waitFor("every run to complete", 60*time.Second, func() bool { return c.count(completedRuns) == len(runs) })
+	c.waitFor("a to say it gave its leases up", 10*time.Second, func() bool { return strings.Contains(a.logText(), "lease given up") })
+	audit := c.check()
+	if n := c.count("SELECT count(*) FROM records WHERE type = 'step_completed'"); n != len(runs)*3 {
+		t.Errorf("%d steps completed, want %d", n, len(runs)*3)
+	}
+	// a's epoch was 1 for every run, b's 2: none of a's records follows
+	// one of b's (the check's epoch order), and a wrote none after b took
+	// over.
+	if n := c.count("SELECT count(*) FROM records WHERE epoch = 1 AND at > (SELECT min(at) FROM records WHERE epoch = 2)"); n != 0 {
+		t.Errorf("%d records written by a after b took over", n)
+	}
+	refused := strings.Count(a.logText(), "lease was lost")
+	t.Logf("SIGSTOP past the lease: %d takeovers, %d of a's runs given up after SIGCONT (%d records before), %d completed steps re-run",
+		audit.Takeovers, refused, aRecords, audit.CompletedRerun)
+}
+
+// TestCluster_RacingWorkers: four workers race over 500 runs: no run is
+// ever leased twice (each run's one lease), every step ran once.
+func TestCluster_RacingWorkers(t *testing.T) {
+	c := newCluster(t)
+	const n = 500
+	c.submit(c.workflow("race", 2, 0, true), n)
+	start := time.Now()
+	for i := range 4 {
+		c.worker(fmt.Sprint(i), "--concurrency", "4")
+	}
+	c.waitFor("every run to complete", 120*time.Second, func() bool { return c.count(completedRuns) == n })
+	took := time.Since(start)
+	a := c.check()
+	if a.Claims != n || a.Takeovers != 0 {
+		t.Errorf("%d leases and %d takeovers for %d runs, want one lease each", a.Claims, a.Takeovers, n)
+	}
+	if got := c.count("SELECT count(*) FROM records WHERE type = 'step_started'"); got != 2*n {
+		t.Errorf("%d steps started, want %d (each once)", got, 2*n)
+	}
+	if got := c.count("SELECT count(DISTINCT run_id) FROM records WHERE epoch > 1"); got != 0 {
+		t.Errorf("%d runs written under a second lease", got)
+	}
+	t.Logf("4 workers × 4: %d runs, %d steps in %.1fs; %d leases, 0 doubled", n, 2*n, took.Seconds(), a.Claims)
+}
+
+// TestCluster_DrainOnSIGTERM: a worker sent SIGTERM stops taking runs,
+// cancels the steps still running when the drain ends and hands the runs
+// back to the queue at once: another worker finishes them without
+// waiting for a lease to expire.
+func TestCluster_DrainOnSIGTERM(t *testing.T) {
+	c := newCluster(t)
+	runs := c.submit(c.workflow("drain", 2, 4000, true), 3)
+	a := c.worker("a", "--concurrency", "3", "--drain", "300ms")
+	c.waitFor("a's steps to start", 30*time.Second, func() bool {
+		return c.count("SELECT count(*) FROM records WHERE type = 'step_started'") == len(runs)
+	})
+	a.signal(t, syscall.SIGTERM)
+	stopped := time.Now()
+	select {
+	case <-a.done:
+		if a.err != nil {
+			t.Fatalf("worker a after SIGTERM: %v\n%s", a.err, a.logText())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("worker a still running 10s after SIGTERM\n%s", a.logText())
+	}
+	gone := time.Since(stopped)
+	if n := c.count("SELECT count(*) FROM runs WHERE state = 'queued' AND owner IS NULL"); n != len(runs) {
+		t.Fatalf("%d runs queued after a drained, want %d", n, len(runs))
+	}
+	c.worker("b", "--concurrency", "3")
+	c.waitFor("every run to complete", 60*time.Second, func() bool { return c.count(completedRuns) == len(runs) })
+	audit := c.check()
+	if audit.Takeovers != 0 {
+		t.Errorf("%d takeovers: the runs were handed back, not taken over", audit.Takeovers)
+	}
+	t.Logf("SIGTERM with %d steps running: a exited after %.2fs (drain 300ms), its runs queued at once; b completed them, %d completed steps re-run",
+		len(runs), gone.Seconds(), audit.CompletedRerun)
+}
