@@ -94,18 +94,35 @@ type file struct {
 	Questions []Question `json:"questions"`
 }
 
-// Store is the questions of one store directory.
+// Store keeps the questions of one store: the file human-inputs.json of a
+// store directory (New), or another backend (NewWith; the PostgreSQL
+// store's questions table). The rules (answers checked against options,
+// defaults at expiry, superseding) are the Store's, whatever keeps them.
 type Store struct {
-	dir string
+	b   Backend
 	now func() time.Time
 }
 
+// Backend keeps questions for a Store.
+type Backend interface {
+	// Update calls fn, under a lock held until the write, with the
+	// questions whose id is one of ids or whose run is run (it may pass
+	// more), and when fn reports a change writes back the questions it
+	// returns (those passed, changed, and new ones appended).
+	Update(ids []string, run string, fn func(qs []Question) ([]Question, bool, error)) error
+	// List returns every question, oldest first.
+	List() ([]Question, error)
+}
+
 // New returns the Store of the store directory dir.
-func New(dir string, now func() time.Time) *Store {
+func New(dir string, now func() time.Time) *Store { return NewWith(fileBackend{dir}, now) }
+
+// NewWith returns a Store whose questions b keeps.
+func NewWith(b Backend, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{dir: dir, now: now}
+	return &Store{b: b, now: now}
 }
 
 // ID returns the id of the question key of a run's step.
@@ -133,10 +150,10 @@ func (s *Store) Ask(run, step string, req abi.InputRequest) (abi.InputResponse, 
 	}
 	id := ID(run, step, req.Key)
 	var resp abi.InputResponse
-	err := s.update(func(f *file) (bool, error) {
+	err := s.b.Update([]string{id}, "", func(qs []Question) ([]Question, bool, error) {
 		now := s.now().UTC()
-		for i := range f.Questions {
-			q := &f.Questions[i]
+		for i := range qs {
+			q := &qs[i]
 			if q.ID == id {
 				if q.Status == Superseded {
 					// Asked again: it matters again.
@@ -145,11 +162,11 @@ func (s *Store) Ask(run, step string, req abi.InputRequest) (abi.InputResponse, 
 						q.ExpiresAt = now.Add(ttl)
 					}
 					resp = abi.InputResponse{ID: id}
-					return true, nil
+					return qs, true, nil
 				}
 				changed, err := q.expire(now)
 				resp = abi.InputResponse{ID: id, Answered: q.Status == Answered, Answer: q.Answer}
-				return changed, err
+				return qs, changed, err
 			}
 		}
 		q := Question{ID: id, Run: run, Step: step, Key: req.Key, Question: req.Question,
@@ -157,9 +174,8 @@ func (s *Store) Ask(run, step string, req abi.InputRequest) (abi.InputResponse, 
 		if ttl > 0 {
 			q.ExpiresAt = now.Add(ttl)
 		}
-		f.Questions = append(f.Questions, q)
 		resp = abi.InputResponse{ID: id}
-		return true, nil
+		return append(qs, q), true, nil
 	})
 	return resp, err
 }
@@ -168,27 +184,27 @@ func (s *Store) Ask(run, step string, req abi.InputRequest) (abi.InputResponse, 
 // question's options when it has some; answering twice is refused.
 func (s *Store) Respond(id, answer string) (Question, error) {
 	var out Question
-	err := s.update(func(f *file) (bool, error) {
-		for i := range f.Questions {
-			q := &f.Questions[i]
+	err := s.b.Update([]string{id}, "", func(qs []Question) ([]Question, bool, error) {
+		for i := range qs {
+			q := &qs[i]
 			if q.ID != id {
 				continue
 			}
 			if q.Status == Answered {
-				return false, fmt.Errorf("%w: %s was answered %q at %s", ErrAnswered, id, q.Answer, q.AnsweredAt.Format(time.RFC3339))
+				return nil, false, fmt.Errorf("%w: %s was answered %q at %s", ErrAnswered, id, q.Answer, q.AnsweredAt.Format(time.RFC3339))
 			}
 			if q.Status == Superseded {
-				return false, fmt.Errorf("%w: %s: the attempt that asked it was superseded at %s and the step no longer waits for it",
+				return nil, false, fmt.Errorf("%w: %s: the attempt that asked it was superseded at %s and the step no longer waits for it",
 					ErrSuperseded, id, q.SupersededAt.Format(time.RFC3339))
 			}
 			if len(q.Options) > 0 && !slices.Contains(q.Options, answer) {
-				return false, fmt.Errorf("%w: %q (choose one of: %s)", ErrBadAnswer, answer, strings.Join(q.Options, ", "))
+				return nil, false, fmt.Errorf("%w: %q (choose one of: %s)", ErrBadAnswer, answer, strings.Join(q.Options, ", "))
 			}
 			q.Status, q.Answer, q.AnsweredAt, q.AnsweredBy = Answered, answer, s.now().UTC(), "person"
 			out = *q
-			return true, nil
+			return qs, true, nil
 		}
-		return false, fmt.Errorf("%w: %q (12fa inputs lists the open ones)", ErrNotFound, id)
+		return nil, false, fmt.Errorf("%w: %q (12fa inputs lists the open ones)", ErrNotFound, id)
 	})
 	return out, err
 }
@@ -197,29 +213,33 @@ func (s *Store) Respond(id, answer string) (Question, error) {
 // keep as superseded, and returns how many it marked.
 func (s *Store) Supersede(run, step string, keep []string) (int, error) {
 	n := 0
-	err := s.update(func(f *file) (bool, error) {
+	err := s.b.Update(nil, run, func(qs []Question) ([]Question, bool, error) {
 		now := s.now().UTC()
-		for i := range f.Questions {
-			q := &f.Questions[i]
+		for i := range qs {
+			q := &qs[i]
 			if q.Run == run && q.Step == step && q.Status == Pending && !slices.Contains(keep, q.ID) {
 				q.Status, q.SupersededAt = Superseded, now
 				n++
 			}
 		}
-		return n > 0, nil
+		return qs, n > 0, nil
 	})
 	return n, err
 }
 
 // Get returns the questions with the given ids, in that order.
 func (s *Store) Get(ids []string) ([]Question, error) {
-	f, err := s.read()
+	var all []Question
+	err := s.b.Update(ids, "", func(qs []Question) ([]Question, bool, error) {
+		all = qs
+		return qs, false, nil
+	})
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Question, 0, len(ids))
 	for _, id := range ids {
-		for _, q := range f.Questions {
+		for _, q := range all {
 			if q.ID == id {
 				out = append(out, q)
 			}
@@ -236,26 +256,8 @@ func (s *Store) Wait(ctx context.Context, ids []string) error {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		done := true
-		err := s.update(func(f *file) (bool, error) {
-			changed := false
-			for i := range f.Questions {
-				q := &f.Questions[i]
-				if !slices.Contains(ids, q.ID) {
-					continue
-				}
-				c, err := q.expire(s.now().UTC())
-				if err != nil {
-					return changed, err
-				}
-				changed = changed || c
-				if q.Status == Pending {
-					done = false // answered or superseded: nothing to wait for
-				}
-			}
-			return changed, nil
-		})
-		if err != nil || done {
+		pending, _, err := s.Expire(ids)
+		if err != nil || pending == 0 {
 			return err
 		}
 		select {
@@ -266,21 +268,52 @@ func (s *Store) Wait(ctx context.Context, ids []string) error {
 	}
 }
 
+// Expire answers the questions in ids that expired with their defaults,
+// and counts those still pending and those it answered; ErrExpired for
+// one that expired with no default.
+func (s *Store) Expire(ids []string) (pending, answered int, err error) {
+	err = s.b.Update(ids, "", func(qs []Question) ([]Question, bool, error) {
+		pending, answered = 0, 0
+		for i := range qs {
+			q := &qs[i]
+			if !slices.Contains(ids, q.ID) {
+				continue
+			}
+			c, err := q.expire(s.now().UTC())
+			if err != nil {
+				return qs, answered > 0, err
+			}
+			if c {
+				answered++
+			}
+			if q.Status == Pending {
+				pending++ // answered or superseded: nothing to wait for
+			}
+		}
+		return qs, answered > 0, nil
+	})
+	return pending, answered, err
+}
+
 // List returns every question, oldest first.
-func (s *Store) List() ([]Question, error) {
-	f, err := s.read()
-	return f.Questions, err
+func (s *Store) List() ([]Question, error) { return s.b.List() }
+
+// fileBackend keeps the questions in a store directory's
+// human-inputs.json.
+type fileBackend struct{ dir string }
+
+func (b fileBackend) Update(_ []string, _ string, fn func([]Question) ([]Question, bool, error)) error {
+	f := file{Version: 1}
+	return jsondoc.Update(filepath.Join(b.dir, FileName), filepath.Join(b.dir, LockName), &f, func() (bool, error) {
+		qs, changed, err := fn(f.Questions)
+		if changed {
+			f.Questions = qs
+		}
+		return changed, err
+	})
 }
 
-// update runs fn on the file under its lock and writes the file back when
-// fn reports a change.
-func (s *Store) update(fn func(*file) (bool, error)) error {
+func (b fileBackend) List() ([]Question, error) {
 	f := file{Version: 1}
-	return jsondoc.Update(filepath.Join(s.dir, FileName), filepath.Join(s.dir, LockName), &f,
-		func() (bool, error) { return fn(&f) })
-}
-
-func (s *Store) read() (file, error) {
-	f := file{Version: 1}
-	return f, jsondoc.Read(filepath.Join(s.dir, FileName), &f)
+	return f.Questions, jsondoc.Read(filepath.Join(b.dir, FileName), &f)
 }

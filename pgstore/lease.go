@@ -194,7 +194,8 @@ func (s *Store) watchdog() {
 }
 
 // reaper puts the runs of holders whose lease expired back in the queue,
-// every Heartbeat (with jitter). Reapers running at once are safe: each
+// and the parked runs whose questions expired, every Heartbeat (with
+// jitter). Reapers running at once are safe: each
 // run's row is locked and its condition checked again.
 func (s *Store) reaper() {
 	defer s.wg.Done()
@@ -207,6 +208,11 @@ func (s *Store) reaper() {
 		}
 		if _, err := s.Reap(context.Background()); err != nil {
 			s.log.Warn("reap", "error", err)
+		}
+		if n, err := s.wakeExpired(context.Background()); err != nil {
+			s.log.Warn("wake runs whose questions expired", "error", err)
+		} else if n > 0 {
+			s.log.Info("runs whose questions expired put back in the queue", "runs", n)
 		}
 	}
 }

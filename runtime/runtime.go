@@ -58,8 +58,10 @@ type Config struct {
 	// 0 for progress.DefaultMaxBytes.
 	ProgressMaxBytes int64
 	// Store, when set, holds the runs instead of the project's .12fa/
-	// file store (a pgstore.Store, say); Close closes it. Checkpoint
-	// records, questions and the progress log stay in .12fa/.
+	// file store (a pgstore.Store, say); Close closes it. A store with
+	// questions of its own (a Questions() inputs.Backend method) keeps
+	// the runs' questions too. Checkpoint records and the progress log
+	// stay in .12fa/.
 	Store state.Store
 }
 
@@ -152,7 +154,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		_ = st.Close()
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	r := &Runtime{cfg: cfg, log: cfg.Logger, store: st, host: h, inputs: inputs.New(dir, cfg.Now), progress: pl,
+	r := &Runtime{cfg: cfg, log: cfg.Logger, store: st, host: h, inputs: questionsOf(dir, st, cfg.Now), progress: pl,
 		notifiers: make(map[string]*notify.Ntfy)}
 	if fst, ok := st.(*state.FileStore); ok && fst.PruneInterrupted() {
 		if _, err := r.Prune(ctx, PruneOptions{}); err != nil {
@@ -235,6 +237,16 @@ func runOf(st state.Store, id string) (state.Run, error) {
 		return run, fmt.Errorf("%w: %q", ErrRunNotFound, id)
 	}
 	return run, err
+}
+
+// questionsOf returns where a store's questions are kept: the store's own
+// (a database's questions table) when it has some, else the project's
+// human-inputs.json.
+func questionsOf(dir string, st state.Store, now func() time.Time) *inputs.Store {
+	if q, ok := st.(interface{ Questions() inputs.Backend }); ok {
+		return inputs.NewWith(q.Questions(), now)
+	}
+	return inputs.New(dir, now)
 }
 
 // Respond answers question id of a project; the waiting run goes on at its

@@ -78,5 +78,12 @@ func (v *View) Checkpoint(id string) (Checkpoint, error) {
 
 // Questions lists the questions steps asked, answered or not.
 func (v *View) Questions() ([]inputs.Question, error) {
-	return inputs.New(StoreDir(v.dir), nil).List()
+	return questionsOf(StoreDir(v.dir), v.store, nil).List()
+}
+
+// Respond answers question id (see inputs.Store.Respond): in the store's
+// questions, from any process. A run that waited only for it goes on at
+// its next resume, or, in a store with a queue, with the next worker.
+func (v *View) Respond(id, answer string) (inputs.Question, error) {
+	return questionsOf(StoreDir(v.dir), v.store, nil).Respond(id, answer)
 }

@@ -365,3 +365,81 @@ func TestCluster_DrainOnSIGTERM(t *testing.T) {
 	t.Logf("SIGTERM with %d steps running: a exited after %.2fs (drain 300ms), its runs queued at once; b completed them, %d completed steps re-run",
 		len(runs), gone.Seconds(), audit.CompletedRerun)
 }
+
+// TestCluster_ParkAndWake: a run whose step asks questions parks, holding
+// no worker; `12fa respond` from another process answers them, the last
+// answer puts the run back in the queue in its transaction, and the
+// listening worker wakes and completes it.
+func TestCluster_ParkAndWake(t *testing.T) {
+	c := newCluster(t)
+	manifest := c.workflow("asks", 1, 0, true)
+	ask, err := os.ReadFile(filepath.Join(examples(t), "ask", "ask.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(manifest), "ask.wasm"), ask, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(manifest, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "[[step]]\nid = \"approve\"\nplugin = \"ask.wasm\"\nidempotent = true\n\n[[step]]\nid = \"after\"\nplugin = \"effect.wasm\"\nidempotent = true\n")
+	f.Close()
+	run := c.submit(manifest, 1)[0]
+	// Two workers listen; with the poll at 1s, waking well under it is the
+	// notification's doing.
+	c.worker("a", "--concurrency", "2")
+	c.worker("b", "--concurrency", "2")
+	c.waitFor("the run to park, waiting", 30*time.Second, func() bool {
+		return c.count("SELECT count(*) FROM runs WHERE id = $1 AND status = 'waiting' AND state = 'parked' AND owner IS NULL", run) == 1
+	})
+	if n := c.count("SELECT count(*) FROM runs WHERE state = 'leased'"); n != 0 {
+		t.Fatalf("%d runs leased while the only run waits", n)
+	}
+	var doc struct {
+		Questions []struct {
+			ID  string `json:"id"`
+			Key string `json:"key"`
+		} `json:"questions"`
+	}
+	out := c.cli("inputs", "--json")
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Questions) != 2 {
+		t.Fatalf("inputs --json through the database: %v\n%s", err, out)
+	}
+	var first, last string
+	for _, q := range doc.Questions {
+		if q.Key == "deploy" {
+			first = q.ID
+		} else {
+			last = q.ID
+		}
+	}
+	// The first answer leaves a question pending: the run stays parked.
+	c.cli("respond", first, "yes")
+	time.Sleep(300 * time.Millisecond)
+	if n := c.count("SELECT count(*) FROM runs WHERE id = $1 AND state = 'parked'", run); n != 1 {
+		t.Fatal("the run left the parking with a question still pending")
+	}
+	// From the start of the answering process to the run leased again:
+	// the process's start and its connection included.
+	responded := time.Now()
+	c.cli("respond", last, "r1")
+	c.waitFor("a worker to take the run again", 10*time.Second, func() bool {
+		return c.count("SELECT count(*) FROM runs WHERE id = $1 AND state <> 'parked' AND state <> 'queued'", run) == 1
+	})
+	woke := time.Since(responded)
+	c.waitFor("the run to complete", 30*time.Second, func() bool { return c.count(completedRuns) == 1 })
+	var output string
+	if err := c.db.QueryRow(context.Background(), "SELECT body->>'output' FROM records WHERE run_id = $1 AND type = 'step_completed' AND step = 'approve'", run).Scan(&output); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(output, `"deploy":true`) || !strings.Contains(output, `"release":"r1"`) {
+		t.Errorf("approve's output %s, want the answers", output)
+	}
+	c.check()
+	if woke > time.Second {
+		t.Errorf("the run was taken %s after the answer, want well under the 1s poll", woke)
+	}
+	t.Logf("parked with 0 leases held; taken again %s after `12fa respond` started (poll 1s)", woke.Round(time.Millisecond))
+}

@@ -74,15 +74,31 @@ func newRespondCommand(g *globalOptions) *cobra.Command {
 		Short: "Answer a question a step asked; the run goes on at its next run or resume",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := g.projectDir()
-			if err != nil {
-				return err
+			var q inputs.Question
+			if g.store == "" {
+				dir, err := g.projectDir()
+				if err != nil {
+					return err
+				}
+				if q, err = runtime.Respond(dir, args[0], args[1]); err != nil {
+					return exitFor(err)
+				}
+			} else {
+				v, err := g.view(cmd.Context())
+				if err != nil {
+					return exitFor(err)
+				}
+				q, err = v.Respond(args[0], args[1])
+				v.Close()
+				if err != nil {
+					return exitFor(err)
+				}
 			}
-			q, err := runtime.Respond(dir, args[0], args[1])
-			if err != nil {
-				return exitFor(err)
+			next := "12fa resume continues run " + q.Run
+			if g.store != "" {
+				next = "run " + q.Run + " goes on with the next free worker (or 12fa resume)"
 			}
-			fmt.Fprintf(g.stdout, "answered %s (%q): %q; 12fa resume continues run %s\n", q.ID, q.Question, q.Answer, q.Run)
+			fmt.Fprintf(g.stdout, "answered %s (%q): %q; %s\n", q.ID, q.Question, q.Answer, next)
 			return nil
 		},
 	}
