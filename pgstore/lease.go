@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/12fa/12fa/state"
 )
 
 // Lease timing (../shared/research/scale-out.md, 2.3): a holder heartbeats
@@ -91,8 +93,9 @@ func (s *Store) trusted() bool {
 
 // loseAll gives up every lease this store holds: appends to those runs are
 // refused, their Lost channels close (so that their steps are cancelled),
-// and the runs are handed back at the next acknowledged heartbeat unless a
-// reaper took them first. It is called with s.mu held.
+// and the runs are handed back at the next acknowledged heartbeat (see
+// handBackStray) unless a reaper took them first. It is called with s.mu
+// held.
 func (s *Store) loseAll(why string) {
 	for id, l := range s.leases {
 		if l.lost {
@@ -100,7 +103,6 @@ func (s *Store) loseAll(why string) {
 		}
 		l.lost = true
 		close(l.gone)
-		s.orphans[id] = l.epoch
 		s.leaseStats.Lost++
 		s.log.Warn("lease given up", "run", id, "epoch", l.epoch, "reason", why)
 	}
@@ -138,26 +140,36 @@ func (s *Store) beat() {
 		// A reaper declared this store dead and put its runs back in the
 		// queue: they are another's now.
 		s.loseAll("a reaper declared this holder dead")
-		clear(s.orphans)
 		if err := s.insertWorker(ctx); err != nil {
 			s.log.Warn("register again", "error", err)
 			return
 		}
 	}
-	if len(s.orphans) > 0 {
-		// Hand back the runs given up while the database was out of reach.
-		ids := make([]string, 0, len(s.orphans))
-		for id := range s.orphans {
-			ids = append(ids, id)
-		}
-		if _, err := s.hb.Exec(ctx, `UPDATE runs SET state = $3, owner = NULL, available_at = now()
-			WHERE owner = $1 AND state = 'leased' AND id = ANY($2)`, s.me, ids, s.handBack()); err != nil {
-			s.log.Warn("runs given up not handed back yet", "runs", len(ids), "error", err)
-			return
-		}
-		clear(s.orphans)
+	if err := s.handBackStray(ctx); err != nil {
+		s.log.Warn("runs given up not handed back yet", "error", err)
+		return
 	}
 	s.trust = sent.Add(s.cfg.Lease - s.cfg.Margin)
+}
+
+// handBackStray hands back the runs the database says this store leases
+// but it does not hold: given up at the local deadline, dropped after a
+// write that failed, or leased by a dequeue or a release whose answer was
+// lost with the connection. It is called with s.mu held; a Dequeue or an
+// acquire, which hold it too, cannot be half done.
+func (s *Store) handBackStray(ctx context.Context) error {
+	held := make([]string, 0, len(s.leases))
+	for id, l := range s.leases {
+		if !l.lost {
+			held = append(held, id)
+		}
+	}
+	tag, err := s.hb.Exec(ctx, `UPDATE runs SET state = $3, owner = NULL, available_at = now()
+		WHERE owner = $1 AND state = 'leased' AND NOT (id = ANY($2))`, s.me, held, s.handBack())
+	if err == nil && tag.RowsAffected() > 0 {
+		s.log.Info("runs given up handed back", "runs", tag.RowsAffected(), "to", s.handBack())
+	}
+	return err
 }
 
 // handBack is the queue state of a run this store stops executing before
@@ -290,9 +302,13 @@ func (s *Store) Dequeue(ctx context.Context, n int) ([]Queued, error) {
 	for _, g := range gs {
 		r, err := s.load(ctx, g.q.ID)
 		if err != nil {
-			// Unreadable: parked for a person, not retried by every worker.
 			errs = append(errs, fmt.Errorf("run %s: %w", g.q.ID, err))
-			_, _ = s.pool.Exec(ctx, "UPDATE runs SET state = 'parked', owner = NULL WHERE id = $1 AND owner = $2", g.q.ID, s.me)
+			if errors.Is(err, state.ErrCorrupt) {
+				// Unreadable: parked for a person, not taken by every
+				// worker in turn.
+				_, _ = s.pool.Exec(ctx, "UPDATE runs SET state = 'parked', owner = NULL WHERE id = $1 AND owner = $2", g.q.ID, s.me)
+			}
+			// Otherwise the next heartbeat hands it back.
 			continue
 		}
 		s.leases[g.q.ID] = newLease(g.epoch, g.last)
@@ -316,6 +332,11 @@ func (s *Store) Lost(id string) <-chan struct{} {
 	close(c)
 	return c
 }
+
+// Transient reports whether err is the database out of reach (a lost
+// connection, a server shutting down or starting) rather than its answer:
+// what failed may work when tried again.
+func Transient(err error) bool { return err != nil && retryable(err) }
 
 // Park hands run id back as parked, whatever its status: it waits for a
 // person (`12fa resume`) instead of a worker. The caller must not be

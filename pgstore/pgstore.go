@@ -29,11 +29,13 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/12fa/12fa/abi"
@@ -101,8 +103,6 @@ type Store struct {
 	// the local deadline of every lease (see Config.Margin).
 	registered bool
 	trust      time.Time
-	// orphans are leases given up and not handed back yet (run → epoch).
-	orphans    map[string]int64
 	leaseStats LeaseStats
 	wake       chan struct{}
 }
@@ -177,7 +177,7 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Store, error) {
 	_, _ = rand.Read(b[:])
 	host, _ := os.Hostname()
 	s := &Store{cfg: cfg, log: log, pool: pool, hb: hb, me: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:])),
-		stop: make(chan struct{}), claims: map[string]bool{}, leases: map[string]*lease{}, runs: map[string]*state.Run{}, orphans: map[string]int64{}}
+		stop: make(chan struct{}), claims: map[string]bool{}, leases: map[string]*lease{}, runs: map[string]*state.Run{}}
 	s.flushed = sync.NewCond(&s.mu)
 	return s, nil
 }
@@ -373,9 +373,19 @@ func (s *Store) flush(ctx context.Context) {
 		r := s.runs[op.run]
 		op.info, op.created, op.updated = r.Info(), r.CreatedAt, r.UpdatedAt
 	}
+	deadline := s.trust
 	s.mu.Unlock()
 
-	lost, err := s.write(context.WithoutCancel(ctx), ops, sync)
+	wctx := context.WithoutCancel(ctx)
+	lost, err := s.write(wctx, ops, sync, false)
+	// A connection lost (the server restarting, say) leaves the commit
+	// ambiguous: write again with the same fence until the local
+	// deadline; a write that finds its records committed is done.
+	for try := 1; err != nil && retryable(err) && time.Now().Add(s.cfg.Heartbeat).Before(deadline); try++ {
+		s.log.Debug("append retried", "try", try, "error", err)
+		time.Sleep(min(time.Duration(try)*100*time.Millisecond, time.Second))
+		lost, err = s.write(wctx, ops, sync, true)
+	}
 
 	s.mu.Lock()
 	s.stats.Writes++
@@ -398,6 +408,8 @@ func (s *Store) flush(ctx context.Context) {
 		// What the runs hold is unknown (or another's): fold them again
 		// when next needed.
 		for _, op := range ops {
+			// Still this store's in the database, a run dropped after
+			// an error is handed back at the next heartbeat.
 			if err != nil || lost[op.run] {
 				s.dropLease(op.run)
 			}
@@ -421,7 +433,8 @@ type writeOp struct {
 
 // write commits ops in one transaction and returns the runs whose fence
 // refused them.
-func (s *Store) write(ctx context.Context, ops []*writeOp, sync bool) (lost map[string]bool, err error) {
+// retry: an earlier try's commit may have happened.
+func (s *Store) write(ctx context.Context, ops []*writeOp, sync, retry bool) (lost map[string]bool, err error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("append: %w", err)
@@ -440,7 +453,7 @@ func (s *Store) write(ctx context.Context, ops []*writeOp, sync bool) (lost map[
 	for _, op := range ops {
 		if op.fresh {
 			if _, err := tx.Exec(ctx, `INSERT INTO runs (id, workflow, manifest, state, status, owner, epoch, claims, last_seq, created_at, updated_at)
-				VALUES ($1, $2, $3, 'leased', $4, $5, 1, 1, 0, $6, $6)`, op.run, op.info.Workflow, op.info.Manifest, op.info.Status, s.me, op.created); err != nil {
+				VALUES ($1, $2, $3, 'leased', $4, $5, 1, 1, 0, $6, $6) ON CONFLICT (id) DO NOTHING`, op.run, op.info.Workflow, op.info.Manifest, op.info.Status, s.me, op.created); err != nil {
 				return nil, fmt.Errorf("append: start run %s: %w", op.run, err)
 			}
 		}
@@ -473,7 +486,7 @@ func (s *Store) write(ctx context.Context, ops []*writeOp, sync bool) (lost map[
 		if err != nil {
 			return nil, fmt.Errorf("append to run %s: %w", op.run, err)
 		}
-		if tag.RowsAffected() == 0 {
+		if tag.RowsAffected() == 0 && !(retry && s.committed(ctx, tx, op)) {
 			lost[op.run] = true
 		}
 	}
@@ -481,6 +494,28 @@ func (s *Store) write(ctx context.Context, ops []*writeOp, sync bool) (lost map[
 		return nil, fmt.Errorf("append: commit: %w", err)
 	}
 	return lost, nil
+}
+
+// committed reports whether op's records are the run's last ones under
+// this store's lease: an earlier try committed them.
+func (s *Store) committed(ctx context.Context, tx pgx.Tx, op *writeOp) bool {
+	var epoch int64
+	var last uint64
+	var owner *string
+	if err := tx.QueryRow(ctx, "SELECT epoch, owner, last_seq FROM runs WHERE id = $1", op.run).Scan(&epoch, &owner, &last); err != nil {
+		return false
+	}
+	return epoch == op.epoch && owner != nil && *owner == s.me && last == op.last
+}
+
+// retryable reports whether err lost the connection (or the server is
+// shutting down) rather than being the server's answer to the statement.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	}
+	return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57")
 }
 
 // Run returns a run: the state this store folded while it holds the run's
@@ -591,7 +626,7 @@ func (s *Store) releaseLocked(ctx context.Context, id, to string) {
 			owner = NULL, available_at = now() WHERE id = $1 AND epoch = $2 AND owner = $4`, id, l.epoch, finished, s.me, s.handBack())
 	}
 	if err != nil {
-		s.log.Warn("lease not handed back", "run", id, "error", err)
+		s.log.Warn("lease not handed back yet (the next heartbeat will)", "run", id, "error", err)
 	}
 	s.dropLease(id)
 }
@@ -716,7 +751,7 @@ func (s *Store) Close() error {
 	var err error
 	if s.registered {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Lease)
-		if len(s.orphans) == 0 {
+		if err = s.handBackStray(ctx); err == nil {
 			_, err = s.hb.Exec(ctx, "DELETE FROM workers WHERE id = $1", s.me)
 		}
 		cancel()

@@ -195,8 +195,13 @@ func (w *worker) execute(ctx context.Context, q pgstore.Queued) {
 	}()
 	m, err := w.manifest(ctx, q)
 	if err != nil {
-		log.Error("run parked: its workflow cannot be read", "error", err)
-		w.cfg.Store.Park(q.ID)
+		if pgstore.Transient(err) {
+			log.Warn("run handed back: its workflow could not be read now", "error", err)
+			w.cfg.Store.Release(q.ID)
+		} else {
+			log.Error("run parked: its workflow cannot be read", "error", err)
+			w.cfg.Store.Park(q.ID)
+		}
 		if w.cfg.OnRun != nil {
 			w.cfg.OnRun(q, nil, err)
 		}

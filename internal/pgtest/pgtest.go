@@ -45,6 +45,9 @@ var (
 
 type pgCluster struct {
 	dir, bin string
+	cred     *syscall.Credential
+	// opts are the server's options (its port among them).
+	opts string
 }
 
 // Main runs m through run (testutil.MainWithSummary, say), then stops the
@@ -142,7 +145,6 @@ func start(bin string) (*pgCluster, string, error) {
 		return nil, "", err
 	}
 	c := &pgCluster{dir: dir, bin: bin}
-	var cred *syscall.Credential
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -150,7 +152,7 @@ func start(bin string) (*pgCluster, string, error) {
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 		if err := os.Chown(dir, uid, gid); err != nil {
 			return nil, "", err
 		}
@@ -158,18 +160,7 @@ func start(bin string) (*pgCluster, string, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, "", err
 	}
-	run := func(name string, args ...string) error {
-		cmd := exec.Command(filepath.Join(bin, name), args...)
-		cmd.Dir = dir
-		if cred != nil {
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		}
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%s: %v: %s", name, err, strings.TrimSpace(string(out)))
-		}
-		return nil
-	}
+	run := c.run
 	data := filepath.Join(dir, "data")
 	if err := run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"); err != nil {
 		c.remove()
@@ -180,13 +171,72 @@ func start(bin string) (*pgCluster, string, error) {
 		c.remove()
 		return nil, "", err
 	}
-	if err := run("pg_ctl", "-D", data, "-l", filepath.Join(dir, "pg.log"), "-w", "-t", "30",
-		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200", port, dir), "start"); err != nil {
+	c.opts = fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200", port, dir)
+	if err := run("pg_ctl", "-D", data, "-l", filepath.Join(dir, "pg.log"), "-w", "-t", "30", "-o", c.opts, "start"); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "pg.log"))
 		c.remove()
 		return nil, "", fmt.Errorf("%v; log: %s", err, strings.TrimSpace(string(log)))
 	}
 	return c, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), nil
+}
+
+// run runs one of the server's programs, as the server's user.
+func (c *pgCluster) run(name string, args ...string) error {
+	cmd := exec.Command(filepath.Join(c.bin, name), args...)
+	cmd.Dir = c.dir
+	if c.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %v: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Cluster is a throwaway PostgreSQL of one test's own, which the test may
+// stop and restart (a server named by $TWELVEFA_TEST_PG cannot be: the
+// test then needs the server binaries).
+type Cluster struct {
+	c *pgCluster
+	// URL is its database.
+	URL string
+}
+
+// NewCluster starts a cluster for t, stopped and removed when t ends.
+func NewCluster(t testing.TB) *Cluster {
+	t.Helper()
+	bin := binDir()
+	if bin == "" {
+		why := "no PostgreSQL server binaries to start a cluster of the test's own (/usr/lib/postgresql/*/bin; apt-get install postgresql)"
+		if os.Getenv(testutil.RequireToolsEnv) != "" {
+			t.Fatalf("%s, and %s is set", why, testutil.RequireToolsEnv)
+		}
+		testutil.NoteSkipped(t.Name()+" [postgres]", why)
+		t.Skipf("skipped: %s", why)
+	}
+	c, url, err := start(bin)
+	if err != nil {
+		t.Fatalf("start PostgreSQL: %v", err)
+	}
+	t.Cleanup(c.stop)
+	return &Cluster{c: c, URL: url}
+}
+
+// Restart stops the server in mode (fast: clients disconnected, a
+// checkpoint; immediate: as a crash, recovered from the WAL at start),
+// waits pause, and starts it again on the same port.
+func (c *Cluster) Restart(t testing.TB, mode string, pause time.Duration) {
+	t.Helper()
+	data := filepath.Join(c.c.dir, "data")
+	if err := c.c.run("pg_ctl", "-D", data, "-m", mode, "-w", "-t", "30", "stop"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(pause)
+	if err := c.c.run("pg_ctl", "-D", data, "-l", filepath.Join(c.c.dir, "pg.log"), "-w", "-t", "30", "-o", c.c.opts, "start"); err != nil {
+		log, _ := os.ReadFile(filepath.Join(c.c.dir, "pg.log"))
+		t.Fatalf("%v; log: %s", err, log)
+	}
 }
 
 func freePort() (int, error) {
