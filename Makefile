@@ -117,8 +117,19 @@ wasm:
 	@$(CLANG) $(C_GUEST_FLAGS) -isystem $(QJS_DIR) -Wl,--stack-first -Wl,-z,stack-size=1048576 \
 		-o $(JS_RUNNER) pdk/js/runner.c $(addprefix $(QJS_BUILD)/,$(addsuffix .o,$(QJS_SRC))) -lm
 
+# With PostgreSQL's server installed, the bench adds its rows, measured on
+# a throwaway server (scripts/with-postgres.sh), beside DBOS Transact Go's
+# on the same server when its harness builds (internal/bench/dbos, a module
+# of its own: it needs the Go module proxy).
 bench: build
-	$(BIN) bench --out bench.json
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		DBOS=""; if $(GO) -C internal/bench/dbos build -o $(CURDIR)/bin/dbos-bench . ; then DBOS=$(CURDIR)/bin/dbos-bench; \
+		else echo "the DBOS harness did not build: its rows are left out"; fi; \
+		DBOS=$$DBOS sh scripts/with-postgres.sh sh -c '$(BIN) bench --pg "$$TWELVEFA_PG_URL" --dbos "$$DBOS" --out bench.json'; \
+	else \
+		echo "no PostgreSQL server (apt-get install postgresql): its rows are left out"; \
+		$(BIN) bench --out bench.json; \
+	fi
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')

@@ -19,6 +19,8 @@ type benchOptions struct {
 	out      string
 	quick    bool
 	scale    bool
+	pg       string
+	dbos     string
 }
 
 func (o *benchOptions) AddFlags(fs *pflag.FlagSet) {
@@ -26,6 +28,8 @@ func (o *benchOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.examples, "examples", "plugins/examples", "directory of the example plugins (wat/noop.wasm, gonoop/gonoop.wasm)")
 	fs.StringVar(&o.out, "out", "", "also write the report as JSON to this file")
 	fs.BoolVar(&o.quick, "quick", false, "small sizes, to check the harness (numbers are not comparable)")
+	fs.StringVar(&o.pg, "pg", "", "also measure the PostgreSQL store on this server (postgres://…, a user that may create databases; default --store when it is one)")
+	fs.StringVar(&o.dbos, "dbos", "", "with --pg, also run this build of the DBOS harness (internal/bench/dbos) on the same server")
 	fs.BoolVar(&o.scale, "scale", false, "build stores of 1,000 runs × 1,000 steps and 100,000 runs × 10 steps and measure run and status on them beside an empty store (takes minutes)")
 }
 
@@ -74,7 +78,11 @@ status --json --all, each in a process of its own (time and peak RSS).`,
 			}
 			cfg := bench.Config{Dir: dir, Binary: self, Progress: g.stderr,
 				SmallPlugin: filepath.Join(ex, "wat", "noop.wasm"), GoPlugin: filepath.Join(ex, "gonoop", "gonoop.wasm"),
-				HTTPPlugin: filepath.Join(ex, "wat", "httploop.wasm"), FetchPlugin: filepath.Join(ex, "fetch", "fetch.wasm")}
+				HTTPPlugin: filepath.Join(ex, "wat", "httploop.wasm"), FetchPlugin: filepath.Join(ex, "fetch", "fetch.wasm"),
+				PG: o.pg, DBOS: o.dbos, EffectPlugin: filepath.Join(ex, "effect", "effect.wasm")}
+			if cfg.PG == "" {
+				cfg.PG = g.store
+			}
 			if o.quick {
 				cfg.Steps, cfg.FlatSteps, cfg.W2Runs, cfg.W2Steps, cfg.FloorOps = 100, 400, 20, 5, 100
 			}

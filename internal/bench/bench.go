@@ -36,6 +36,16 @@ type Config struct {
 	Steps, FlatSteps, W2Runs, W2Steps, FloorOps int
 	// Progress, when set, gets a line as each part starts.
 	Progress io.Writer
+	// PG, when set, is a PostgreSQL server (postgres://…, a user that may
+	// create databases) to measure the PostgreSQL store on; EffectPlugin
+	// (the effect example) is the step its takeover measure kills.
+	PG, EffectPlugin string
+	// DBOS is the DBOS harness (internal/bench/dbos, built), run on the
+	// same server when set.
+	DBOS string
+	// Takeover is the heartbeat and lease of the takeover measure (the
+	// defaults, 2s and 15s, when zero).
+	Heartbeat, Lease time.Duration
 }
 
 // Defaults are the sizes the issue asks for.
@@ -84,7 +94,9 @@ type Report struct {
 	Cold   Cold      `json:"cold_start"`
 	Flat   Flat      `json:"flatness"`
 	HTTP   HTTP      `json:"http"`
-	Errors []string  `json:"errors,omitempty"`
+	// PG is measured on the PostgreSQL server Config.PG names.
+	PG     *PG      `json:"postgres,omitempty"`
+	Errors []string `json:"errors,omitempty"`
 }
 
 // W1 is one long sequential run of no-op steps.
@@ -171,6 +183,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.FetchPlugin != "" && cfg.HTTPPlugin != "" {
 		part("HTTP", func() (err error) { rep.HTTP, err = httpBench(ctx, cfg); return })
 	}
+	if cfg.PG != "" {
+		rep.PG = &PG{}
+		pgParts(ctx, cfg, rep.PG, part)
+	}
 	part("flatness", func() error {
 		d, err := sequential(ctx, cfg, "flat", cfg.SmallPlugin, cfg.FlatSteps)
 		if err != nil {
@@ -227,6 +243,12 @@ func longManifest(dir, name, plugin string, n int) (string, error) {
 // each step's completion to the next one's (the per-step cost on the
 // critical path, journal included).
 func sequential(ctx context.Context, cfg Config, name, plugin string, n int) ([]time.Duration, error) {
+	return sequentialOn(ctx, cfg, name, plugin, n, nil)
+}
+
+// sequentialOn is sequential on a store (nil: the project's file store),
+// which it closes.
+func sequentialOn(ctx context.Context, cfg Config, name, plugin string, n int, st state.Store) ([]time.Duration, error) {
 	project := filepath.Join(cfg.Dir, name)
 	if err := os.RemoveAll(project); err != nil {
 		return nil, err
@@ -243,7 +265,7 @@ func sequential(ctx context.Context, cfg Config, name, plugin string, n int) ([]
 		return nil, err
 	}
 	var done []time.Time
-	rt, err := runtime.New(ctx, runtime.Config{ProjectDir: project, CacheDir: filepath.Join(cfg.Dir, "cache"),
+	rt, err := runtime.New(ctx, runtime.Config{ProjectDir: project, CacheDir: filepath.Join(cfg.Dir, "cache"), Store: st,
 		OnEvent: func(e runtime.Event) {
 			if e.Type == runtime.EventStepCompleted || e.Type == runtime.EventRunStarted {
 				done = append(done, time.Now())
@@ -548,6 +570,9 @@ func (r *Report) WriteTable(w io.Writer) {
 			fmt.Sprintf("%s = %.2f× a plain Go client (%s)", ms(h.Step.Median), h.Ratio, ms(h.Plain.Median)), "≤ 1.3× plain")
 		row(fmt.Sprintf("%d calls replayed / live", h.Calls),
 			fmt.Sprintf("%.1f ms / %.1f ms, %d sent on replay", h.ReplayMS, h.LiveMS, h.ReplayRequests), "")
+	}
+	if r.PG != nil {
+		r.PG.rows(row, ms)
 	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)

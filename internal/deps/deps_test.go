@@ -18,7 +18,7 @@ var allowed = map[string][]string{
 	"manifest": {"abi", "egress", "command"},
 	"cmd/12fa": {"runtime", "manifest", "state", "inputs", "progress", "features", "abi", "pdk", "internal/bench", "pgstore", "worker"},
 	// The benchmarks drive the engine as a user would.
-	"internal/bench": {"runtime", "manifest", "state"},
+	"internal/bench": {"runtime", "manifest", "state", "pgstore", "worker"},
 	// The store conformance suite, for tests of stores.
 	"state/statetest": {"state"},
 	// The PostgreSQL store.

@@ -1,52 +1,29 @@
 #!/bin/sh
 # make example-cluster: a throwaway PostgreSQL from the Debian package on a
-# loopback port, two workers, 100 queued runs; one worker is killed with
-# SIGKILL halfway, the other takes its runs over once their lease expired,
-# and `12fa store check` shows every run completed with 0 completed steps
-# run again. Everything it started is stopped at the end.
+# loopback port (scripts/with-postgres.sh), two workers, 100 queued runs;
+# one worker is killed with SIGKILL halfway, the other takes its runs over
+# once their lease expired, and `12fa store check` shows every run
+# completed with 0 completed steps run again. Everything it started is
+# stopped at the end.
 set -eu
 BIN=${BIN:-bin/12fa}
 RUNS=${RUNS:-100}
 EX=plugins/examples/cluster
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
-	echo "example-cluster needs PostgreSQL's server binaries: apt-get install postgresql" >&2
-	exit 1
+if [ -z "${TWELVEFA_PG_URL:-}" ]; then
+	exec sh scripts/with-postgres.sh sh "$0" "$@"
 fi
 TMP=$(mktemp -d /tmp/12fa-cluster.XXXXXX)
-chmod 755 "$TMP"
-mkdir "$TMP/pg"
-AS=""
-if [ "$(id -u)" = 0 ]; then
-	# The server refuses to run as root.
-	chown postgres:postgres "$TMP/pg"
-	AS="runuser -u postgres --"
-fi
-chmod 700 "$TMP/pg"
 A="" B=""
 cleanup() {
 	for p in $A $B; do kill -9 "$p" 2>/dev/null || true; done
-	$AS "$PGBIN/pg_ctl" -D "$TMP/pg/data" -m fast -w stop >/dev/null 2>&1 || true
 	rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
-$AS "$PGBIN/initdb" -D "$TMP/pg/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$TMP/initdb.log" 2>&1 ||
-	{ cat "$TMP/initdb.log" >&2; exit 1; }
-PORT=""
-for try in 1 2 3 4 5; do
-	p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000))
-	if $AS "$PGBIN/pg_ctl" -D "$TMP/pg/data" -l "$TMP/pg/log" -w -t 30 \
-		-o "-p $p -k $TMP/pg -c listen_addresses=127.0.0.1" start >/dev/null 2>&1; then
-		PORT=$p
-		break
-	fi
-done
-[ -n "$PORT" ] || { echo "PostgreSQL did not start:" >&2; cat "$TMP/pg/log" >&2; exit 1; }
-export TWELVEFA_STORE="postgres://postgres@127.0.0.1:$PORT/postgres?sslmode=disable"
+export TWELVEFA_STORE="$TWELVEFA_PG_URL"
 # Short leases so that the takeover shows within seconds (2s and 15s by
 # default).
 export TWELVEFA_HEARTBEAT=${TWELVEFA_HEARTBEAT:-500ms} TWELVEFA_LEASE=${TWELVEFA_LEASE:-3s}
-echo "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PORT (heartbeat $TWELVEFA_HEARTBEAT, lease $TWELVEFA_LEASE)"
+echo "heartbeat $TWELVEFA_HEARTBEAT, lease $TWELVEFA_LEASE"
 "$BIN" store migrate
 "$BIN" submit --count "$RUNS" "$EX/plugin-manifest.toml" >"$TMP/ids"
 echo "submitted $(wc -l <"$TMP/ids") runs of $EX/plugin-manifest.toml"
