@@ -85,15 +85,15 @@ func dist(ds []time.Duration) Dist {
 
 // Report is what one bench run measured.
 type Report struct {
-	When   time.Time `json:"when"`
-	Dir    string    `json:"dir"`
-	Floor  Dist      `json:"floor"`
-	W1     []W1      `json:"w1"`
-	W2     W2        `json:"w2"`
-	W3     W3        `json:"w3"`
-	Cold   Cold      `json:"cold_start"`
-	Flat   Flat      `json:"flatness"`
-	HTTP   HTTP      `json:"http"`
+	When  time.Time `json:"when"`
+	Dir   string    `json:"dir"`
+	Floor Dist      `json:"floor"`
+	W1    []W1      `json:"w1"`
+	W2    W2        `json:"w2"`
+	W3    W3        `json:"w3"`
+	Cold  Cold      `json:"cold_start"`
+	Flat  Flat      `json:"flatness"`
+	HTTP  HTTP      `json:"http"`
 	// PG is measured on the PostgreSQL server Config.PG names.
 	PG     *PG      `json:"postgres,omitempty"`
 	Errors []string `json:"errors,omitempty"`
