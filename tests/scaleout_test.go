@@ -138,6 +138,8 @@ func (c *cluster) worker(name string, args ...string) *workerProc {
 	w := &workerProc{name: name, dir: dir, log: &bytes.Buffer{}, done: make(chan struct{}), mu: &sync.Mutex{}}
 	w.cmd = exec.Command(bin, append([]string{"-C", dir, "--cache-dir", cacheDir, "worker"}, args...)...)
 	w.cmd.Env = c.env()
+	// A worker dies with the test binary, even one killed by its timeout.
+	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	w.cmd.Stdout, w.cmd.Stderr = lockedWriter{w.mu, w.log}, lockedWriter{w.mu, w.log}
 	if err := w.cmd.Start(); err != nil {
 		c.t.Fatal(err)
