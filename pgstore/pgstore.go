@@ -677,8 +677,9 @@ func (s *Store) Blob(sha string) ([]byte, error) {
 }
 
 // Prune removes finished runs last updated before o.OlderThan but the
-// o.Keep most recent, with their records, in one transaction, then calls
-// also with their ids.
+// o.Keep most recent, with their records and questions, in one
+// transaction, then their progress entries, then calls also with their
+// ids.
 func (s *Store) Prune(o state.PruneOptions, also func(runs []string) error) ([]state.RunInfo, error) {
 	if o.OlderThan.IsZero() {
 		return nil, nil
@@ -716,10 +717,16 @@ func (s *Store) Prune(o state.PruneOptions, also func(runs []string) error) ([]s
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
 	}
-	if also != nil && len(gone) > 0 {
+	if len(gone) > 0 {
 		ids := make([]string, len(gone))
 		for i, in := range gone {
 			ids[i] = in.ID
+		}
+		if _, err := s.pool.Exec(ctx, "DELETE FROM progress WHERE run_id = ANY($1)", ids); err != nil {
+			return gone, fmt.Errorf("prune: progress entries: %w", err)
+		}
+		if also == nil {
+			return gone, nil
 		}
 		if err := also(ids); err != nil {
 			return gone, fmt.Errorf("prune: %w", err)

@@ -13,6 +13,7 @@ package progress
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,12 +68,25 @@ type Log struct {
 	done    chan struct{}
 	closed  bool
 	err     error
+	sink    Sink
+}
+
+// Sink receives, from a Log's goroutine, the entries it wrote to its
+// file, a batch at a time, in order: each one JSON line without its
+// newline. A store that keeps runs for many machines (the PostgreSQL
+// store) keeps them too, so that `12fa logs` reads them from anywhere.
+type Sink interface {
+	WriteEntries(lines [][]byte) error
 }
 
 // Open opens (creating) the progress file path for appending; it rotates
 // past maxBytes (DefaultMaxBytes when 0). A torn last line left by a crash
 // is ended first, so that it does not swallow the next entry.
-func Open(path string, maxBytes int64) (*Log, error) {
+func Open(path string, maxBytes int64) (*Log, error) { return OpenWith(path, maxBytes, nil) }
+
+// OpenWith is Open with a Sink that gets every entry written too (none
+// when nil). A batch the sink refuses is not offered again.
+func OpenWith(path string, maxBytes int64, sink Sink) (*Log, error) {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
 	}
@@ -80,7 +94,7 @@ func Open(path string, maxBytes int64) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{path: path, max: maxBytes, size: size, f: f, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	l := &Log{path: path, max: maxBytes, size: size, f: f, wake: make(chan struct{}, 1), done: make(chan struct{}), sink: sink}
 	go l.write()
 	return l, nil
 }
@@ -164,6 +178,10 @@ func (l *Log) write() {
 		closed := l.closed
 		l.mu.Unlock()
 		if len(buf) > 0 {
+			if l.sink != nil {
+				lines := bytes.Split(bytes.TrimSuffix(buf, []byte{'\n'}), []byte{'\n'})
+				_ = l.sink.WriteEntries(lines) // the file has them
+			}
 			n, err := l.f.Write(buf)
 			l.size += int64(n)
 			if err == nil && l.size >= l.max {

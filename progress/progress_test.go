@@ -1,6 +1,8 @@
 package progress_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -103,5 +105,47 @@ func TestLog_Rotates(t *testing.T) {
 	more, _, err := progress.Read(p, off)
 	if err != nil || len(more) != 1 || more[0].Action != "x" {
 		t.Fatalf("after a rotation, following read %+v, %v", more, err)
+	}
+}
+
+// sinkLines is a Sink keeping what it is given.
+type sinkLines struct{ lines []string }
+
+func (s *sinkLines) WriteEntries(lines [][]byte) error {
+	for _, l := range lines {
+		s.lines = append(s.lines, string(l))
+	}
+	return nil
+}
+
+// TestLog_Sink: a sink gets every entry the file gets, in order, one
+// line each without its newline.
+func TestLog_Sink(t *testing.T) {
+	p := filepath.Join(t.TempDir(), progress.FileName)
+	sink := &sinkLines{}
+	l, err := progress.OpenWith(p, 0, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 250 {
+		if err := l.Add(progress.Entry{Session: "r1", Phase: "log", Action: "log", Details: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 0 {
+			time.Sleep(60 * time.Millisecond) // more than one batch
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _, err := progress.Read(p, 0)
+	if err != nil || len(entries) != 250 || len(sink.lines) != 250 {
+		t.Fatalf("%d entries in the file (%v), %d in the sink, want 250 each", len(entries), err, len(sink.lines))
+	}
+	for i, line := range sink.lines {
+		var e progress.Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil || e.Details != fmt.Sprint(i) || e != entries[i] {
+			t.Fatalf("sink line %d: %q (%v), file entry %+v", i, line, err, entries[i])
+		}
 	}
 }

@@ -60,8 +60,9 @@ type Config struct {
 	// Store, when set, holds the runs instead of the project's .12fa/
 	// file store (a pgstore.Store, say); Close closes it. A store with
 	// questions of its own (a Questions() inputs.Backend method) keeps
-	// the runs' questions too. Checkpoint records and the progress log
-	// stay in .12fa/.
+	// the runs' questions too, and one with a ProgressSink() method the
+	// progress log (which .12fa/progress.jsonl has as well). Checkpoint
+	// records stay in .12fa/.
 	Store state.Store
 }
 
@@ -148,7 +149,11 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		_ = st.Close()
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	pl, err := progress.Open(filepath.Join(dir, progress.FileName), cfg.ProgressMaxBytes)
+	var sink progress.Sink
+	if ps, ok := st.(interface{ ProgressSink() progress.Sink }); ok {
+		sink = ps.ProgressSink()
+	}
+	pl, err := progress.OpenWith(filepath.Join(dir, progress.FileName), cfg.ProgressMaxBytes, sink)
 	if err != nil {
 		_ = h.Close(ctx)
 		_ = st.Close()

@@ -451,6 +451,12 @@ func TestCluster_ParkAndWake(t *testing.T) {
 		t.Errorf("approve's output %s, want the answers", output)
 	}
 	c.check()
+	// The steps' log lines, written by whichever worker ran them, read
+	// through the database from a third project directory.
+	logs := c.cli("logs", run)
+	if !strings.Contains(logs, "deploy=yes name=r1") || !strings.Contains(logs, "effect s1") {
+		t.Errorf("12fa logs %s through the database:\n%s", run, logs)
+	}
 	if woke > time.Second {
 		t.Errorf("the run was taken %s after the answer, want well under the 1s poll", woke)
 	}

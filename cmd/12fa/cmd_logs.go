@@ -29,8 +29,25 @@ func newLogsCommand(g *globalOptions) *cobra.Command {
 			if len(args) == 1 {
 				run = args[0]
 			}
+			// read returns the entries after off (all of them first), from
+			// .12fa/progress.jsonl or, with --store, the database's copy of
+			// every machine's.
 			path := runtime.ProgressPath(dir)
-			entries, off, err := progress.ReadAll(path)
+			read := func(off int64, first bool) ([]progress.Entry, int64, error) {
+				if first {
+					return progress.ReadAll(path)
+				}
+				return progress.Read(path, off)
+			}
+			if g.store != "" {
+				st, err := g.pgStore(cmd, "logs")
+				if err != nil {
+					return exitFor(err)
+				}
+				defer st.Close()
+				read = func(off int64, _ bool) ([]progress.Entry, int64, error) { return st.Progress(cmd.Context(), run, off) }
+			}
+			entries, off, err := read(0, true)
 			if err != nil {
 				return exitFor(err)
 			}
@@ -64,7 +81,7 @@ func newLogsCommand(g *globalOptions) *cobra.Command {
 				case <-time.After(200 * time.Millisecond):
 				}
 				var more []progress.Entry
-				if more, off, err = progress.Read(path, off); err != nil {
+				if more, off, err = read(off, false); err != nil {
 					return exitFor(err)
 				}
 				show(more)

@@ -22,7 +22,7 @@ var allowed = map[string][]string{
 	// The store conformance suite, for tests of stores.
 	"state/statetest": {"state"},
 	// The PostgreSQL store.
-	"pgstore": {"state", "abi", "inputs"},
+	"pgstore": {"state", "abi", "inputs", "progress"},
 	// Workers on the PostgreSQL store.
 	"worker": {"runtime", "pgstore", "manifest", "state"},
 	// The test helper that starts a PostgreSQL.

@@ -29,3 +29,13 @@ CREATE TABLE questions (
 );
 CREATE INDEX questions_run ON questions (run_id);
 CREATE INDEX questions_pending ON questions (asked_at) WHERE status = 'pending';
+-- The progress log of the runs (every action, the steps' log lines), as
+-- each worker writes it to its .12fa/progress.jsonl, for `12fa logs` on
+-- any machine.
+CREATE TABLE progress (
+  id bigserial PRIMARY KEY,
+  run_id text NOT NULL,
+  -- the progress.Entry as JSON
+  body json NOT NULL
+);
+CREATE INDEX progress_run ON progress (run_id, id);
