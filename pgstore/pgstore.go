@@ -435,27 +435,18 @@ type writeOp struct {
 // refused them.
 // retry: an earlier try's commit may have happened.
 func (s *Store) write(ctx context.Context, ops []*writeOp, sync, retry bool) (lost map[string]bool, err error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("append: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback(ctx)
-		}
-	}()
+	// One batch, one round trip: the statements of a batch run in one
+	// transaction (implicit, or the explicit one that turns synchronous
+	// commit off for it), so that all of it commits or none.
+	b := &pgx.Batch{}
 	if !sync {
-		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
-			return nil, fmt.Errorf("append: %w", err)
-		}
+		b.Queue("BEGIN")
+		b.Queue("SET LOCAL synchronous_commit = off")
 	}
-	lost = map[string]bool{}
 	for _, op := range ops {
 		if op.fresh {
-			if _, err := tx.Exec(ctx, `INSERT INTO runs (id, workflow, manifest, state, status, owner, epoch, claims, last_seq, created_at, updated_at)
-				VALUES ($1, $2, $3, 'leased', $4, $5, 1, 1, 0, $6, $6) ON CONFLICT (id) DO NOTHING`, op.run, op.info.Workflow, op.info.Manifest, op.info.Status, s.me, op.created); err != nil {
-				return nil, fmt.Errorf("append: start run %s: %w", op.run, err)
-			}
+			b.Queue(`INSERT INTO runs (id, workflow, manifest, state, status, owner, epoch, claims, last_seq, created_at, updated_at)
+				VALUES ($1, $2, $3, 'leased', $4, $5, 1, 1, 0, $6, $6) ON CONFLICT (id) DO NOTHING`, op.run, op.info.Workflow, op.info.Manifest, op.info.Status, s.me, op.created)
 		}
 		seqs := make([]int64, len(op.recs))
 		types := make([]string, len(op.recs))
@@ -463,11 +454,11 @@ func (s *Store) write(ctx context.Context, ops []*writeOp, sync, retry bool) (lo
 		attempts := make([]int32, len(op.recs))
 		bodies := make([]string, len(op.recs))
 		for i, rec := range op.recs {
-			b, err := jsonenc.Marshal(rec)
+			body, err := jsonenc.Marshal(rec)
 			if err != nil {
 				return nil, err
 			}
-			seqs[i], types[i], attempts[i], bodies[i] = int64(rec.Seq), string(rec.Type), int32(rec.Attempt), string(b)
+			seqs[i], types[i], attempts[i], bodies[i] = int64(rec.Seq), string(rec.Type), int32(rec.Attempt), string(body)
 			if rec.Step != "" {
 				steps[i] = &rec.Step
 			}
@@ -475,7 +466,7 @@ func (s *Store) write(ctx context.Context, ops []*writeOp, sync, retry bool) (lo
 		// The fence: the same statement checks the epoch and the last
 		// sequence number the writer saw, and writes nothing when either
 		// moved.
-		tag, err := tx.Exec(ctx, `WITH f AS (
+		b.Queue(`WITH f AS (
 			UPDATE runs SET last_seq = $3, status = $10, steps = $11, done = $12, cause = $13, error = $14, updated_at = $15
 			WHERE id = $1 AND epoch = $2 AND state = 'leased' AND owner = $16 AND last_seq = $4 - 1 RETURNING id)
 			INSERT INTO records (run_id, seq, epoch, type, step, attempt, body)
@@ -483,22 +474,69 @@ func (s *Store) write(ctx context.Context, ops []*writeOp, sync, retry bool) (lo
 			FROM f, unnest($5::bigint[], $6::text[], $7::text[], $8::int[], $9::text[]) AS r(seq, type, step, attempt, body)`,
 			op.run, op.epoch, int64(op.last), int64(op.first), seqs, types, steps, attempts, bodies,
 			string(op.info.Status), op.info.Steps, op.info.Done, string(op.info.Cause), op.info.Error, op.updated, s.me)
-		if err != nil {
-			return nil, fmt.Errorf("append to run %s: %w", op.run, err)
+	}
+	if !sync {
+		b.Queue("COMMIT")
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("append: %w", err)
+	}
+	defer conn.Release()
+	br := conn.SendBatch(ctx, b)
+	var zero []*writeOp
+	err = func() error {
+		if !sync {
+			for range 2 {
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
+			}
 		}
-		if tag.RowsAffected() == 0 && !(retry && s.committed(ctx, tx, op)) {
+		for _, op := range ops {
+			if op.fresh {
+				if _, err := br.Exec(); err != nil {
+					return fmt.Errorf("start run %s: %w", op.run, err)
+				}
+			}
+			tag, err := br.Exec()
+			if err != nil {
+				return fmt.Errorf("run %s: %w", op.run, err)
+			}
+			if tag.RowsAffected() == 0 {
+				zero = append(zero, op)
+			}
+		}
+		if !sync {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("commit: %w", err)
+			}
+		}
+		return nil
+	}()
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("commit: %w", cerr)
+	}
+	if err != nil {
+		if conn.Conn().PgConn().TxStatus() != 'I' {
+			// A failed explicit transaction: the connection is not
+			// reused.
+			_ = conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+		return nil, fmt.Errorf("append: %w", err)
+	}
+	lost = map[string]bool{}
+	for _, op := range zero {
+		if !(retry && s.committed(ctx, conn.Conn(), op)) {
 			lost[op.run] = true
 		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("append: commit: %w", err)
 	}
 	return lost, nil
 }
 
 // committed reports whether op's records are the run's last ones under
 // this store's lease: an earlier try committed them.
-func (s *Store) committed(ctx context.Context, tx pgx.Tx, op *writeOp) bool {
+func (s *Store) committed(ctx context.Context, tx *pgx.Conn, op *writeOp) bool {
 	var epoch int64
 	var last uint64
 	var owner *string
