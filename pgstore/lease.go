@@ -319,9 +319,10 @@ func (s *Store) Dequeue(ctx context.Context, n int) ([]Queued, error) {
 	return out, errors.Join(errs...)
 }
 
-// Lost returns a channel closed when this store gives up its lease on run
-// id (or at once when it holds none): a step of the run still running
-// must stop, as nothing it does can be recorded.
+// Lost returns a channel closed when this store loses its lease on run id
+// (or at once when it holds none): a step of the run still running must
+// stop, as nothing it does can be recorded. Releasing the lease does not
+// close it.
 func (s *Store) Lost(id string) <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()

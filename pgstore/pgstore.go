@@ -95,6 +95,7 @@ type Store struct {
 	// Group commit: appends gather in pending while a transaction of the
 	// ones before is under way.
 	pending  []*batch
+	lazy     *time.Timer
 	flushing bool
 	flushed  *sync.Cond
 	stats    state.Stats
@@ -269,6 +270,16 @@ func (s *Store) append(ctx context.Context, sync bool, recs []*state.Record) err
 	s.stats.Records += uint64(len(recs))
 	b := &batch{recs: recs, sync: sync}
 	s.pending = append(s.pending, b)
+	if !sync {
+		// Written with the next Append's batch (one round trip for both),
+		// or after lazyDelay when none comes.
+		if s.lazy == nil {
+			s.lazy = time.AfterFunc(lazyDelay, s.flushLazy)
+		} else {
+			s.lazy.Reset(lazyDelay)
+		}
+		return nil
+	}
 	for !b.done {
 		if !s.flushing {
 			s.flush(ctx)
@@ -277,6 +288,31 @@ func (s *Store) append(ctx context.Context, sync bool, recs []*state.Record) err
 		s.flushed.Wait()
 	}
 	return b.err
+}
+
+// lazyDelay bounds how long lazily appended records wait for an Append to
+// carry them before they are written on their own.
+const lazyDelay = 50 * time.Millisecond
+
+// flushLazy writes the lazy records no Append carried.
+func (s *Store) flushLazy() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.flushing && len(s.pending) > 0 {
+		s.flush(context.Background())
+	}
+}
+
+// drainLocked writes every pending batch and waits for the flush under
+// way. It is called with s.mu held.
+func (s *Store) drainLocked(ctx context.Context) {
+	for s.flushing || len(s.pending) > 0 {
+		if !s.flushing {
+			s.flush(ctx)
+			continue
+		}
+		s.flushed.Wait()
+	}
 }
 
 // acquire leases run id to this store and folds its records. It is called
@@ -350,8 +386,26 @@ func (s *Store) load(ctx context.Context, id string) (*state.Run, error) {
 // It is called with s.mu held and releases it during the I/O.
 func (s *Store) flush(ctx context.Context) {
 	s.flushing = true
-	batches := s.pending
+	// A batch of a run whose lease was lost (or dropped) while it waited
+	// is refused, not written.
+	var batches []*batch
+	for _, b := range s.pending {
+		if slices.ContainsFunc(b.recs, func(rec *state.Record) bool {
+			l := s.leases[rec.Run]
+			return l == nil || l.lost || s.runs[rec.Run] == nil
+		}) {
+			b.done, b.err = true, fmt.Errorf("append: %w", ErrLeaseLost)
+			s.leaseStats.Refused++
+			continue
+		}
+		batches = append(batches, b)
+	}
 	s.pending = nil
+	if len(batches) == 0 {
+		s.flushing = false
+		s.flushed.Broadcast()
+		return
+	}
 	sync := slices.ContainsFunc(batches, func(b *batch) bool { return b.sync })
 	var ops []*writeOp
 	byRun := map[string]*writeOp{}
@@ -411,7 +465,7 @@ func (s *Store) flush(ctx context.Context) {
 			// Still this store's in the database, a run dropped after
 			// an error is handed back at the next heartbeat.
 			if err != nil || lost[op.run] {
-				s.dropLease(op.run)
+				s.dropLease(op.run, true)
 			}
 		}
 	}
@@ -650,12 +704,10 @@ func (s *Store) Release(id string) {
 func (s *Store) releaseLocked(ctx context.Context, id, to string) {
 	l, ok := s.leases[id]
 	if !ok || l.lost {
-		s.dropLease(id)
+		s.dropLease(id, false)
 		return
 	}
-	for s.flushing {
-		s.flushed.Wait()
-	}
+	s.drainLocked(ctx)
 	var err error
 	if to != "" {
 		_, err = s.pool.Exec(ctx, `UPDATE runs SET state = $3, owner = NULL WHERE id = $1 AND epoch = $2 AND owner = $4`, id, l.epoch, to, s.me)
@@ -666,18 +718,23 @@ func (s *Store) releaseLocked(ctx context.Context, id, to string) {
 	if err != nil {
 		s.log.Warn("lease not handed back yet (the next heartbeat will)", "run", id, "error", err)
 	}
-	s.dropLease(id)
+	s.dropLease(id, false)
 }
 
-// dropLease forgets run id's lease and folded state, closing its Lost
-// channel.
-func (s *Store) dropLease(id string) {
-	if l, ok := s.leases[id]; ok && !l.lost {
+// dropLease forgets run id's lease and folded state; lost: it was lost
+// (or its write failed), and its Lost channel closes. A lost lease of a run
+// still claimed stays, as lost, until Release: the executor's next append
+// is refused rather than leasing the run again.
+func (s *Store) dropLease(id string, lost bool) {
+	l, ok := s.leases[id]
+	if ok && !l.lost && lost {
 		l.lost = true
 		close(l.gone)
 	}
-	delete(s.leases, id)
 	delete(s.runs, id)
+	if !ok || !lost || !s.claims[id] {
+		delete(s.leases, id)
+	}
 }
 
 // Claimed counts the runs claimed in this process.
@@ -725,9 +782,7 @@ func (s *Store) Prune(o state.PruneOptions, also func(runs []string) error) ([]s
 	ctx := context.Background()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.flushing {
-		s.flushed.Wait()
-	}
+	s.drainLocked(ctx)
 	var claimed []string
 	for id := range s.claims {
 		claimed = append(claimed, id)
@@ -749,7 +804,7 @@ func (s *Store) Prune(o state.PruneOptions, also func(runs []string) error) ([]s
 			return nil, fmt.Errorf("prune: %w", err)
 		}
 		gone = append(gone, in)
-		s.dropLease(in.ID)
+		s.dropLease(in.ID, false)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -790,6 +845,10 @@ func (s *Store) Close() error {
 	close(s.stop)
 	s.wg.Wait()
 	s.mu.Lock()
+	s.drainLocked(context.Background())
+	if s.lazy != nil {
+		s.lazy.Stop()
+	}
 	for id := range s.leases {
 		s.releaseLocked(context.Background(), id, "")
 	}

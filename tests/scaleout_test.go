@@ -277,9 +277,8 @@ func TestCluster_KillMidStep(t *testing.T) {
 	if n := c.count("SELECT count(*) FROM records WHERE type = 'step_completed'"); n != len(runs)*3 {
 		t.Errorf("%d steps completed, want %d (one per step)", n, len(runs)*3)
 	}
-	if got := c.effects(); got < len(runs)*3-before {
-		t.Errorf("%d effects in b's log, want at least the %d steps left", got, len(runs)*3-before)
-	}
+	// The progress log is written every 50ms: b's last lines may trail.
+	c.waitFor("b's effects in its log", 5*time.Second, func() bool { return c.effects() >= len(runs)*3-before })
 	t.Logf("SIGKILL with %d runs leased and %d steps completed: %d takeovers %.1fs after the kill (lease %s), %d interrupted steps run again, %d completed steps re-run; the non-idempotent run parked, waiting",
 		held, before, a2.Takeovers, takeover.Seconds(), testLease, a2.Interrupted, a2.CompletedRerun)
 }
