@@ -607,7 +607,9 @@ func retryable(err error) bool {
 	if !errors.As(err, &pe) {
 		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 	}
-	return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57")
+	// 08: connection exception; 57: operator intervention (shutting down,
+	// starting); 53: insufficient resources (too many connections).
+	return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57") || strings.HasPrefix(pe.Code, "53")
 }
 
 // Run returns a run: the state this store folded while it holds the run's

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/12fa/12fa/manifest"
 	"github.com/12fa/12fa/pgstore"
@@ -156,6 +157,7 @@ type worker struct {
 
 	mu        sync.Mutex
 	manifests map[string]*manifest.Manifest // by bundle
+	laying    singleflight.Group
 	ended     int
 	freed     chan struct{}
 }
@@ -252,12 +254,18 @@ func (w *worker) manifest(ctx context.Context, q pgstore.Queued) (*manifest.Mani
 	if ok {
 		return m, nil
 	}
-	m, err := materialize(ctx, w.cfg.BundleDir, q.Bundle, w.cfg.Store)
+	// The runs of one bundle taken at once lay it out once.
+	v, err, _ := w.laying.Do(q.Bundle, func() (any, error) {
+		m, err := materialize(ctx, w.cfg.BundleDir, q.Bundle, w.cfg.Store)
+		if err == nil {
+			w.mu.Lock()
+			w.manifests[q.Bundle] = m
+			w.mu.Unlock()
+		}
+		return m, err
+	})
 	if err != nil {
 		return nil, err
 	}
-	w.mu.Lock()
-	w.manifests[q.Bundle] = m
-	w.mu.Unlock()
-	return m, nil
+	return v.(*manifest.Manifest), nil
 }

@@ -89,7 +89,9 @@ Manifests and plugins of submitted runs are laid out in DIR/.12fa/bundles.`,
 				return exitFor(err)
 			}
 			pc.Worker, pc.Concurrency = true, concurrency
-			pc.MaxConns = int32(concurrency + 4)
+			// Appends share one flush at a time (group commit): the runs
+			// need few connections, whatever their number.
+			pc.MaxConns = int32(min(concurrency, 12) + 4)
 			if f := cmd.Flag("log-level"); f != nil && !f.Changed {
 				g.logLevel = "info" // a line per run taken and handed back
 			}
