@@ -58,4 +58,5 @@ B=""
 echo
 "$BIN" store check
 echo
-echo "effects (the step's log line) across both workers: $(cat "$TMP"/a/.12fa/progress.jsonl "$TMP"/b/.12fa/progress.jsonl | grep -c '"effect ' || true) for $((RUNS * 3)) steps"
+echo "effect lines in the workers' progress logs: $(cat "$TMP"/a/.12fa/progress.jsonl "$TMP"/b/.12fa/progress.jsonl | grep -c '"effect ' || true) for $((RUNS * 3)) steps"
+echo "(the progress log is written every 50ms, so the killed worker's last lines may be missing; the journal's figures above are the durable ones)"
