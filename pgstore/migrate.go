@@ -47,6 +47,11 @@ func versions() ([]migration, error) {
 // a transaction of its own under an advisory lock (so that two processes
 // migrating at once apply each once), and returns the version it found.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) (from int, err error) {
+	return migrate(ctx, pool, SchemaVersion)
+}
+
+// migrate brings the schema to version to.
+func migrate(ctx context.Context, pool *pgxpool.Pool, to int) (from int, err error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("migrate: %w", err)
@@ -71,7 +76,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) (from int, err error) {
 		return from, fmt.Errorf("migrate: the database's schema is version %d, newer than this 12fa's %d", from, ms[len(ms)-1].n)
 	}
 	for _, m := range ms {
-		if m.n <= from {
+		if m.n <= from || m.n > to {
 			continue
 		}
 		sql, err := migrations.ReadFile("migrations/" + m.name)

@@ -124,10 +124,11 @@ func newLease(epoch int64, last uint64) *lease {
 
 // batch is one caller's records.
 type batch struct {
-	recs []*state.Record
-	sync bool
-	done bool
-	err  error
+	recs   []*state.Record
+	bodies [][]byte // recs encoded
+	sync   bool
+	done   bool
+	err    error
 }
 
 // Open connects to cfg.URL and migrates its schema when it is older than
@@ -243,11 +244,24 @@ func (s *Store) append(ctx context.Context, sync bool, recs []*state.Record) err
 	if err := state.Validate(s.runs, recs); err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
+	// Each record is encoded once, with the sequence number it gets when
+	// the batch is accepted.
 	now := s.cfg.Now().UTC()
-	for _, rec := range recs {
+	bodies := make([][]byte, len(recs))
+	for i, rec := range recs {
 		if rec.Time.IsZero() {
 			rec.Time = now
 		}
+		var last uint64
+		if l := s.leases[rec.Run]; l != nil && rec.Type != state.EventRunStarted {
+			last = l.last
+		}
+		for _, p := range recs[:i] {
+			if p.Run == rec.Run {
+				last++
+			}
+		}
+		rec.Seq = last + 1
 		b, err := jsonenc.Marshal(rec)
 		if err != nil {
 			return fmt.Errorf("encode %s record: %w", rec.Type, err)
@@ -255,6 +269,7 @@ func (s *Store) append(ctx context.Context, sync bool, recs []*state.Record) err
 		if len(b)+1 > state.MaxRecordBytes {
 			return &state.RecordTooLargeError{Type: rec.Type, Run: rec.Run, Step: rec.Step, Bytes: len(b) + 1}
 		}
+		bodies[i] = b
 	}
 	for _, rec := range recs {
 		l := s.leases[rec.Run]
@@ -263,12 +278,11 @@ func (s *Store) append(ctx context.Context, sync bool, recs []*state.Record) err
 			l.fresh = true
 			s.leases[rec.Run] = l
 		}
-		l.last++
-		rec.Seq = l.last
+		l.last = rec.Seq
 		_ = state.Apply(s.runs, rec)
 	}
 	s.stats.Records += uint64(len(recs))
-	b := &batch{recs: recs, sync: sync}
+	b := &batch{recs: recs, bodies: bodies, sync: sync}
 	s.pending = append(s.pending, b)
 	if !sync {
 		// Written with the next Append's batch (one round trip for both),
@@ -410,7 +424,7 @@ func (s *Store) flush(ctx context.Context) {
 	var ops []*writeOp
 	byRun := map[string]*writeOp{}
 	for _, b := range batches {
-		for _, rec := range b.recs {
+		for i, rec := range b.recs {
 			op := byRun[rec.Run]
 			if op == nil {
 				l := s.leases[rec.Run]
@@ -420,12 +434,13 @@ func (s *Store) flush(ctx context.Context) {
 				ops = append(ops, op)
 			}
 			op.recs = append(op.recs, rec)
+			op.bodies = append(op.bodies, b.bodies[i])
 			op.last = rec.Seq
 		}
 	}
 	for _, op := range ops {
 		r := s.runs[op.run]
-		op.info, op.created, op.updated = r.Info(), r.CreatedAt, r.UpdatedAt
+		op.info, op.created, op.updated = r.Summary(), r.CreatedAt, r.UpdatedAt
 	}
 	deadline := s.trust
 	s.mu.Unlock()
@@ -481,6 +496,7 @@ type writeOp struct {
 	fresh            bool
 	first, last      uint64
 	recs             []*state.Record
+	bodies           [][]byte
 	info             state.RunInfo
 	created, updated time.Time
 }
@@ -489,45 +505,64 @@ type writeOp struct {
 // refused them.
 // retry: an earlier try's commit may have happened.
 func (s *Store) write(ctx context.Context, ops []*writeOp, sync, retry bool) (lost map[string]bool, err error) {
-	// One batch, one round trip: the statements of a batch run in one
-	// transaction (implicit, or the explicit one that turns synchronous
-	// commit off for it), so that all of it commits or none.
+	// One round trip, two statements whatever the number of runs: the
+	// new runs' rows, then every run's fence and records (the statements
+	// of a batch run in one transaction, implicit or the explicit one that
+	// turns synchronous commit off for it, so all of it commits or none).
+	var fresh freshRows
+	var fence fenceRows
+	for _, op := range ops {
+		if op.fresh {
+			fresh.add(op)
+		}
+		fence.add(op)
+	}
 	b := &pgx.Batch{}
 	if !sync {
 		b.Queue("BEGIN")
 		b.Queue("SET LOCAL synchronous_commit = off")
 	}
-	for _, op := range ops {
-		if op.fresh {
-			b.Queue(`INSERT INTO runs (id, workflow, manifest, state, status, owner, epoch, claims, last_seq, created_at, updated_at)
-				VALUES ($1, $2, $3, 'leased', $4, $5, 1, 1, 0, $6, $6) ON CONFLICT (id) DO NOTHING`, op.run, op.info.Workflow, op.info.Manifest, op.info.Status, s.me, op.created)
-		}
-		seqs := make([]int64, len(op.recs))
-		types := make([]string, len(op.recs))
-		steps := make([]*string, len(op.recs))
-		attempts := make([]int32, len(op.recs))
-		bodies := make([]string, len(op.recs))
-		for i, rec := range op.recs {
-			body, err := jsonenc.Marshal(rec)
-			if err != nil {
-				return nil, err
-			}
-			seqs[i], types[i], attempts[i], bodies[i] = int64(rec.Seq), string(rec.Type), int32(rec.Attempt), string(body)
-			if rec.Step != "" {
-				steps[i] = &rec.Step
-			}
-		}
-		// The fence: the same statement checks the epoch and the last
-		// sequence number the writer saw, and writes nothing when either
-		// moved.
+	if len(fresh.id) > 0 {
+		b.Queue(`INSERT INTO runs (id, workflow, manifest, state, status, owner, epoch, claims, last_seq, created_at, updated_at)
+			SELECT u.id, u.workflow, u.manifest, 'leased', u.status, $6, 1, 1, 0, u.created, u.created
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS u(id, workflow, manifest, status, created)
+			ON CONFLICT (id) DO NOTHING`, fresh.id, fresh.workflow, fresh.manifest, fresh.status, fresh.created, s.me)
+	}
+	// The fence: the statement that inserts a run's records checks, for
+	// that run, the epoch and the last sequence number the writer saw,
+	// and writes nothing of the run when either moved. It returns the
+	// runs it wrote. One run (a run alone, W1) has a statement of its own:
+	// the server does a third less for it than for the join of the many.
+	if len(ops) == 1 {
+		op := ops[0]
 		b.Queue(`WITH f AS (
-			UPDATE runs SET last_seq = $3, status = $10, steps = $11, done = $12, cause = $13, error = $14, updated_at = $15
-			WHERE id = $1 AND epoch = $2 AND state = 'leased' AND owner = $16 AND last_seq = $4 - 1 RETURNING id)
+			UPDATE runs SET last_seq = $3, status = $5, steps = $6, done = $7, cause = $8, error = $9, updated_at = $10, finished_at = $11
+			WHERE id = $1 AND epoch = $2 AND state = 'leased' AND owner = $12 AND last_seq = $4 - 1 RETURNING id),
+		ins AS (
 			INSERT INTO records (run_id, seq, epoch, type, step, attempt, body)
 			SELECT $1, r.seq, $2, r.type, r.step, r.attempt, r.body::json
-			FROM f, unnest($5::bigint[], $6::text[], $7::text[], $8::int[], $9::text[]) AS r(seq, type, step, attempt, body)`,
-			op.run, op.epoch, int64(op.last), int64(op.first), seqs, types, steps, attempts, bodies,
-			string(op.info.Status), op.info.Steps, op.info.Done, string(op.info.Cause), op.info.Error, op.updated, s.me)
+			FROM f, unnest($13::bigint[], $14::text[], $15::text[], $16::int[], $17::text[]) AS r(seq, type, step, attempt, body))
+		SELECT id FROM f`,
+			op.run, op.epoch, int64(op.last), int64(op.first), string(op.info.Status), int32(op.info.Steps), int32(op.info.Done),
+			string(op.info.Cause), op.info.Error, op.updated, finishedAt(op), s.me,
+			fence.rseq, fence.rtype, fence.rstep, fence.rattempt, fence.rbody)
+	} else {
+		b.Queue(`WITH u AS (
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::int[], $7::int[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[])
+			AS u(id, epoch, first, last, status, steps, done, cause, error, updated, finished)),
+		f AS (
+			UPDATE runs SET last_seq = u.last, status = u.status, steps = u.steps, done = u.done, cause = u.cause, error = u.error,
+				updated_at = u.updated, finished_at = u.finished
+			FROM u WHERE runs.id = u.id AND runs.epoch = u.epoch AND runs.state = 'leased' AND runs.owner = $12 AND runs.last_seq = u.first - 1
+			RETURNING runs.id, runs.epoch),
+		ins AS (
+			INSERT INTO records (run_id, seq, epoch, type, step, attempt, body)
+			SELECT r.run, r.seq, f.epoch, r.type, r.step, r.attempt, r.body::json
+			FROM unnest($13::text[], $14::bigint[], $15::text[], $16::text[], $17::int[], $18::text[]) AS r(run, seq, type, step, attempt, body)
+			JOIN f ON f.id = r.run)
+		SELECT id FROM f`,
+			fence.id, fence.epoch, fence.first, fence.last, fence.status, fence.steps, fence.done, fence.cause, fence.error, fence.updated, fence.finished,
+			s.me, fence.rrun, fence.rseq, fence.rtype, fence.rstep, fence.rattempt, fence.rbody)
 	}
 	if !sync {
 		b.Queue("COMMIT")
@@ -538,7 +573,7 @@ func (s *Store) write(ctx context.Context, ops []*writeOp, sync, retry bool) (lo
 	}
 	defer conn.Release()
 	br := conn.SendBatch(ctx, b)
-	var zero []*writeOp
+	wrote := make(map[string]bool, len(ops))
 	err = func() error {
 		if !sync {
 			for range 2 {
@@ -547,19 +582,26 @@ func (s *Store) write(ctx context.Context, ops []*writeOp, sync, retry bool) (lo
 				}
 			}
 		}
-		for _, op := range ops {
-			if op.fresh {
-				if _, err := br.Exec(); err != nil {
-					return fmt.Errorf("start run %s: %w", op.run, err)
-				}
+		if len(fresh.id) > 0 {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("start runs: %w", err)
 			}
-			tag, err := br.Exec()
-			if err != nil {
-				return fmt.Errorf("run %s: %w", op.run, err)
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
 			}
-			if tag.RowsAffected() == 0 {
-				zero = append(zero, op)
-			}
+			wrote[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
 		}
 		if !sync {
 			if _, err := br.Exec(); err != nil {
@@ -580,12 +622,75 @@ func (s *Store) write(ctx context.Context, ops []*writeOp, sync, retry bool) (lo
 		return nil, fmt.Errorf("append: %w", err)
 	}
 	lost = map[string]bool{}
-	for _, op := range zero {
-		if !(retry && s.committed(ctx, conn.Conn(), op)) {
+	for _, op := range ops {
+		if !wrote[op.run] && !(retry && s.committed(ctx, conn.Conn(), op)) {
 			lost[op.run] = true
 		}
 	}
 	return lost, nil
+}
+
+// freshRows are the columns of the runs rows a write inserts.
+type freshRows struct {
+	id, workflow, manifest, status []string
+	created                        []time.Time
+}
+
+func (f *freshRows) add(op *writeOp) {
+	f.id = append(f.id, op.run)
+	f.workflow = append(f.workflow, op.info.Workflow)
+	f.manifest = append(f.manifest, op.info.Manifest)
+	f.status = append(f.status, string(op.info.Status))
+	f.created = append(f.created, op.created)
+}
+
+// fenceRows are a write's fence, one row per run, and its records.
+type fenceRows struct {
+	id                   []string
+	epoch, first, last   []int64
+	status, cause, error []string
+	steps, done          []int32
+	updated              []time.Time
+	finished             []*time.Time
+	rrun, rtype, rbody   []string
+	rstep                []*string
+	rseq                 []int64
+	rattempt             []int32
+}
+
+func (f *fenceRows) add(op *writeOp) {
+	f.id = append(f.id, op.run)
+	f.epoch = append(f.epoch, op.epoch)
+	f.first = append(f.first, int64(op.first))
+	f.last = append(f.last, int64(op.last))
+	f.status = append(f.status, string(op.info.Status))
+	f.steps = append(f.steps, int32(op.info.Steps))
+	f.done = append(f.done, int32(op.info.Done))
+	f.cause = append(f.cause, string(op.info.Cause))
+	f.error = append(f.error, op.info.Error)
+	f.updated = append(f.updated, op.updated)
+	f.finished = append(f.finished, finishedAt(op))
+	for i, rec := range op.recs {
+		var step *string
+		if rec.Step != "" {
+			step = &rec.Step
+		}
+		f.rrun = append(f.rrun, op.run)
+		f.rseq = append(f.rseq, int64(rec.Seq))
+		f.rtype = append(f.rtype, string(rec.Type))
+		f.rstep = append(f.rstep, step)
+		f.rattempt = append(f.rattempt, int32(rec.Attempt))
+		f.rbody = append(f.rbody, string(op.bodies[i]))
+	}
+}
+
+// finishedAt is the runs row's finished_at for op: its updated_at once the
+// run finished, NULL before (see migration 0003).
+func finishedAt(op *writeOp) *time.Time {
+	if op.info.Status.Finished() {
+		return &op.updated
+	}
+	return nil
 }
 
 // committed reports whether op's records are the run's last ones under
@@ -641,9 +746,15 @@ func (s *Store) List(o state.ListOptions) ([]state.RunInfo, error) {
 	if o.Limit > 0 {
 		limit = o.Limit
 	}
-	rows, err := s.pool.Query(context.Background(), `SELECT `+infoColumns+`
-		FROM runs WHERE (coalesce(cardinality($1::text[]), 0) = 0 OR status = ANY($1)) AND ($2 = '' OR workflow = $2) AND ($3 = '' OR manifest = $3)
-		ORDER BY updated_at DESC, id DESC LIMIT $4`, statuses, o.Workflow, o.Manifest, limit)
+	// Unfinished runs (few), merged with the most recently finished ones
+	// (an index scan that stops at the limit): no index covers updated_at,
+	// which every append changes (migration 0003).
+	match := `(coalesce(cardinality($1::text[]), 0) = 0 OR status = ANY($1)) AND ($2 = '' OR workflow = $2) AND ($3 = '' OR manifest = $3)`
+	rows, err := s.pool.Query(context.Background(), `SELECT `+infoColumns+` FROM (
+			(SELECT * FROM runs WHERE finished_at IS NULL AND `+match+`)
+			UNION ALL
+			(SELECT * FROM runs WHERE finished_at IS NOT NULL AND `+match+` ORDER BY finished_at DESC, id DESC LIMIT $4)
+		) r ORDER BY updated_at DESC, id DESC LIMIT $4`, statuses, o.Workflow, o.Manifest, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
@@ -791,10 +902,16 @@ func (s *Store) Prune(o state.PruneOptions, also func(runs []string) error) ([]s
 	}
 	// Finished runs, but those another holder leases or this process
 	// executes.
-	rows, err := s.pool.Query(ctx, `DELETE FROM runs WHERE id IN (
-			SELECT id FROM runs WHERE status = ANY($1) ORDER BY updated_at DESC, id DESC OFFSET $2)
-		AND updated_at < $3 AND (state <> 'leased' OR owner = $4) AND NOT id = ANY(coalesce($5::text[], '{}'))
-		RETURNING `+infoColumns, finished, o.Keep, o.OlderThan, s.me, claimed)
+	// One statement: the runs, their records and their progress entries go
+	// together.
+	rows, err := s.pool.Query(ctx, `WITH gone AS (
+			DELETE FROM runs WHERE id IN (
+				SELECT id FROM runs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC OFFSET $1)
+			AND finished_at < $2 AND (state <> 'leased' OR owner = $3) AND NOT id = ANY(coalesce($4::text[], '{}'))
+			RETURNING `+infoColumns+`),
+		recs AS (DELETE FROM records WHERE run_id IN (SELECT id FROM gone)),
+		prog AS (DELETE FROM progress WHERE run_id IN (SELECT id FROM gone))
+		SELECT * FROM gone`, o.Keep, o.OlderThan, s.me, claimed)
 	if err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
 	}
@@ -816,9 +933,6 @@ func (s *Store) Prune(o state.PruneOptions, also func(runs []string) error) ([]s
 		ids := make([]string, len(gone))
 		for i, in := range gone {
 			ids[i] = in.ID
-		}
-		if _, err := s.pool.Exec(ctx, "DELETE FROM progress WHERE run_id = ANY($1)", ids); err != nil {
-			return gone, fmt.Errorf("prune: progress entries: %w", err)
 		}
 		if also == nil {
 			return gone, nil

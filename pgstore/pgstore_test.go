@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/12fa/12fa/internal/pgtest"
 	"github.com/12fa/12fa/internal/testutil"
@@ -126,5 +129,74 @@ func TestRuntime_OnPostgres(t *testing.T) {
 	again, err := rt.Run(ctx, m, runtime.RunOptions{RunID: res.RunID})
 	if err != nil || again.Ran != 0 || again.Replayed != 3 || string(again.Output("c")) != string(res.Output("c")) {
 		t.Fatalf("again: %v, %+v", err, again)
+	}
+}
+
+// TestMigrate_3KeepsListAndPrune: a database an older 12fa wrote (schema
+// 2: records with a foreign key, runs listed by an index of updated_at)
+// migrated to 3 lists its runs in the same order, most recently active
+// first, and prune removes a finished run with its records and progress
+// entries (no foreign key cascades them now).
+func TestMigrate_3KeepsListAndPrune(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pgstore.MigrateTo(ctx, pool, 2); err != nil {
+		t.Fatal(err)
+	}
+	// As schema 2 held them: old finished, recent finished, unfinished
+	// (updated between them), each with a record and a progress entry.
+	if _, err := pool.Exec(ctx, `INSERT INTO runs (id, workflow, state, status, steps, done, last_seq, created_at, updated_at) VALUES
+			('old', 'w', 'done', 'completed', 1, 1, 1, now() - interval '3 hours', now() - interval '3 hours'),
+			('mid', 'w', 'parked', 'waiting', 1, 0, 1, now() - interval '2 hours', now() - interval '2 hours'),
+			('new', 'w', 'done', 'failed', 1, 0, 1, now() - interval '1 hour', now() - interval '1 hour');
+		INSERT INTO records (run_id, seq, epoch, type, body) SELECT id, 1, 1, 'run_started', '{}' FROM runs;
+		INSERT INTO progress (run_id, body) SELECT id, '{}' FROM runs`); err != nil {
+		t.Fatal(err)
+	}
+	st, err := pgstore.Open(ctx, pgstore.Config{URL: url}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if v, err := st.Version(ctx); err != nil || v != pgstore.SchemaVersion {
+		t.Fatalf("schema %d (%v), want %d", v, err, pgstore.SchemaVersion)
+	}
+	list := func(o state.ListOptions) string {
+		infos, err := st.List(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, in := range infos {
+			ids = append(ids, in.ID)
+		}
+		return strings.Join(ids, " ")
+	}
+	if got := list(state.ListOptions{}); got != "new mid old" {
+		t.Fatalf("list: %q, want the most recently active first: new mid old", got)
+	}
+	if got := list(state.ListOptions{Limit: 2}); got != "new mid" {
+		t.Fatalf("list of 2: %q, want new mid", got)
+	}
+	if got := list(state.ListOptions{Status: []state.RunStatus{state.RunCompleted, state.RunWaiting}}); got != "mid old" {
+		t.Fatalf("list of completed and waiting: %q, want mid old", got)
+	}
+	gone, err := st.Prune(state.PruneOptions{OlderThan: time.Now().Add(-150 * time.Minute)}, nil)
+	if err != nil || len(gone) != 1 || gone[0].ID != "old" {
+		t.Fatalf("prune: %+v, %v; want old removed", gone, err)
+	}
+	for table, col := range map[string]string{"runs": "id", "records": "run_id", "progress": "run_id"} {
+		var kept, pruned int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FILTER (WHERE "+col+" <> 'old'), count(*) FILTER (WHERE "+col+" = 'old') FROM "+table).Scan(&kept, &pruned); err != nil {
+			t.Fatal(err)
+		}
+		if kept != 2 || pruned != 0 {
+			t.Errorf("%s: %d of the runs kept (want 2), %d of the pruned run (want 0)", table, kept, pruned)
+		}
 	}
 }

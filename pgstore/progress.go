@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/12fa/12fa/progress"
 )
 
@@ -24,7 +26,14 @@ func (p progressSink) WriteEntries(lines [][]byte) error {
 		_ = json.Unmarshal(l, &e)
 		runs[i], bodies[i] = e.Session, string(l)
 	}
-	_, err := p.s.pool.Exec(context.Background(), "INSERT INTO progress (run_id, body) SELECT * FROM unnest($1::text[], $2::json[])", runs, bodies)
+	// Not waiting for the disk (the progress file has the entries): the
+	// steps' commits do not share their fsyncs with the log's.
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL synchronous_commit = off")
+	b.Queue("INSERT INTO progress (run_id, body) SELECT * FROM unnest($1::text[], $2::json[])", runs, bodies)
+	b.Queue("COMMIT")
+	err := p.s.pool.SendBatch(context.Background(), b).Close()
 	if err != nil {
 		p.s.log.Warn("progress entries not kept in the database", "entries", len(lines), "error", err)
 	}

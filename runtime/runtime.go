@@ -173,7 +173,9 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 // Close releases the host and the store (writing its snapshot), and gives
 // queued notifications up to five seconds to go out.
 func (r *Runtime) Close(ctx context.Context) error {
-	errs := []error{r.host.Close(ctx), r.store.Close(), r.progress.Close()}
+	// The progress log before the store: its last entries may go to the
+	// store's database (a progress sink).
+	errs := []error{r.host.Close(ctx), r.progress.Close(), r.store.Close()}
 	if r.git != nil {
 		errs = append(errs, r.git.SaveCache())
 	}

@@ -161,14 +161,14 @@ func apply(runs map[string]*Run, rec *Record) error {
 	case EventStepState:
 		r := runs[rec.Run]
 		r.Steps[r.index[rec.Step]] = *rec.StepState
-		r.seq = rec.Seq
+		r.seq, r.counted = rec.Seq, false
 		return nil
 	}
 	if rec.Type == EventRunStarted {
 		r := &Run{
 			ID: rec.Run, Workflow: rec.Workflow, Manifest: rec.Manifest,
 			Status: RunRunning, CreatedAt: rec.Time, UpdatedAt: rec.Time,
-			Steps: make([]Step, len(rec.Steps)), index: make(map[string]int, len(rec.Steps)),
+			Steps: make([]Step, len(rec.Steps)), index: make(map[string]int, len(rec.Steps)), counted: true,
 		}
 		for i, d := range rec.Steps {
 			r.Steps[i] = Step{ID: d.ID, Plugin: d.Plugin, Status: StepPending}
@@ -181,8 +181,10 @@ func apply(runs map[string]*Run, rec *Record) error {
 	r := runs[rec.Run]
 	r.UpdatedAt, r.seq = rec.Time, rec.Seq
 	var s *Step
+	var wasDone bool
 	if rec.Step != "" {
 		s, _ = r.Step(rec.Step)
+		wasDone = s != nil && s.Status == StepCompleted
 	}
 	switch rec.Type {
 	case EventRunResumed:
@@ -253,6 +255,7 @@ func apply(runs map[string]*Run, rec *Record) error {
 		for i := r.index[rec.Step] + 1; i < len(r.Steps); i++ {
 			r.Steps[i] = Step{ID: r.Steps[i].ID, Plugin: r.Steps[i].Plugin, Status: StepPending}
 		}
+		r.counted = false
 	case EventRunRollingBack:
 		r.Status, r.Cause, r.Error = RunRollingBack, rec.Cause, rec.Error
 	case EventRollbackStarted:
@@ -268,6 +271,14 @@ func apply(runs map[string]*Run, rec *Record) error {
 		r.Status = RunRolledBack
 	case EventRunRollbackFailed:
 		r.Status, r.Cause, r.Error = RunRollbackFailed, rec.Cause, rec.Error
+	}
+	if s != nil && r.counted {
+		switch isDone := s.Status == StepCompleted; {
+		case isDone && !wasDone:
+			r.done++
+		case wasDone && !isDone:
+			r.done--
+		}
 	}
 	return nil
 }

@@ -228,6 +228,10 @@ type Run struct {
 	index map[string]int
 	// seq is the sequence of the last record folded into the run.
 	seq uint64
+	// done counts the completed steps when counted (a run folded from
+	// its start; not one decoded from a document).
+	done    int
+	counted bool
 }
 
 // Finished reports whether a run in this status has ended: completed,
