@@ -155,9 +155,19 @@ func (s *Store) beat() {
 // handBackStray hands back the runs the database says this store leases
 // but it does not hold: given up at the local deadline, dropped after a
 // write that failed, or leased by a dequeue or a release whose answer was
-// lost with the connection. It is called with s.mu held; a Dequeue or an
-// acquire, which hold it too, cannot be half done.
+// lost with the connection. It is called with s.mu held, so that no
+// acquire is half done, and waits for the Dequeues under way.
 func (s *Store) handBackStray(ctx context.Context) error {
+	// A Dequeue's queries run without the lock: wait for those under way,
+	// and hold new ones back.
+	s.handingBack = true
+	for s.taking > 0 {
+		s.flushed.Wait()
+	}
+	defer func() {
+		s.handingBack = false
+		s.flushed.Broadcast()
+	}()
 	held := make([]string, 0, len(s.leases))
 	for id, l := range s.leases {
 		if !l.lost {
@@ -264,45 +274,69 @@ func (s *Store) Reap(ctx context.Context) ([]string, error) {
 // each (Claim, …, Release).
 func (s *Store) Dequeue(ctx context.Context, n int) ([]Queued, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err := s.register(ctx); err != nil {
+		s.mu.Unlock()
 		return nil, err
 	}
 	if !s.trusted() {
+		s.mu.Unlock()
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `WITH c AS (
-			SELECT id FROM runs WHERE state = 'queued' AND available_at <= now()
-			ORDER BY priority, available_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-		UPDATE runs r SET state = 'leased', owner = $2, epoch = r.epoch + 1, claims = r.claims + 1
-		FROM c WHERE r.id = c.id RETURNING r.id, r.epoch, r.last_seq, r.bundle, r.takeovers`, n, s.me)
-	if err != nil {
-		return nil, fmt.Errorf("dequeue: %w", err)
+	// The queries run without the lock, so that appends go on meanwhile;
+	// a heartbeat's hand-back (of runs leased but not held) waits for
+	// them, and they for it.
+	for s.handingBack {
+		s.flushed.Wait()
 	}
+	s.taking++
+	s.mu.Unlock()
 	type got struct {
 		q     Queued
 		epoch int64
 		last  uint64
 	}
 	var gs []got
-	for rows.Next() {
-		var g got
-		if err := rows.Scan(&g.q.ID, &g.epoch, &g.last, &g.q.Bundle, &g.q.Takeovers); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("dequeue: %w", err)
+	var ids []string
+	var runs map[string]*state.Run
+	var errs map[string]error
+	err := func() error {
+		rows, err := s.pool.Query(ctx, `WITH c AS (
+				SELECT id FROM runs WHERE state = 'queued' AND available_at <= now()
+				ORDER BY priority, available_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+			UPDATE runs r SET state = 'leased', owner = $2, epoch = r.epoch + 1, claims = r.claims + 1
+			FROM c WHERE r.id = c.id RETURNING r.id, r.epoch, r.last_seq, r.bundle, r.takeovers`, n, s.me)
+		if err != nil {
+			return err
 		}
-		gs = append(gs, g)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		for rows.Next() {
+			var g got
+			if err := rows.Scan(&g.q.ID, &g.epoch, &g.last, &g.q.Bundle, &g.q.Takeovers); err != nil {
+				rows.Close()
+				return err
+			}
+			gs = append(gs, g)
+			ids = append(ids, g.q.ID)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(ids) == 0 {
+			return err
+		}
+		runs, errs, err = s.loadAll(ctx, ids)
+		return err
+	}()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.taking--
+	s.flushed.Broadcast()
+	if err != nil {
+		// The runs leased, if any, are handed back by the next heartbeat.
 		return nil, fmt.Errorf("dequeue: %w", err)
 	}
 	out := make([]Queued, 0, len(gs))
-	var errs []error
+	var bad []error
 	for _, g := range gs {
-		r, err := s.load(ctx, g.q.ID)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("run %s: %w", g.q.ID, err))
+		if err := errs[g.q.ID]; err != nil {
+			bad = append(bad, fmt.Errorf("run %s: %w", g.q.ID, err))
 			if errors.Is(err, state.ErrCorrupt) {
 				// Unreadable: parked for a person, not taken by every
 				// worker in turn.
@@ -312,11 +346,11 @@ func (s *Store) Dequeue(ctx context.Context, n int) ([]Queued, error) {
 			continue
 		}
 		s.leases[g.q.ID] = newLease(g.epoch, g.last)
-		s.runs[g.q.ID] = r
+		s.runs[g.q.ID] = runs[g.q.ID]
 		s.leaseStats.Claimed++
 		out = append(out, g.q)
 	}
-	return out, errors.Join(errs...)
+	return out, errors.Join(bad...)
 }
 
 // Lost returns a channel closed when this store loses its lease on run id

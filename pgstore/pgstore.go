@@ -106,6 +106,10 @@ type Store struct {
 	trust      time.Time
 	leaseStats LeaseStats
 	wake       chan struct{}
+	// taking counts the Dequeues whose queries are under way (without
+	// s.mu); handingBack holds new ones back while handBackStray runs.
+	taking      int
+	handingBack bool
 }
 
 type lease struct {
@@ -115,7 +119,9 @@ type lease struct {
 	fresh bool
 	// lost: given up; gone is closed then.
 	lost bool
-	gone chan struct{}
+	// releasing: handed back by the next flush.
+	releasing bool
+	gone      chan struct{}
 }
 
 func newLease(epoch int64, last uint64) *lease {
@@ -126,9 +132,12 @@ func newLease(epoch int64, last uint64) *lease {
 type batch struct {
 	recs   []*state.Record
 	bodies [][]byte // recs encoded
-	sync   bool
-	done   bool
-	err    error
+	// release names a run whose lease the batch hands back (it has no
+	// records then), to the queue state to (see releaseLocked).
+	release, to string
+	sync        bool
+	done        bool
+	err         error
 }
 
 // Open connects to cfg.URL and migrates its schema when it is older than
@@ -294,6 +303,13 @@ func (s *Store) append(ctx context.Context, sync bool, recs []*state.Record) err
 		}
 		return nil
 	}
+	s.waitLocked(ctx, b)
+	return b.err
+}
+
+// waitLocked waits until batch b is written, flushing when no flush is
+// under way. It is called with s.mu held.
+func (s *Store) waitLocked(ctx context.Context, b *batch) {
 	for !b.done {
 		if !s.flushing {
 			s.flush(ctx)
@@ -301,7 +317,6 @@ func (s *Store) append(ctx context.Context, sync bool, recs []*state.Record) err
 		}
 		s.flushed.Wait()
 	}
-	return b.err
 }
 
 // lazyDelay bounds how long lazily appended records wait for an Append to
@@ -367,33 +382,59 @@ func (s *Store) acquire(ctx context.Context, id string) error {
 
 // load folds run id's records.
 func (s *Store) load(ctx context.Context, id string) (*state.Run, error) {
-	rows, err := s.pool.Query(ctx, "SELECT body::text FROM records WHERE run_id = $1 ORDER BY seq", id)
+	runs, errs, err := s.loadAll(ctx, []string{id})
 	if err != nil {
 		return nil, err
 	}
+	if err := errs[id]; err != nil {
+		return nil, err
+	}
+	return runs[id], nil
+}
+
+// loadAll folds the records of the runs ids in one query. errs holds,
+// by run, why one could not be folded (state.ErrCorrupt, ErrUnknownRun);
+// err is the query's.
+func (s *Store) loadAll(ctx context.Context, ids []string) (runs map[string]*state.Run, errs map[string]error, err error) {
+	rows, err := s.pool.Query(ctx, "SELECT run_id, body::text FROM records WHERE run_id = ANY($1) ORDER BY run_id, seq", ids)
+	if err != nil {
+		return nil, nil, err
+	}
 	defer rows.Close()
-	runs := map[string]*state.Run{}
+	runs, errs = make(map[string]*state.Run, len(ids)), map[string]error{}
 	for rows.Next() {
-		var body string
-		if err := rows.Scan(&body); err != nil {
-			return nil, err
+		var id, body string
+		if err := rows.Scan(&id, &body); err != nil {
+			return nil, nil, err
+		}
+		if errs[id] != nil {
+			continue
 		}
 		var rec state.Record
 		if err := json.Unmarshal([]byte(body), &rec); err != nil {
-			return nil, fmt.Errorf("run %s record: %w: %v", id, state.ErrCorrupt, err)
+			errs[id] = fmt.Errorf("run %s record: %w: %v", id, state.ErrCorrupt, err)
+			continue
+		}
+		if rec.Run != id {
+			errs[id] = fmt.Errorf("run %s record %d: %w: it names run %q", id, rec.Seq, state.ErrCorrupt, rec.Run)
+			continue
 		}
 		if err := state.Apply(runs, &rec); err != nil {
-			return nil, fmt.Errorf("run %s record %d: %w: %v", id, rec.Seq, state.ErrCorrupt, err)
+			errs[id] = fmt.Errorf("run %s record %d: %w: %v", id, rec.Seq, state.ErrCorrupt, err)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	r, ok := runs[id]
-	if !ok {
-		return nil, fmt.Errorf("%w %q", state.ErrUnknownRun, id)
+	for _, id := range ids {
+		if _, ok := runs[id]; !ok && errs[id] == nil {
+			errs[id] = fmt.Errorf("%w %q", state.ErrUnknownRun, id)
+		}
+		if errs[id] != nil {
+			delete(runs, id)
+		}
 	}
-	return r, nil
+	return runs, errs, nil
 }
 
 // flush writes the pending batches in one transaction, fenced run by run.
@@ -404,6 +445,14 @@ func (s *Store) flush(ctx context.Context) {
 	// is refused, not written.
 	var batches []*batch
 	for _, b := range s.pending {
+		if b.release != "" {
+			if l := s.leases[b.release]; l == nil || l.lost || s.runs[b.release] == nil {
+				// Lost: the heartbeat hands it back, or a reaper did.
+				s.dropLease(b.release, false)
+				b.done = true
+				continue
+			}
+		}
 		if slices.ContainsFunc(b.recs, func(rec *state.Record) bool {
 			l := s.leases[rec.Run]
 			return l == nil || l.lost || s.runs[rec.Run] == nil
@@ -423,24 +472,38 @@ func (s *Store) flush(ctx context.Context) {
 	sync := slices.ContainsFunc(batches, func(b *batch) bool { return b.sync })
 	var ops []*writeOp
 	byRun := map[string]*writeOp{}
+	opOf := func(run string) *writeOp {
+		op := byRun[run]
+		if op == nil {
+			l := s.leases[run]
+			op = &writeOp{run: run, epoch: l.epoch, fresh: l.fresh, first: l.last + 1, last: l.last}
+			l.fresh = false
+			byRun[run] = op
+			ops = append(ops, op)
+		}
+		return op
+	}
 	for _, b := range batches {
 		for i, rec := range b.recs {
-			op := byRun[rec.Run]
-			if op == nil {
-				l := s.leases[rec.Run]
-				op = &writeOp{run: rec.Run, epoch: l.epoch, fresh: l.fresh, first: rec.Seq}
-				l.fresh = false
-				byRun[rec.Run] = op
-				ops = append(ops, op)
+			op := opOf(rec.Run)
+			if len(op.recs) == 0 {
+				op.first = rec.Seq
 			}
 			op.recs = append(op.recs, rec)
 			op.bodies = append(op.bodies, b.bodies[i])
 			op.last = rec.Seq
 		}
+		if b.release != "" {
+			op := opOf(b.release)
+			op.release, op.to = true, b.to
+		}
 	}
 	for _, op := range ops {
 		r := s.runs[op.run]
 		op.info, op.created, op.updated = r.Summary(), r.CreatedAt, r.UpdatedAt
+		if op.release {
+			op.state = s.releaseState(op.info.Status, op.to)
+		}
 	}
 	deadline := s.trust
 	s.mu.Unlock()
@@ -473,15 +536,16 @@ func (s *Store) flush(ctx context.Context) {
 			}
 		}
 	}
-	if err != nil || len(lost) > 0 {
-		// What the runs hold is unknown (or another's): fold them again
-		// when next needed.
-		for _, op := range ops {
-			// Still this store's in the database, a run dropped after
-			// an error is handed back at the next heartbeat.
-			if err != nil || lost[op.run] {
-				s.dropLease(op.run, true)
-			}
+	for _, op := range ops {
+		switch {
+		case err != nil || lost[op.run]:
+			// What the run holds is unknown (or another's): fold it
+			// again when next needed. Still this store's in the
+			// database, a run dropped after an error is handed back at
+			// the next heartbeat.
+			s.dropLease(op.run, true)
+		case op.release:
+			s.dropLease(op.run, false)
 		}
 	}
 	s.flushing = false
@@ -493,10 +557,13 @@ type writeOp struct {
 	run   string
 	epoch int64
 	// fresh: the run starts in this write (its row is inserted).
-	fresh            bool
-	first, last      uint64
-	recs             []*state.Record
-	bodies           [][]byte
+	fresh       bool
+	first, last uint64
+	recs        []*state.Record
+	bodies      [][]byte
+	// release: the write hands the lease back, to the queue state state.
+	release          bool
+	to, state        string
 	info             state.RunInfo
 	created, updated time.Time
 }
@@ -536,7 +603,9 @@ func (s *Store) write(ctx context.Context, ops []*writeOp, sync, retry bool) (lo
 	if len(ops) == 1 {
 		op := ops[0]
 		b.Queue(`WITH f AS (
-			UPDATE runs SET last_seq = $3, status = $5, steps = $6, done = $7, cause = $8, error = $9, updated_at = $10, finished_at = $11
+			UPDATE runs SET last_seq = $3, status = $5, steps = $6, done = $7, cause = $8, error = $9, updated_at = $10, finished_at = $11,
+				state = coalesce($18, state), owner = CASE WHEN $18 IS NULL THEN owner END,
+				available_at = CASE WHEN $18 IS NULL THEN available_at ELSE now() END
 			WHERE id = $1 AND epoch = $2 AND state = 'leased' AND owner = $12 AND last_seq = $4 - 1 RETURNING id),
 		ins AS (
 			INSERT INTO records (run_id, seq, epoch, type, step, attempt, body)
@@ -545,14 +614,16 @@ func (s *Store) write(ctx context.Context, ops []*writeOp, sync, retry bool) (lo
 		SELECT id FROM f`,
 			op.run, op.epoch, int64(op.last), int64(op.first), string(op.info.Status), int32(op.info.Steps), int32(op.info.Done),
 			string(op.info.Cause), op.info.Error, op.updated, finishedAt(op), s.me,
-			fence.rseq, fence.rtype, fence.rstep, fence.rattempt, fence.rbody)
+			fence.rseq, fence.rtype, fence.rstep, fence.rattempt, fence.rbody, fence.state[0])
 	} else {
 		b.Queue(`WITH u AS (
-			SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::int[], $7::int[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[])
-			AS u(id, epoch, first, last, status, steps, done, cause, error, updated, finished)),
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::int[], $7::int[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $19::text[])
+			AS u(id, epoch, first, last, status, steps, done, cause, error, updated, finished, state)),
 		f AS (
 			UPDATE runs SET last_seq = u.last, status = u.status, steps = u.steps, done = u.done, cause = u.cause, error = u.error,
-				updated_at = u.updated, finished_at = u.finished
+				updated_at = u.updated, finished_at = u.finished,
+				state = coalesce(u.state, runs.state), owner = CASE WHEN u.state IS NULL THEN runs.owner END,
+				available_at = CASE WHEN u.state IS NULL THEN runs.available_at ELSE now() END
 			FROM u WHERE runs.id = u.id AND runs.epoch = u.epoch AND runs.state = 'leased' AND runs.owner = $12 AND runs.last_seq = u.first - 1
 			RETURNING runs.id, runs.epoch),
 		ins AS (
@@ -562,7 +633,7 @@ func (s *Store) write(ctx context.Context, ops []*writeOp, sync, retry bool) (lo
 			JOIN f ON f.id = r.run)
 		SELECT id FROM f`,
 			fence.id, fence.epoch, fence.first, fence.last, fence.status, fence.steps, fence.done, fence.cause, fence.error, fence.updated, fence.finished,
-			s.me, fence.rrun, fence.rseq, fence.rtype, fence.rstep, fence.rattempt, fence.rbody)
+			s.me, fence.rrun, fence.rseq, fence.rtype, fence.rstep, fence.rattempt, fence.rbody, fence.state)
 	}
 	if !sync {
 		b.Queue("COMMIT")
@@ -652,6 +723,7 @@ type fenceRows struct {
 	steps, done          []int32
 	updated              []time.Time
 	finished             []*time.Time
+	state                []*string // the queue state a release hands back to, NULL for none
 	rrun, rtype, rbody   []string
 	rstep                []*string
 	rseq                 []int64
@@ -670,6 +742,11 @@ func (f *fenceRows) add(op *writeOp) {
 	f.error = append(f.error, op.info.Error)
 	f.updated = append(f.updated, op.updated)
 	f.finished = append(f.finished, finishedAt(op))
+	var st *string
+	if op.release {
+		st = &op.state
+	}
+	f.state = append(f.state, st)
 	for i, rec := range op.recs {
 		var step *string
 		if rec.Step != "" {
@@ -699,8 +776,13 @@ func (s *Store) committed(ctx context.Context, tx *pgx.Conn, op *writeOp) bool {
 	var epoch int64
 	var last uint64
 	var owner *string
-	if err := tx.QueryRow(ctx, "SELECT epoch, owner, last_seq FROM runs WHERE id = $1", op.run).Scan(&epoch, &owner, &last); err != nil {
+	var st string
+	if err := tx.QueryRow(ctx, "SELECT epoch, owner, last_seq, state FROM runs WHERE id = $1", op.run).Scan(&epoch, &owner, &last, &st); err != nil {
 		return false
+	}
+	if op.release {
+		// Handed back (and maybe leased again since, by a new epoch).
+		return epoch == op.epoch && owner == nil && st == op.state && last == op.last
 	}
 	return epoch == op.epoch && owner != nil && *owner == s.me && last == op.last
 }
@@ -733,8 +815,6 @@ func (s *Store) Run(id string) (state.Run, error) {
 	}
 	return *r, nil
 }
-
-var finished = []string{string(state.RunCompleted), string(state.RunFailed), string(state.RunRolledBack), string(state.RunRollbackFailed)}
 
 // List returns the runs o selects, the most recently updated first.
 func (s *Store) List(o state.ListOptions) ([]state.RunInfo, error) {
@@ -791,6 +871,10 @@ func (s *Store) Claim(id string) error {
 	if s.claims[id] {
 		return fmt.Errorf("run %s: %w", id, state.ErrClaimed)
 	}
+	// A release under way ends first.
+	for l := s.leases[id]; l != nil && l.releasing; l = s.leases[id] {
+		s.flushed.Wait()
+	}
 	if _, held := s.leases[id]; !held {
 		if err := s.acquire(context.Background(), id); err != nil && !errors.Is(err, state.ErrUnknownRun) {
 			return err
@@ -812,26 +896,53 @@ func (s *Store) Release(id string) {
 }
 
 // releaseLocked hands run id's lease back, to the queue state to (or, when
-// empty, the one its status calls for). A lost lease is handed back by the
-// heartbeat, or was taken already.
+// empty, the one its status calls for), with the next group commit. A lost
+// lease is handed back by the heartbeat, or was taken already. It is
+// called with s.mu held, and waits for the write.
 func (s *Store) releaseLocked(ctx context.Context, id, to string) {
+	if b := s.queueRelease(id, to); b != nil {
+		s.waitLocked(ctx, b)
+		if b.err != nil {
+			s.log.Warn("lease not handed back yet (the next heartbeat will)", "run", id, "error", b.err)
+		}
+	}
+}
+
+// queueRelease adds the release of run id's lease to the pending batches
+// and returns it, or nil when there is nothing to hand back.
+func (s *Store) queueRelease(id, to string) *batch {
 	l, ok := s.leases[id]
 	if !ok || l.lost {
 		s.dropLease(id, false)
-		return
+		return nil
 	}
-	s.drainLocked(ctx)
-	var err error
-	if to != "" {
-		_, err = s.pool.Exec(ctx, `UPDATE runs SET state = $3, owner = NULL WHERE id = $1 AND epoch = $2 AND owner = $4`, id, l.epoch, to, s.me)
-	} else {
-		_, err = s.pool.Exec(ctx, `UPDATE runs SET state = CASE WHEN status = ANY($3) THEN 'done' WHEN status = 'waiting' THEN 'parked' ELSE $5 END,
-			owner = NULL, available_at = now() WHERE id = $1 AND epoch = $2 AND owner = $4`, id, l.epoch, finished, s.me, s.handBack())
+	if l.releasing {
+		for _, b := range s.pending {
+			if b.release == id {
+				return b
+			}
+		}
+		return nil // under way
 	}
-	if err != nil {
-		s.log.Warn("lease not handed back yet (the next heartbeat will)", "run", id, "error", err)
+	l.releasing = true
+	b := &batch{release: id, to: to, sync: true}
+	s.pending = append(s.pending, b)
+	return b
+}
+
+// releaseState is the queue state a run released in status st goes to:
+// to when given, else done once finished, parked while it waits for a
+// person, otherwise handBack's.
+func (s *Store) releaseState(st state.RunStatus, to string) string {
+	switch {
+	case to != "":
+		return to
+	case st.Finished():
+		return "done"
+	case st == state.RunWaiting:
+		return "parked"
 	}
-	s.dropLease(id, false)
+	return s.handBack()
 }
 
 // dropLease forgets run id's lease and folded state; lost: it was lost
@@ -965,9 +1076,11 @@ func (s *Store) Close() error {
 	if s.lazy != nil {
 		s.lazy.Stop()
 	}
+	// Every lease handed back in one write.
 	for id := range s.leases {
-		s.releaseLocked(context.Background(), id, "")
+		s.queueRelease(id, "")
 	}
+	s.drainLocked(context.Background())
 	var err error
 	if s.registered {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Lease)

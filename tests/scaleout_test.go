@@ -451,11 +451,14 @@ func TestCluster_ParkAndWake(t *testing.T) {
 	}
 	c.check()
 	// The steps' log lines, written by whichever worker ran them, read
-	// through the database from a third project directory.
-	logs := c.cli("logs", run)
-	if !strings.Contains(logs, "deploy=yes name=r1") || !strings.Contains(logs, "effect s1") {
-		t.Errorf("12fa logs %s through the database:\n%s", run, logs)
-	}
+	// through the database from a third project directory. A worker's
+	// progress log copies its entries there a batch at a time, off the
+	// steps' path: they may follow the run's end by a flush (50 ms).
+	var logs string
+	c.waitFor("the run's log lines in the database", 5*time.Second, func() bool {
+		logs = c.cli("logs", run)
+		return strings.Contains(logs, "deploy=yes name=r1") && strings.Contains(logs, "effect s1")
+	})
 	if woke > time.Second {
 		t.Errorf("the run was taken %s after the answer, want well under the 1s poll", woke)
 	}
