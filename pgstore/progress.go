@@ -16,15 +16,11 @@ func (s *Store) ProgressSink() progress.Sink { return progressSink{s} }
 
 type progressSink struct{ s *Store }
 
-func (p progressSink) WriteEntries(lines [][]byte) error {
+func (p progressSink) WriteEntries(lines []progress.Line) error {
 	runs := make([]string, len(lines))
 	bodies := make([]string, len(lines))
 	for i, l := range lines {
-		var e struct {
-			Session string `json:"session"`
-		}
-		_ = json.Unmarshal(l, &e)
-		runs[i], bodies[i] = e.Session, string(l)
+		runs[i], bodies[i] = l.Session, string(l.JSON)
 	}
 	// Not waiting for the disk (the progress file has the entries): the
 	// steps' commits do not share their fsyncs with the log's.

@@ -64,19 +64,29 @@ type Log struct {
 	f       *os.File
 	mu      sync.Mutex
 	pending []byte
-	wake    chan struct{}
-	done    chan struct{}
-	closed  bool
-	err     error
-	sink    Sink
+	// sessions are the pending entries' sessions, in order, when there is
+	// a sink.
+	sessions []string
+	wake     chan struct{}
+	done     chan struct{}
+	closed   bool
+	err      error
+	sink     Sink
 }
 
 // Sink receives, from a Log's goroutine, the entries it wrote to its
-// file, a batch at a time, in order: each one JSON line without its
-// newline. A store that keeps runs for many machines (the PostgreSQL
-// store) keeps them too, so that `12fa logs` reads them from anywhere.
+// file, a batch at a time, in order. A store that keeps runs for many
+// machines (the PostgreSQL store) keeps them too, so that `12fa logs`
+// reads them from anywhere.
 type Sink interface {
-	WriteEntries(lines [][]byte) error
+	WriteEntries(lines []Line) error
+}
+
+// Line is an entry as the file has it: its JSON line without the newline,
+// and its Session.
+type Line struct {
+	Session string
+	JSON    []byte
 }
 
 // Open opens (creating) the progress file path for appending; it rotates
@@ -160,6 +170,9 @@ func (l *Log) Add(e Entry) error {
 		return err
 	}
 	l.pending = append(append(l.pending, b...), '\n')
+	if l.sink != nil {
+		l.sessions = append(l.sessions, e.Session)
+	}
 	l.mu.Unlock()
 	return nil
 }
@@ -172,14 +185,21 @@ func (l *Log) write() {
 	tick := time.NewTicker(flushEvery)
 	defer tick.Stop()
 	var buf []byte
+	var sessions []string
 	for {
 		l.mu.Lock()
 		buf, l.pending = l.pending, buf[:0]
+		sessions, l.sessions = l.sessions, sessions[:0]
 		closed := l.closed
 		l.mu.Unlock()
 		if len(buf) > 0 {
 			if l.sink != nil {
-				lines := bytes.Split(bytes.TrimSuffix(buf, []byte{'\n'}), []byte{'\n'})
+				lines := make([]Line, 0, len(sessions))
+				for rest := buf; len(rest) > 0; {
+					i := bytes.IndexByte(rest, '\n')
+					lines = append(lines, Line{Session: sessions[len(lines)], JSON: rest[:i]})
+					rest = rest[i+1:]
+				}
 				_ = l.sink.WriteEntries(lines) // the file has them
 			}
 			n, err := l.f.Write(buf)

@@ -109,11 +109,12 @@ func TestLog_Rotates(t *testing.T) {
 }
 
 // sinkLines is a Sink keeping what it is given.
-type sinkLines struct{ lines []string }
+type sinkLines struct{ lines, sessions []string }
 
-func (s *sinkLines) WriteEntries(lines [][]byte) error {
+func (s *sinkLines) WriteEntries(lines []progress.Line) error {
 	for _, l := range lines {
-		s.lines = append(s.lines, string(l))
+		s.lines = append(s.lines, string(l.JSON))
+		s.sessions = append(s.sessions, l.Session)
 	}
 	return nil
 }
@@ -128,7 +129,7 @@ func TestLog_Sink(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 250 {
-		if err := l.Add(progress.Entry{Session: "r1", Phase: "log", Action: "log", Details: fmt.Sprint(i)}); err != nil {
+		if err := l.Add(progress.Entry{Session: fmt.Sprint("r", i%3), Phase: "log", Action: "log", Details: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
 		if i%100 == 0 {
@@ -144,8 +145,8 @@ func TestLog_Sink(t *testing.T) {
 	}
 	for i, line := range sink.lines {
 		var e progress.Entry
-		if err := json.Unmarshal([]byte(line), &e); err != nil || e.Details != fmt.Sprint(i) || e != entries[i] {
-			t.Fatalf("sink line %d: %q (%v), file entry %+v", i, line, err, entries[i])
+		if err := json.Unmarshal([]byte(line), &e); err != nil || e.Details != fmt.Sprint(i) || e != entries[i] || sink.sessions[i] != e.Session {
+			t.Fatalf("sink line %d: %q of session %q (%v), file entry %+v", i, line, sink.sessions[i], err, entries[i])
 		}
 	}
 }
