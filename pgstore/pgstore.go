@@ -1013,15 +1013,16 @@ func (s *Store) Prune(o state.PruneOptions, also func(runs []string) error) ([]s
 	}
 	// Finished runs, but those another holder leases or this process
 	// executes.
-	// One statement: the runs, their records and their progress entries go
-	// together.
+	// One statement: the runs, their records, progress entries and
+	// checkpoint records go together.
 	rows, err := s.pool.Query(ctx, `WITH gone AS (
 			DELETE FROM runs WHERE id IN (
 				SELECT id FROM runs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC OFFSET $1)
 			AND finished_at < $2 AND (state <> 'leased' OR owner = $3) AND NOT id = ANY(coalesce($4::text[], '{}'))
 			RETURNING `+infoColumns+`),
 		recs AS (DELETE FROM records WHERE run_id IN (SELECT id FROM gone)),
-		prog AS (DELETE FROM progress WHERE run_id IN (SELECT id FROM gone))
+		prog AS (DELETE FROM progress WHERE run_id IN (SELECT id FROM gone)),
+		cps AS (DELETE FROM checkpoints WHERE run_id IN (SELECT id FROM gone))
 		SELECT * FROM gone`, o.Keep, o.OlderThan, s.me, claimed)
 	if err != nil {
 		return nil, fmt.Errorf("prune: %w", err)

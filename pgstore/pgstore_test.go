@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-git/go-git/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -199,4 +202,100 @@ func TestMigrate_3KeepsListAndPrune(t *testing.T) {
 			t.Errorf("%s: %d of the runs kept (want 2), %d of the pruned run (want 0)", table, kept, pruned)
 		}
 	}
+}
+
+// TestRuntime_CheckpointsOnPostgres: checkpoint records go to the
+// database with the run, naming where their git commit is, so that
+// another project (another machine) lists them; a restore of the files
+// there says which repository has the commit, and a restore of the run's
+// state works from anywhere.
+func TestRuntime_CheckpointsOnPostgres(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	open := func(project string) *runtime.Runtime {
+		st, err := pgstore.Open(ctx, pgstore.Config{URL: url}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt, err := runtime.New(ctx, runtime.Config{ProjectDir: project, Store: st, NoCache: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt
+	}
+	a, b := t.TempDir(), t.TempDir()
+	for _, dir := range []string{a, b} {
+		if _, err := git.PlainInit(dir, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(a, "notes.txt"), []byte("v1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.New(testutil.ExamplePath(t, ""), manifest.Workflow{Name: "cp"}, manifest.Defaults{},
+		manifest.Step{ID: "one", Plugin: "effect/effect.wasm", Idempotent: true},
+		manifest.Step{ID: "two", Plugin: "effect/effect.wasm", Idempotent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := open(a)
+	res, err := rt.Run(ctx, m, runtime.RunOptions{})
+	if err != nil || res.Status != state.RunCompleted {
+		t.Fatalf("run: %v, %+v", err, res)
+	}
+	if err := rt.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(a, state.DirName, state.CheckpointsDir)); slices.ContainsFunc(entries, func(e os.DirEntry) bool {
+		return strings.HasPrefix(e.Name(), res.RunID)
+	}) {
+		t.Errorf("checkpoint records written in the project too: %v", entries)
+	}
+
+	rt = open(b)
+	defer rt.Close(ctx)
+	cps, err := runtime.NewView(b, mustOpen(t, url)).Checkpoints(res.RunID, 0)
+	if err != nil || len(cps) != 2 {
+		t.Fatalf("checkpoints of the run from another project: %+v, %v", cps, err)
+	}
+	for _, cp := range cps {
+		if cp.Commit == "" || cp.Repo != a || cp.Host == "" {
+			t.Errorf("checkpoint %s: commit %q in %s:%s, want a commit of %s", cp.ID, cp.Commit, cp.Host, cp.Repo, a)
+		}
+	}
+	_, err = rt.Restore(ctx, cps[0].ID, true, false)
+	if err == nil || !strings.Contains(err.Error(), "the commit is in the repository at "+cps[0].Host+":"+a) {
+		t.Fatalf("restore --files where the commit is not: %v", err)
+	}
+	got, err := rt.Restore(ctx, cps[0].ID, false, false)
+	if err != nil || got.Step != "one" || !slices.Equal(got.Rerun, []string{"two"}) {
+		t.Fatalf("restore of the run's state from another project: %+v, %v", got, err)
+	}
+	// Resumed here, the step run again is checkpointed in this project's
+	// repository.
+	if again, err := rt.Run(ctx, m, runtime.RunOptions{RunID: res.RunID}); err != nil || again.Ran != 1 || again.Status != state.RunCompleted {
+		t.Fatalf("resume after the restore: %+v, %v", again, err)
+	}
+	cps, err = runtime.NewView(b, mustOpen(t, url)).Checkpoints(res.RunID, 0)
+	if err != nil || len(cps) != 2 || cps[0].Repo != a || cps[1].Step != "two" || cps[1].Repo != b || cps[1].Commit == "" {
+		t.Fatalf("checkpoints after the resume in another project: %+v, %v", cps, err)
+	}
+	// Pruned, the run's checkpoint records go with it.
+	gone, err := rt.Prune(ctx, runtime.PruneOptions{OlderThan: time.Now().Add(time.Hour)})
+	if err != nil || len(gone) != 1 {
+		t.Fatalf("prune: %+v, %v", gone, err)
+	}
+	if left, err := runtime.NewView(b, mustOpen(t, url)).Checkpoints("", 0); err != nil || len(left) != 0 {
+		t.Fatalf("checkpoints after the prune: %+v, %v", left, err)
+	}
+}
+
+func mustOpen(t *testing.T, url string) *pgstore.Store {
+	t.Helper()
+	st, err := pgstore.Open(context.Background(), pgstore.Config{URL: url}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

@@ -19,7 +19,8 @@ import (
 	"github.com/12fa/12fa/state"
 )
 
-// Checkpoint is the record of one checkpoint, in .12fa/checkpoints/<id>.json.
+// Checkpoint is the record of one checkpoint, in .12fa/checkpoints/<id>.json
+// (or the store's, see CheckpointStore).
 type Checkpoint struct {
 	ID       string    `json:"id"`
 	Workflow string    `json:"workflow"`
@@ -31,6 +32,10 @@ type Checkpoint struct {
 	// project is not in a git repository or git checkpoints are off.
 	Commit string `json:"commit,omitempty"`
 	Tree   string `json:"tree,omitempty"`
+	// Host and Repo say where Commit is: the machine, and its repository's
+	// root there.
+	Host string `json:"host,omitempty"`
+	Repo string `json:"repo,omitempty"`
 	// Reused is set when nothing changed and the previous commit serves.
 	Reused bool `json:"reused,omitempty"`
 	// Files and Hashed count the tree's files and those read again.
@@ -52,6 +57,78 @@ type Checkpoint struct {
 func checkpointsDir(projectDir string) string {
 	return filepath.Join(StoreDir(projectDir), state.CheckpointsDir)
 }
+
+// CheckpointStore is a store that keeps checkpoint records itself, so that
+// every machine sharing it sees them (pgstore); a store that is not one
+// leaves them in the project's .12fa/checkpoints/.
+type CheckpointStore interface {
+	// PutCheckpoint keeps the record id (its JSON) of run ("" for a
+	// manual checkpoint), replacing the one of the same id.
+	PutCheckpoint(ctx context.Context, id, run string, body []byte) error
+	// CheckpointRecords returns the records of run, every one when run is
+	// empty.
+	CheckpointRecords(ctx context.Context, run string) ([][]byte, error)
+}
+
+// writeRecord keeps cp where st keeps checkpoint records; durable: a file
+// record is synced (a manual checkpoint's, which nothing else derives).
+func writeRecord(st state.Store, projectDir string, cp Checkpoint, durable bool) error {
+	b, err := jsonenc.MarshalIndent(cp)
+	if err != nil {
+		return err
+	}
+	if cs, ok := st.(CheckpointStore); ok {
+		return cs.PutCheckpoint(context.Background(), cp.ID, cp.Run, b)
+	}
+	path := filepath.Join(checkpointsDir(projectDir), cp.ID+".json")
+	if durable {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		return atomicfile.Write(path, append(b, '\n'), 0o644)
+	}
+	// Derived from the journal, so written without fsync: it adds no
+	// fsync to the step.
+	return atomicfile.WriteRelaxed(path, append(b, '\n'), 0o644)
+}
+
+// loadRecords returns the checkpoint records st keeps, by id: those of run
+// (every one when run is empty). Files are all read: the directory holds
+// every run's.
+func loadRecords(st state.Store, projectDir, run string) (map[string]Checkpoint, error) {
+	cs, ok := st.(CheckpointStore)
+	if !ok {
+		return readRecords(checkpointsDir(projectDir))
+	}
+	bodies, err := cs.CheckpointRecords(context.Background(), run)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]Checkpoint, len(bodies))
+	for _, b := range bodies {
+		var cp Checkpoint
+		if err := json.Unmarshal(b, &cp); err != nil {
+			return nil, fmt.Errorf("checkpoint record: %w", err)
+		}
+		out[cp.ID] = cp
+	}
+	return out, nil
+}
+
+// hostname names this machine in checkpoint records.
+var hostname = func() string {
+	h, _ := os.Hostname()
+	return h
+}()
+
+// in reports whether cp's commit is in the repository g (a record that
+// says nothing of where is taken to be local).
+func (cp Checkpoint) in(g *checkpoint.Git) bool {
+	return cp.Host == "" || (cp.Host == hostname && cp.Repo == g.Root())
+}
+
+// where says where cp's commit is.
+func (cp Checkpoint) where() string { return cp.Host + ":" + cp.Repo }
 
 // gitFor returns the project's checkpointer, or nil (with one warning) when
 // the project is in no git repository or git checkpoints are off.
@@ -106,19 +183,14 @@ func (x *execution) checkpoint(i, attempt int, out json.RawMessage) {
 		x.rt.log.Warn("git checkpoint failed", "step", s.ID, "error", err)
 	} else {
 		cp.Commit, cp.Tree, cp.Reused, cp.Files, cp.Hashed = res.Commit, res.Tree, res.Reused, res.Files, res.Hashed
+		cp.Host, cp.Repo = hostname, g.Root()
 		x.lastCommit = res.Commit
 	}
 	cp.State.Steps = len(x.steps)
 	cp.State.StepsCompleted = x.res.Ran + x.res.Replayed + x.res.MarkedDone
 	cp.State.OutputSize = len(out)
 	cp.DurationMS = ms(x.rt.cfg.Now().Sub(start))
-	b, err := jsonenc.MarshalIndent(cp)
-	if err == nil {
-		// Derived from the journal, so written without fsync: it adds no
-		// fsync to the step.
-		err = atomicfile.WriteRelaxed(filepath.Join(checkpointsDir(x.rt.cfg.ProjectDir), cp.ID+".json"), append(b, '\n'), 0o644)
-	}
-	if err != nil {
+	if err := writeRecord(x.rt.store, x.rt.cfg.ProjectDir, cp, false); err != nil {
 		x.rt.log.Warn("checkpoint record not written", "step", s.ID, "error", err)
 	}
 }
@@ -130,7 +202,7 @@ func (x *execution) checkpoint(i, attempt int, out json.RawMessage) {
 // run's checkpoints are listed (and no manual ones); otherwise those of the
 // recent most recently active runs (all when 0).
 func checkpoints(st state.Store, projectDir, run string, recent int) ([]Checkpoint, error) {
-	records, err := readRecords(checkpointsDir(projectDir))
+	records, err := loadRecords(st, projectDir, run)
 	if err != nil {
 		return nil, err
 	}
@@ -200,20 +272,36 @@ func findCheckpoint(st state.Store, projectDir, id string) (*Checkpoint, error) 
 }
 
 // lastCommit returns the commit of the last checkpoint of run's completed
-// steps that has one, read from their checkpoint records: a resumed run's
-// next checkpoint follows it.
-func (r *Runtime) lastCommit(run state.Run) string {
+// steps that has one in this repository, read from their checkpoint
+// records: a resumed run's next checkpoint follows it. enabled is the
+// manifest's [checkpoint] git.
+func (r *Runtime) lastCommit(run state.Run, enabled *bool) string {
+	g := r.gitFor(enabled)
+	if g == nil {
+		return ""
+	}
+	record := func(id string) (cp Checkpoint, ok bool) {
+		b, err := os.ReadFile(filepath.Join(checkpointsDir(r.cfg.ProjectDir), id+".json"))
+		return cp, err == nil && json.Unmarshal(b, &cp) == nil
+	}
+	if _, shared := r.store.(CheckpointStore); shared {
+		records, err := loadRecords(r.store, r.cfg.ProjectDir, run.ID)
+		if err != nil {
+			r.log.Warn("checkpoint records not read", "run", run.ID, "error", err)
+		}
+		record = func(id string) (Checkpoint, bool) {
+			cp, ok := records[id]
+			return cp, ok
+		}
+	}
 	for i := len(run.Steps) - 1; i >= 0; i-- {
 		s := run.Steps[i]
 		if s.Status != state.StepCompleted {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(checkpointsDir(r.cfg.ProjectDir), run.ID+"."+s.ID+".json"))
-		if err != nil {
-			continue
-		}
-		var cp Checkpoint
-		if json.Unmarshal(b, &cp) == nil && cp.Commit != "" && !cp.Time.Before(s.StartedAt) {
+		// Another repository's commit (another machine's) is not in this
+		// one.
+		if cp, ok := record(run.ID + "." + s.ID); ok && cp.Commit != "" && cp.in(g) && !cp.Time.Before(s.StartedAt) {
 			return cp.Commit
 		}
 	}
@@ -311,14 +399,8 @@ func (r *Runtime) CreateCheckpoint(label string, metadata map[string]string) (Ch
 			return cp, err
 		}
 		cp.Commit, cp.Tree, cp.Files, cp.Hashed = res.Commit, res.Tree, res.Files, res.Hashed
+		cp.Host, cp.Repo = hostname, g.Root()
 	}
 	cp.DurationMS = ms(r.cfg.Now().Sub(now))
-	b, err := jsonenc.MarshalIndent(cp)
-	if err != nil {
-		return cp, err
-	}
-	if err := os.MkdirAll(checkpointsDir(r.cfg.ProjectDir), 0o755); err != nil {
-		return cp, err
-	}
-	return cp, atomicfile.Write(filepath.Join(checkpointsDir(r.cfg.ProjectDir), cp.ID+".json"), append(b, '\n'), 0o644)
+	return cp, writeRecord(r.store, r.cfg.ProjectDir, cp, true)
 }

@@ -74,6 +74,9 @@ func (r *Runtime) Restore(ctx context.Context, checkpointID string, files, force
 			return res, fmt.Errorf("restore --files: %w", err)
 		}
 		if err := g.RestoreFiles(cp.Commit, force); err != nil {
+			if !cp.in(g) {
+				return res, fmt.Errorf("restore --files: %w (the commit is in the repository at %s, where the step ran)", err, cp.where())
+			}
 			return res, fmt.Errorf("restore --files: %w", err)
 		}
 		res.Files = true

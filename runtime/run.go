@@ -203,7 +203,7 @@ func (r *Runtime) runOnce(ctx context.Context, m *manifest.Manifest, opts RunOpt
 		context: contextMap(run.Context), res: &Result{RunID: run.ID}, notifier: r.notifierFor(m)}
 	if run.Status != state.RunRunning || run.Steps[0].Attempt > 0 {
 		// A resumed run: its next checkpoint follows its last one.
-		x.lastCommit = r.lastCommit(run)
+		x.lastCommit = r.lastCommit(run, m.Checkpoint.Git)
 	}
 	if run.Status == state.RunRunning && len(run.Steps) > 0 && run.Steps[0].Status == state.StepPending && run.Steps[0].Attempt == 0 {
 		x.announce(ctx, abi.Notification{Title: "Run started: " + m.Workflow.Name, Priority: 2, Tags: []string{"arrow_forward"},

@@ -26,7 +26,8 @@ func OpenView(projectDir string, log hclog.Logger) (*View, error) {
 }
 
 // NewView is a view of the runs in st (a pgstore.Store, say), with the
-// project's checkpoint records and questions; Close closes st.
+// checkpoint records and questions st keeps, or else the project's;
+// Close closes st.
 func NewView(projectDir string, st state.Store) *View { return &View{dir: projectDir, store: st} }
 
 // Close releases the view.
