@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,6 +87,12 @@ func (c *cluster) env() []string {
 	return append(os.Environ(), "TWELVEFA_STORE="+c.url, "TWELVEFA_HEARTBEAT="+testHeartbeat, "TWELVEFA_LEASE="+testLease)
 }
 
+// worker starts `12fa worker` in a project directory of its own.
+func (c *cluster) worker(name string, args ...string) *workerProc {
+	c.t.Helper()
+	return c.workerAt(name, c.url, args...)
+}
+
 // workflow writes a manifest of steps of the effect plugin (copied beside
 // it), each sleeping sleepMS, and returns its path.
 func (c *cluster) workflow(name string, steps int, sleepMS int, idempotent bool) string {
@@ -128,8 +136,9 @@ func (c *cluster) submit(manifest string, n int) []string {
 	return strings.Fields(c.cli("submit", "--count", fmt.Sprint(n), manifest))
 }
 
-// worker starts `12fa worker` in a project directory of its own.
-func (c *cluster) worker(name string, args ...string) *workerProc {
+// workerAt starts `12fa worker` on the database at url (through a proxy,
+// say).
+func (c *cluster) workerAt(name, url string, args ...string) *workerProc {
 	c.t.Helper()
 	dir := filepath.Join(c.dir, "worker-"+name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -137,7 +146,7 @@ func (c *cluster) worker(name string, args ...string) *workerProc {
 	}
 	w := &workerProc{name: name, dir: dir, log: &bytes.Buffer{}, done: make(chan struct{}), mu: &sync.Mutex{}}
 	w.cmd = exec.Command(bin, append([]string{"-C", dir, "--cache-dir", cacheDir, "worker"}, args...)...)
-	w.cmd.Env = c.env()
+	w.cmd.Env = append(c.env(), "TWELVEFA_STORE="+url)
 	// A worker dies with the test binary, even one killed by its timeout.
 	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	w.cmd.Stdout, w.cmd.Stderr = lockedWriter{w.mu, w.log}, lockedWriter{w.mu, w.log}
@@ -316,6 +325,141 @@ func TestCluster_StoppedWorkerIsFenced(t *testing.T) {
 	refused := strings.Count(a.logText(), "run given up: its lease was lost")
 	t.Logf("SIGSTOP past the lease: %d takeovers, %d of a's runs given up after SIGCONT (%d records before), %d completed steps re-run",
 		audit.Takeovers, refused, aRecords, audit.CompletedRerun)
+}
+
+// cutProxy forwards TCP connections to a server until cut; then it holds
+// what either side sends, a connection's end included, until healed, as a
+// network that lost its route does while TCP retransmits. A connection
+// opened while cut reaches the server once healed.
+type cutProxy struct {
+	ln  net.Listener
+	to  string
+	mu  sync.Mutex
+	cut bool
+	ok  *sync.Cond
+}
+
+// newCutProxy proxies to the server of url and returns the URL through it.
+func newCutProxy(t *testing.T, url string) (*cutProxy, string) {
+	t.Helper()
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, to: u.Host}
+	p.ok = sync.NewCond(&p.mu)
+	t.Cleanup(func() {
+		p.set(false)
+		ln.Close()
+	})
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.pipe(conn)
+		}
+	}()
+	u.Host = ln.Addr().String()
+	return p, u.String()
+}
+
+func (p *cutProxy) set(cut bool) {
+	p.mu.Lock()
+	p.cut = cut
+	p.mu.Unlock()
+	p.ok.Broadcast()
+}
+
+// wait returns once the network is not cut.
+func (p *cutProxy) wait() {
+	p.mu.Lock()
+	for p.cut {
+		p.ok.Wait()
+	}
+	p.mu.Unlock()
+}
+
+func (p *cutProxy) pipe(conn net.Conn) {
+	p.wait()
+	up, err := net.Dial("tcp", p.to)
+	if err != nil {
+		conn.Close()
+		return
+	}
+	go p.copy(up, conn)
+	go p.copy(conn, up)
+}
+
+func (p *cutProxy) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.wait()
+			if _, err := dst.Write(buf[:n]); err != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	p.wait()
+	dst.Close()
+	src.Close()
+}
+
+// TestCluster_NetworkCut: a worker cut from the database (its
+// connections open, nothing getting through) gives its leases up at its
+// local deadline while still cut and cancels its steps; another worker
+// takes its runs over once the lease expired. When the network heals,
+// what it sent meanwhile reaches the server and writes nothing (the
+// fence), and it takes and completes new runs.
+func TestCluster_NetworkCut(t *testing.T) {
+	c := newCluster(t)
+	proxy, through := newCutProxy(t, c.url)
+	runs := c.submit(c.workflow("cut", 3, 700, true), 4)
+	a := c.workerAt("a", through, "--concurrency", "4")
+	c.waitFor("a in the middle of steps", 30*time.Second, func() bool {
+		return c.count("SELECT count(*) FROM records WHERE type = 'step_started'") >= 4
+	})
+	proxy.set(true)
+	cut := time.Now()
+	c.worker("b", "--concurrency", "4")
+	c.waitFor("a to give its leases up, cut off", 10*time.Second, func() bool { return strings.Contains(a.logText(), "lease given up") })
+	gaveUp := time.Since(cut)
+	c.waitFor("b to take a's runs over", 30*time.Second, func() bool {
+		return c.count("SELECT count(*) FROM runs WHERE takeovers > 0 AND state = 'leased' AND owner NOT LIKE '%/' || $1 || '/%'", fmt.Sprint(a.cmd.Process.Pid)) == len(runs)
+	})
+	tookOver := time.Since(cut)
+	// Cut for a lease more: a's retries and heartbeats pile up.
+	time.Sleep(1500 * time.Millisecond)
+	proxy.set(false)
+	healed := time.Now()
+	c.waitFor("every run to complete", 60*time.Second, func() bool { return c.count(completedRuns) == len(runs) })
+	// What a sent while cut reached the server and wrote nothing after b
+	// took over (a's epoch is 1 for every run, b's 2).
+	if n := c.count("SELECT count(*) FROM records WHERE epoch = 1 AND at > (SELECT min(at) FROM records WHERE epoch = 2)"); n != 0 {
+		t.Errorf("%d records written by a after b took over", n)
+	}
+	audit := c.check()
+	if audit.Takeovers != len(runs) {
+		t.Errorf("takeovers = %d, want %d", audit.Takeovers, len(runs))
+	}
+	// Healed, a is a worker again: of new runs, it completes some.
+	more := c.submit(c.workflow("after", 2, 300, true), 8)
+	c.waitFor("the new runs to complete", 60*time.Second, func() bool { return c.count(completedRuns) == len(runs)+len(more) })
+	c.waitFor("a to complete runs again", 10*time.Second, func() bool { return strings.Contains(a.logText(), "run ended") })
+	c.check()
+	refused := strings.Count(a.logText(), "run given up: its lease was lost")
+	t.Logf("network cut under a with %d runs: a gave its leases up %.1fs into the cut (lease %s), b took them over at %.1fs; healed after %.1fs: %d of a's runs given up, 0 records of a's after b's, %d completed steps re-run; healed, a took and completed new runs (all done %.1fs after the heal)",
+		len(runs), gaveUp.Seconds(), testLease, tookOver.Seconds(), healed.Sub(cut).Seconds(), refused, audit.CompletedRerun, time.Since(healed).Seconds())
 }
 
 // TestCluster_RacingWorkers: four workers race over 500 runs: no run is
