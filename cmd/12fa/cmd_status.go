@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -161,7 +160,7 @@ func printRuns(g *globalOptions, runs []state.RunInfo) {
 
 func printSteps(g *globalOptions, r state.Run) {
 	fmt.Fprintf(g.stdout, "\nrun %s (%s)\n", r.ID, r.Status)
-	if why := stopReason(r); why != "" {
+	if why := runtime.StopReason(r); why != "" {
 		fmt.Fprintf(g.stdout, "  %s\n", why)
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 2, 2, ' ', 0)
@@ -188,48 +187,7 @@ func printSteps(g *globalOptions, r state.Run) {
 				out += ", binary (base64)"
 			}
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\n", s.ID, s.Status, s.Attempt, dur, out, firstLineOf(note))
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\n", s.ID, s.Status, s.Attempt, dur, out, termsafe.FirstLine(note))
 	}
 	tw.Flush()
-}
-
-// stopReason says in one line why a run stopped and how to go on.
-func stopReason(r state.Run) string {
-	var next string
-	switch r.Status {
-	case state.RunPaused:
-		next = "`12fa resume` tries it again"
-	case state.RunFailed:
-		next = "`12fa resume --retry-failed` tries it again"
-	case state.RunRollbackFailed:
-		return fmt.Sprintf("rollback failed: %s; `12fa rollback %s` tries it again", firstLineOf(r.Error), r.ID)
-	case state.RunWaiting:
-		return fmt.Sprintf("waiting: %s; `12fa inputs` lists them, `12fa respond <id> <answer>` answers, then `12fa resume`", firstLineOf(r.Error))
-	case state.RunRollingBack:
-		return fmt.Sprintf("rolling back (%s); if no 12fa process is running, `12fa resume` finishes it", firstLineOf(r.Error))
-	case state.RunRolledBack:
-		next = "the run is rolled back"
-	default:
-		return ""
-	}
-	for _, s := range r.Steps {
-		if s.Status != state.StepFailed {
-			continue
-		}
-		attempts := "1 attempt"
-		if s.Attempt != 1 {
-			attempts = fmt.Sprintf("%d attempts", s.Attempt)
-		}
-		return fmt.Sprintf("stopped: step %q failed after %s (%s): %s; %s", s.ID, attempts, r.Cause, firstLineOf(r.Error), next)
-	}
-	return fmt.Sprintf("stopped (%s): %s; %s", r.Cause, firstLineOf(r.Error), next)
-}
-
-// firstLineOf is the first line of s, cut at 200 bytes and terminal-safe.
-func firstLineOf(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	if len(line) > 200 {
-		line = strings.ToValidUTF8(line[:200], "") + "…"
-	}
-	return termsafe.Text(line)
 }

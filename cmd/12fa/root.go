@@ -209,6 +209,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newExportCommand(g),
 		newSubmitCommand(g),
 		newWorkerCommand(g),
+		newServeCommand(g),
 		newBenchCommand(g),
 		newNewCommand(g),
 		newValidateCommand(g),

@@ -91,3 +91,24 @@ func deceptive(r rune) bool {
 	}
 	return false
 }
+
+// FirstLine is Text of the first line of s, cut at 200 bytes (a summary of
+// a guest's error, say).
+func FirstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	if len(line) > 200 {
+		line = strings.ToValidUTF8(line[:200], "") + "…"
+	}
+	return Text(line)
+}
+
+// Lines is Text of each line of s, the newlines kept: multi-line guest
+// text (a log entry, an error) shown where newlines cannot forge
+// anything, as in an HTML <pre>.
+func Lines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = Text(l)
+	}
+	return strings.Join(lines, "\n")
+}
