@@ -2,6 +2,7 @@ package serve
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"net/http"
@@ -150,6 +151,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 // states. 0 when the store cannot be read now.
 func (s *Server) signature(run string) uint64 {
 	v, release, err := s.cfg.Open()
+	if errors.Is(err, state.ErrNotInitialized) {
+		return 2 // no store yet: its first run changes it
+	}
 	if err != nil {
 		return 0
 	}

@@ -36,12 +36,6 @@ var funcs = template.FuncMap{
 	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 	"ms":  func(ms float64) string { return duration(time.Duration(ms * float64(time.Millisecond))) },
 	"dur": duration,
-	"pct": func(n, of int) int {
-		if of <= 0 {
-			return 0
-		}
-		return n * 100 / of
-	},
 	"bytes": func(n int) string {
 		switch {
 		case n < 1024:
@@ -103,9 +97,14 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, err er
 	s.render(w, r, "error", status, page{Title: http.StatusText(status), Error: err.Error()})
 }
 
-// view opens the store for one request.
-func (s *Server) view(w http.ResponseWriter, r *http.Request) (*runtime.View, func(), bool) {
+// view opens the store for one request. empty, when set, renders the
+// page for a project with no store yet (no run ever started).
+func (s *Server) view(w http.ResponseWriter, r *http.Request, empty func()) (*runtime.View, func(), bool) {
 	v, release, err := s.cfg.Open()
+	if errors.Is(err, state.ErrNotInitialized) && empty != nil {
+		empty()
+		return nil, nil, false
+	}
 	if err != nil {
 		s.fail(w, r, http.StatusServiceUnavailable, fmt.Errorf("the store cannot be read: %w", err))
 		return nil, nil, false
@@ -165,7 +164,9 @@ func (s *Server) runs(w http.ResponseWriter, r *http.Request) {
 	d.Filtered = len(lo.Status) > 0 || lo.Workflow != ""
 	d.Page, _ = strconv.Atoi(q.Get("page"))
 	d.Page = max(d.Page, 1)
-	v, release, ok := s.view(w, r)
+	v, release, ok := s.view(w, r, func() {
+		s.render(w, r, "runs", http.StatusOK, page{Title: "Runs", Nav: "runs", Live: "/events", Data: d})
+	})
 	if !ok {
 		return
 	}
@@ -254,7 +255,7 @@ type qForm struct {
 }
 
 func (s *Server) run(w http.ResponseWriter, r *http.Request) {
-	v, release, ok := s.view(w, r)
+	v, release, ok := s.view(w, r, nil)
 	if !ok {
 		return
 	}
@@ -349,7 +350,7 @@ type outputData struct {
 }
 
 func (s *Server) output(w http.ResponseWriter, r *http.Request) {
-	v, release, ok := s.view(w, r)
+	v, release, ok := s.view(w, r, nil)
 	if !ok {
 		return
 	}
@@ -387,7 +388,9 @@ type inputsData struct {
 }
 
 func (s *Server) inputs(w http.ResponseWriter, r *http.Request) {
-	v, release, ok := s.view(w, r)
+	v, release, ok := s.view(w, r, func() {
+		s.render(w, r, "inputs", http.StatusOK, page{Title: "Questions", Nav: "inputs", Live: "/events", Data: inputsData{}})
+	})
 	if !ok {
 		return
 	}
@@ -422,7 +425,7 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request) {
 	if answer == "" {
 		answer = r.PostForm.Get("choice")
 	}
-	v, release, ok := s.view(w, r)
+	v, release, ok := s.view(w, r, nil)
 	if !ok {
 		return
 	}
@@ -449,7 +452,7 @@ func (s *Server) resume(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotImplemented, errors.New("this server does not resume runs"))
 		return
 	}
-	v, release, ok := s.view(w, r)
+	v, release, ok := s.view(w, r, nil)
 	if !ok {
 		return
 	}

@@ -28,6 +28,8 @@ var tools = map[string]struct {
 	"npm":  {commands: []string{"npm"}, install: "apt-get install npm"},
 	"c":    {commands: []string{"clang", "wasm-ld"}, files: []string{"/usr/lib/wasm32-wasi/libc.a"}, install: "apt-get install clang lld wasi-libc libclang-rt-dev-wasm32"},
 	"rust": {files: []string{"/usr/bin/rustc", "/usr/lib/rustlib/wasm32-wasi"}, install: "apt-get install rustc libstd-rust-dev-wasm32"},
+	// A headless browser, for the dashboard's browser test.
+	"chromium": {commands: []string{"chromium-headless-shell"}, install: "apt-get install --no-install-recommends chromium-headless-shell"},
 }
 
 // MissingTool says what of tool is missing on this machine ("" when

@@ -1,0 +1,201 @@
+//go:build integration
+
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/12fa/12fa/internal/testutil"
+)
+
+// screenshotDir is where the browser test leaves its screenshots, for a
+// person to look at: $TWELVEFA_ARTIFACTS, else the system's temporary
+// directory.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("TWELVEFA_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "12fa-screenshots")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// startServe starts `12fa serve` on a free loopback port of dir's project
+// and returns its URL.
+func startServe(t *testing.T, dir string) string {
+	t.Helper()
+	cmd := exec.Command(bin, "-C", dir, "--cache-dir", cacheDir, "serve", "--addr", "127.0.0.1:0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("12fa serve:\n%s", stderr.String())
+		}
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("12fa serve said nothing: %v\n%s", err, stderr.String())
+	}
+	// "12fa serve: http://127.0.0.1:PORT/ (Ctrl-C stops)"
+	f := strings.Fields(line)
+	if len(f) < 3 || !strings.HasPrefix(f[2], "http://127.0.0.1:") {
+		t.Fatalf("12fa serve printed %q", line)
+	}
+	return f[2]
+}
+
+// TestServe_Browser is the dashboard as a person uses it, in a real
+// headless Chromium: the runs page is open when a real run starts and asks
+// two questions; the run appears on it live; on the run's page the person
+// answers with the form (a button for the yes/no one, a text field for the
+// other); the run, driven by `12fa run --wait` in another process, goes
+// on and the page shows it completed, with its log. Screenshots of each
+// stage are saved and checked to be images.
+func TestServe_Browser(t *testing.T) {
+	testutil.NeedTool(t, "chromium")
+	shell, err := exec.LookPath("chromium-headless-shell")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, p := range []string{"ask/ask.wasm", "effect/effect.wasm"} {
+		b, err := os.ReadFile(filepath.Join(examples(t), p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(p)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	manifest := filepath.Join(dir, "plugin-manifest.toml")
+	if err := os.WriteFile(manifest, []byte(`[workflow]
+name = "release"
+
+[checkpoint]
+git = false
+
+[[step]]
+id = "build"
+plugin = "effect.wasm"
+idempotent = true
+input = { sleep_ms = 200 }
+
+[[step]]
+id = "approve"
+plugin = "ask.wasm"
+idempotent = true
+
+[[step]]
+id = "ship"
+plugin = "effect.wasm"
+idempotent = true
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	url := startServe(t, dir)
+
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(),
+		append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(shell), chromedp.WindowSize(1280, 900))...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	shots := screenshotDir(t)
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A PNG of some size: not a blank answer.
+		if len(png) < 10_000 || !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) {
+			t.Fatalf("screenshot %s: %d bytes, not a PNG of a page", name, len(png))
+		}
+		p := filepath.Join(shots, "serve-"+name+".png")
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot %s: %s (%d bytes)", name, p, len(png))
+	}
+	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+
+	step("open the runs page", chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("p.empty")))
+	// The run starts after the page is open: it must appear by itself.
+	run := exec.Command(bin, "-C", dir, "--cache-dir", cacheDir, "run", "--wait", "--timeout", "2m", manifest)
+	run.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var runOut bytes.Buffer
+	run.Stdout, run.Stderr = &runOut, &runOut
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- run.Wait() }()
+	defer func() {
+		_ = run.Process.Kill()
+		if t.Failed() {
+			t.Logf("12fa run --wait:\n%s", runOut.String())
+		}
+	}()
+	step("the run appears, waiting, without a reload", chromedp.WaitVisible(chromedp.CSS("table.runs a.badge")))
+	shot("1-runs-waiting")
+
+	step("open the run", chromedp.Click(chromedp.CSS("table.runs td a.mono")), chromedp.WaitVisible(chromedp.CSS("form.question")))
+	shot("2-run-questions")
+	step("answer the yes/no question with its button",
+		chromedp.Click(chromedp.CSS(`form.question button[value="yes"]`)),
+		chromedp.WaitVisible(chromedp.CSS("p.flash")))
+	step("answer the other in its text field",
+		chromedp.SendKeys(chromedp.CSS(`form.question input[name="answer"]`), "r1"),
+		chromedp.Submit(chromedp.CSS(`form.question input[name="answer"]`)),
+		chromedp.WaitVisible(chromedp.CSS("ul.answered")))
+	step("the run completes, shown live", chromedp.WaitVisible(chromedp.CSS("h1 .status.s-completed")))
+	step("its log has the steps' lines", chromedp.WaitVisible(chromedp.CSS("#log li:nth-child(8)")))
+	logText, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#log")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logText, "deploy=yes name=r1") || !strings.Contains(logText, "run_completed") {
+		t.Errorf("the page's log: %q, want the step's line with the answers and the run's end", logText)
+	}
+	shot("3-run-completed")
+	select {
+	case err := <-ran:
+		if err != nil {
+			t.Fatalf("12fa run --wait: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("12fa run --wait did not end")
+	}
+	step("the questions page", chromedp.Navigate(url+"inputs"), chromedp.WaitVisible(chromedp.CSS("table.answered")))
+	shot("4-questions-answered")
+}
