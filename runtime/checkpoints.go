@@ -227,21 +227,8 @@ func checkpoints(st state.Store, projectDir, run string, recent int) ([]Checkpoi
 		}
 	}
 	var out []Checkpoint
-	for _, r := range runs {
-		done := 0
-		for _, s := range r.Steps {
-			if s.Status != state.StepCompleted {
-				continue
-			}
-			done++
-			id := r.ID + "." + s.ID
-			cp, ok := records[id]
-			if !ok || cp.Time.Before(s.StartedAt) {
-				cp = Checkpoint{ID: id, Workflow: r.Workflow, Run: r.ID, Step: s.ID, Attempt: s.Attempt, Time: s.EndedAt}
-				cp.State.Steps, cp.State.StepsCompleted, cp.State.OutputSize = len(r.Steps), done, s.OutputSize
-			}
-			out = append(out, cp)
-		}
+	for i := range runs {
+		out = append(out, runCheckpoints(records, &runs[i])...)
 	}
 	for id, cp := range records {
 		if strings.HasPrefix(id, "manual.") && run == "" {
@@ -250,6 +237,27 @@ func checkpoints(st state.Store, projectDir, run string, recent int) ([]Checkpoi
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out, nil
+}
+
+// runCheckpoints are the checkpoints of r's completed steps, in step order:
+// their records, or derived from the journal where there is none.
+func runCheckpoints(records map[string]Checkpoint, r *state.Run) []Checkpoint {
+	var out []Checkpoint
+	done := 0
+	for _, s := range r.Steps {
+		if s.Status != state.StepCompleted {
+			continue
+		}
+		done++
+		id := r.ID + "." + s.ID
+		cp, ok := records[id]
+		if !ok || cp.Time.Before(s.StartedAt) {
+			cp = Checkpoint{ID: id, Workflow: r.Workflow, Run: r.ID, Step: s.ID, Attempt: s.Attempt, Time: s.EndedAt}
+			cp.State.Steps, cp.State.StepsCompleted, cp.State.OutputSize = len(r.Steps), done, s.OutputSize
+		}
+		out = append(out, cp)
+	}
+	return out
 }
 
 func findCheckpoint(st state.Store, projectDir, id string) (*Checkpoint, error) {

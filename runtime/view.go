@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"sort"
+
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/12fa/12fa/inputs"
@@ -66,6 +68,17 @@ func (v *View) Checkpoints(run string, recent int) ([]Checkpoint, error) {
 		}
 	}
 	return checkpoints(v.store, v.dir, run, recent)
+}
+
+// RunCheckpoints lists the checkpoints of r (read already), oldest first.
+func (v *View) RunCheckpoints(r state.Run) ([]Checkpoint, error) {
+	records, err := loadRecords(v.store, v.dir, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := runCheckpoints(records, &r)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out, nil
 }
 
 // Checkpoint returns the checkpoint with the given id (<run>.<step>).

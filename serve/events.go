@@ -45,6 +45,9 @@ func durationOf(ms float64) string {
 	return duration(time.Duration(ms * float64(time.Millisecond)))
 }
 
+// backlog bounds the entries a new stream starts with.
+const backlog = 500
+
 // keepalive is how often an idle stream gets a comment, so that proxies
 // keep it open.
 const keepalive = 15 * time.Second
@@ -58,7 +61,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	run := r.URL.Query().Get("run")
 	var after int64
+	resumed := false
 	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		resumed = true
 		n, err := strconv.ParseInt(id, 10, 64)
 		if err != nil || n < 0 {
 			http.Error(w, "serve: Last-Event-ID is not a position", http.StatusBadRequest)
@@ -93,6 +98,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 						mine = append(mine, e)
 					}
 				}
+				if !resumed && len(mine) > backlog {
+					// A long run's page starts with its latest entries.
+					skip := progress.Entry{Time: mine[0].Time, Phase: "log", Action: "…",
+						Details: fmt.Sprintf("%d earlier entries: 12fa logs %s shows them", len(mine)-backlog, run)}
+					mine = append([]progress.Entry{skip}, mine[len(mine)-backlog:]...)
+				}
+				resumed = true
 				for i, e := range mine {
 					b, _ := json.Marshal(lineOf(e))
 					id := ""

@@ -236,7 +236,14 @@ type runData struct {
 	Resumable bool
 	Retry     bool
 	Span      time.Duration
+	// Window: a long run's page shows stepsShown of its steps (and their
+	// checkpoints), from First (1-based); Earlier and Later page on.
+	First, Last    int
+	Earlier, Later string
 }
+
+// stepsShown bounds the steps a run's page shows at once.
+const stepsShown = 200
 
 type stepRow struct {
 	state.Step
@@ -275,7 +282,35 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		end = now
 	}
 	d.Span = end.Sub(run.CreatedAt)
-	for _, st := range run.Steps {
+	// A long run shows a window of its steps: by default the one where it
+	// stands (its first step not completed).
+	from := 0
+	if len(run.Steps) > stepsShown {
+		if f, err := strconv.Atoi(r.URL.Query().Get("from")); err == nil {
+			from = f - 1
+		} else {
+			for i, st := range run.Steps {
+				if st.Status != state.StepCompleted {
+					from = i - i%stepsShown
+					break
+				}
+				from = i - i%stepsShown
+			}
+		}
+		from = min(max(from, 0), len(run.Steps)-1)
+	}
+	to := min(from+stepsShown, len(run.Steps))
+	d.First, d.Last = from+1, to
+	pageAt := func(i int) string { return "/runs/" + url.PathEscape(run.ID) + "?from=" + strconv.Itoa(i+1) + "#steps" }
+	if from > 0 {
+		d.Earlier = pageAt(max(from-stepsShown, 0))
+	}
+	if to < len(run.Steps) {
+		d.Later = pageAt(to)
+	}
+	shown := map[string]bool{}
+	for _, st := range run.Steps[from:to] {
+		shown[st.ID] = true
 		row := stepRow{Step: st}
 		if !st.StartedAt.IsZero() && d.Span > 0 {
 			stop := st.EndedAt
@@ -319,8 +354,14 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 			d.Answered = append(d.Answered, q)
 		}
 	}
-	if d.Checks, err = v.Checkpoints(run.ID, 0); err != nil {
+	checks, err := v.RunCheckpoints(run)
+	if err != nil {
 		s.cfg.Log.Warn("checkpoints not read", "run", run.ID, "error", err)
+	}
+	for _, cp := range checks {
+		if shown[cp.Step] {
+			d.Checks = append(d.Checks, cp)
+		}
 	}
 	switch run.Status {
 	case state.RunPaused:

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -382,3 +383,46 @@ func TestServe_ResumeButton(t *testing.T) {
 var cacheDir string
 
 func TestMain(m *testing.M) { os.Exit(testutil.MainWithTempDir(m, "12fa-serve-cache", &cacheDir)) }
+
+// TestServe_LongRun: a run of many steps shows a window of them (where it
+// stands: the last for a completed run) with links to the others, and its
+// live log starts with its latest entries, saying how many came before.
+func TestServe_LongRun(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	rt, err := runtime.New(ctx, runtime.Config{ProjectDir: dir, CacheDir: cacheDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	no := false
+	var steps []manifest.Step
+	for i := range 450 {
+		steps = append(steps, manifest.Step{ID: "s" + strconv.Itoa(i+1), Plugin: "wat/noop.wasm", Idempotent: true})
+	}
+	m, err := manifest.New(testutil.ExamplePath(t, ""), manifest.Workflow{Name: "long"}, manifest.Defaults{}, steps...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Checkpoint.Git = &no
+	res, err := rt.Run(ctx, m, runtime.RunOptions{})
+	rt.Close(ctx)
+	if err != nil || res.Status != state.RunCompleted {
+		t.Fatalf("run: %v", err)
+	}
+	srv := newServer(t, dir, nil)
+	_, body := get(t, nil, srv.URL+"/runs/"+res.RunID)
+	if !strings.Contains(body, "401–450 of 450") || strings.Contains(body, `id="step-s400"`) || !strings.Contains(body, `id="step-s450"`) {
+		t.Fatalf("the page of a 450-step run does not show its last 50 steps alone:\n%s", body)
+	}
+	if !strings.Contains(body, "?from=201#steps") {
+		t.Errorf("no link to the earlier steps")
+	}
+	_, body = get(t, nil, srv.URL+"/runs/"+res.RunID+"?from=201")
+	if !strings.Contains(body, "201–400 of 450") || !strings.Contains(body, `id="step-s201"`) || strings.Contains(body, `id="step-s401"`) {
+		t.Errorf("?from=201: not steps 201 to 400")
+	}
+	evs := readEvents(t, srv.URL+"/events?run="+res.RunID, "", func(evs []event) bool { return evs[len(evs)-1].id != "" })
+	if len(evs) != 501 || !strings.Contains(evs[0].data, "earlier entries") || !strings.Contains(evs[len(evs)-1].data, "run_completed") {
+		t.Errorf("the log stream starts with %d events, the first %s", len(evs), evs[0].data)
+	}
+}

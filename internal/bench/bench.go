@@ -94,6 +94,7 @@ type Report struct {
 	Cold  Cold      `json:"cold_start"`
 	Flat  Flat      `json:"flatness"`
 	HTTP  HTTP      `json:"http"`
+	Serve Serve     `json:"serve"`
 	// PG is measured on the PostgreSQL server Config.PG names.
 	PG     *PG      `json:"postgres,omitempty"`
 	Errors []string `json:"errors,omitempty"`
@@ -198,6 +199,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.Flat.Ratio = rep.Flat.Last.Median / rep.Flat.First.Median
 		}
 		return nil
+	})
+	part("serve pages", func() (err error) {
+		rep.Serve, err = serveBench(ctx, cfg, filepath.Join(cfg.Dir, "flat"))
+		return
 	})
 	return rep, nil
 }
@@ -565,6 +570,11 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("cold start, warm cache", fmt.Sprintf("%s (p90 %s)", ms(r.Cold.WarmCache.Median), ms(r.Cold.WarmCache.P90)), "≤ 100 ms")
 	row(fmt.Sprintf("flatness, %d steps: last/first", r.Flat.Steps),
 		fmt.Sprintf("%.2f× (%s vs %s)", r.Flat.Ratio, ms(r.Flat.Last.Median), ms(r.Flat.First.Median)), "≤ 1.1×")
+	if sv := r.Serve; sv.Runs > 0 {
+		row(fmt.Sprintf("serve: runs page of %d runs", sv.Runs), fmt.Sprintf("%s (p90 %s)", ms(sv.RunsPage.Median), ms(sv.RunsPage.P90)), "")
+		row("serve: their last page", fmt.Sprintf("%s (p90 %s)", ms(sv.LastPage.Median), ms(sv.LastPage.P90)), "")
+		row(fmt.Sprintf("serve: page of a %d-step run", sv.Steps), fmt.Sprintf("%s (p90 %s), %d KiB", ms(sv.RunPage.Median), ms(sv.RunPage.P90), sv.RunPageKiB), "")
+	}
 	if h := r.HTTP; h.Calls > 0 {
 		row(fmt.Sprintf("HTTP call in a step (%d per step)", h.Calls),
 			fmt.Sprintf("%s = %.2f× a plain Go client (%s)", ms(h.Step.Median), h.Ratio, ms(h.Plain.Median)), "≤ 1.3× plain")

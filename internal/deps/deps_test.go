@@ -19,7 +19,7 @@ var allowed = map[string][]string{
 	"cmd/12fa": {"runtime", "manifest", "state", "inputs", "progress", "features", "abi", "pdk", "internal/bench", "pgstore", "worker", "serve"},
 	"serve":    {"runtime", "state", "inputs", "progress", "features"},
 	// The benchmarks drive the engine as a user would.
-	"internal/bench": {"runtime", "manifest", "state", "pgstore", "worker"},
+	"internal/bench": {"runtime", "manifest", "state", "pgstore", "worker", "serve"},
 	// The store conformance suite, for tests of stores.
 	"state/statetest": {"state"},
 	// The PostgreSQL store.
