@@ -231,6 +231,10 @@ type Action struct {
 	Action string `json:"action"` // "view" or "http"
 	Label  string `json:"label"`
 	URL    string `json:"url"`
+	// Method (POST when empty) and Clear (dismiss the notification once
+	// tapped) are ntfy's, for "http" buttons.
+	Method string `json:"method,omitempty"`
+	Clear  bool   `json:"clear,omitempty"`
 }
 
 // Limits of notifications.

@@ -15,6 +15,7 @@ import (
 	"github.com/12fa/12fa/internal/jsonenc"
 	"github.com/12fa/12fa/internal/jsrunner"
 	"github.com/12fa/12fa/manifest"
+	"github.com/12fa/12fa/notify"
 	"github.com/12fa/12fa/state"
 )
 
@@ -93,7 +94,15 @@ func (x *execution) announceEnd(ctx context.Context, res *Result) {
 			fmt.Fprintf(&b, " (12fa respond %s <answer>)\n", q.ID)
 		}
 		b.WriteString("then: 12fa resume " + run.ID)
-		x.announce(ctx, abi.Notification{Title: "Input required: " + wf, Priority: 4, Tags: []string{"question"}, Message: b.String()})
+		n := abi.Notification{Title: "Input required: " + wf, Priority: 4, Tags: []string{"question"}, Message: b.String()}
+		if links := x.rt.cfg.AnswerLinks; links != nil {
+			nq := make([]notify.Question, len(qs))
+			for i, q := range qs {
+				nq[i] = notify.Question{ID: q.ID, Options: q.Options, Expires: q.ExpiresAt}
+			}
+			n.Actions = links.Actions(nq, x.rt.cfg.Now())
+		}
+		x.announce(ctx, n)
 	case state.RunPaused, state.RunFailed, state.RunRolledBack, state.RunRollbackFailed:
 		x.announce(ctx, abi.Notification{Title: fmt.Sprintf("Run %s: %s", run.Status, wf), Priority: 4, Tags: []string{"warning"},
 			Message: fmt.Sprintf("run %s stopped (%s): %s", run.ID, run.Cause, firstLine(run.Error))})

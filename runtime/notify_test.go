@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/12fa/12fa/abi"
 	"github.com/12fa/12fa/inputs"
 	"github.com/12fa/12fa/manifest"
+	"github.com/12fa/12fa/notify"
 	"github.com/12fa/12fa/runtime"
 	"github.com/12fa/12fa/state"
 )
@@ -224,5 +226,40 @@ func TestRuntime_WaitForResponse(t *testing.T) {
 	}
 	if q.ID != qs[1].ID || q.Status != inputs.Answered || q.Answer != "spring" || q.AnsweredBy != "person" {
 		t.Fatalf("answered question %+v", q)
+	}
+}
+
+// TestRuntime_AnswerButtons: with answer links on, the input-required
+// notification carries ntfy's buttons for the questions (at most three:
+// here yes, no and a link to the page for the free-text one), and each
+// button's link verifies for its answer.
+func TestRuntime_AnswerButtons(t *testing.T) {
+	f := newFixture(t)
+	fn := &fakeNotifier{}
+	links := &notify.AnswerLinks{Base: "https://12fa.example", Key: []byte("0123456789abcdef0123456789abcdef")}
+	rt, err := runtime.New(t.Context(), runtime.Config{ProjectDir: f.project, CacheDir: f.cache, Notifier: fn, AnswerLinks: links})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(t.Context())
+	if _, err := rt.Run(t.Context(), f.manifest(manifest.Step{ID: "ask", Plugin: "ask.wasm", Idempotent: true}), runtime.RunOptions{}); !errors.Is(err, runtime.ErrWaiting) {
+		t.Fatalf("run: %v", err)
+	}
+	var n abi.Notification
+	for _, s := range fn.sent {
+		if strings.HasPrefix(s.Title, "Input required") {
+			n = s
+		}
+	}
+	if len(n.Actions) != 3 || n.Actions[0].Label != "yes" || n.Actions[1].Label != "no" || n.Actions[2].URL != "https://12fa.example/inputs" {
+		t.Fatalf("actions %+v", n.Actions)
+	}
+	u, err := url.Parse(n.Actions[1].URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := url.PathUnescape(strings.TrimPrefix(u.Path, "/a/"))
+	if answer, err := links.Verify(id, u.Query(), time.Now()); err != nil || answer != "no" {
+		t.Errorf("the no button's link: %q, %v", answer, err)
 	}
 }

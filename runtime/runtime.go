@@ -46,6 +46,10 @@ type Config struct {
 	// Notifier, when set, receives every run's notifications instead of the
 	// ntfy client a manifest's [notify] table (or the environment) sets up.
 	Notifier Notifier
+	// AnswerLinks, when set, puts answer buttons on input-required
+	// notifications: signed links to the dashboard (`12fa serve
+	// --public-url` saves them; notify.LoadAnswerLinks reads them).
+	AnswerLinks *notify.AnswerLinks
 	// WrapJournal wraps the journal file; tests use it to inject faults.
 	WrapJournal func(*os.File) state.JournalWriter
 	// NoGroupCommit gives every journal append its own fsync, as a naive

@@ -36,6 +36,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/12fa/12fa/notify"
 	"github.com/12fa/12fa/progress"
 	"github.com/12fa/12fa/runtime"
 )
@@ -66,8 +67,14 @@ type Config struct {
 	// Bearer, or ?token= once (the answer sets a cookie).
 	Token string
 	// Loopback: the server listens on a loopback address; a request must
-	// name a loopback host.
+	// name a loopback host (or PublicHost).
 	Loopback bool
+	// Links, when set, takes answers from notifications' buttons
+	// (POST /a/{question}, signed: no token needed).
+	Links *notify.AnswerLinks
+	// PublicHost is the host of the public URL (a reverse proxy's), which
+	// a request on loopback may name too.
+	PublicHost string
 	// Poll is how often the live events look for new log entries (250 ms
 	// when 0).
 	Poll time.Duration
@@ -125,8 +132,13 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("POST /inputs/{id}", s.answer)
 	mux.HandleFunc("GET /features", s.features)
 	mux.HandleFunc("GET /events", s.events)
-	// Answers and resumes come from this site's own pages only.
-	s.h = s.guard(http.NewCrossOriginProtection().Handler(mux))
+	mux.HandleFunc("POST /a/{id}", s.answerLink)
+	mux.HandleFunc("OPTIONS /a/{id}", s.answerLink)
+	// Answers and resumes come from this site's own pages only, but for
+	// the signed links that phones post from anywhere.
+	cop := http.NewCrossOriginProtection()
+	cop.AddInsecureBypassPattern("POST /a/{id}")
+	s.h = s.guard(cop.Handler(mux))
 	return s, nil
 }
 
@@ -144,11 +156,11 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
-		if s.cfg.Loopback && !loopbackHost(r.Host) {
+		if s.cfg.Loopback && !loopbackHost(r.Host) && !strings.EqualFold(r.Host, s.cfg.PublicHost) {
 			http.Error(w, "serve: this server answers to localhost only (the request named host "+fmt.Sprintf("%q", r.Host)+")", http.StatusForbidden)
 			return
 		}
-		if s.cfg.Token != "" {
+		if s.cfg.Token != "" && !strings.HasPrefix(r.URL.Path, "/a/") {
 			if t := r.URL.Query().Get("token"); t != "" && s.tokenOK(t) && r.Method == http.MethodGet {
 				// Shown once in a link: kept in a cookie, and the link
 				// without it.

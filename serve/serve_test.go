@@ -3,6 +3,7 @@ package serve_test
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/12fa/12fa/internal/testutil"
 	"github.com/12fa/12fa/manifest"
+	"github.com/12fa/12fa/notify"
 	"github.com/12fa/12fa/runtime"
 	"github.com/12fa/12fa/serve"
 	"github.com/12fa/12fa/state"
@@ -424,5 +426,84 @@ func TestServe_LongRun(t *testing.T) {
 	evs := readEvents(t, srv.URL+"/events?run="+res.RunID, "", func(evs []event) bool { return evs[len(evs)-1].id != "" })
 	if len(evs) != 501 || !strings.Contains(evs[0].data, "earlier entries") || !strings.Contains(evs[len(evs)-1].data, "run_completed") {
 		t.Errorf("the log stream starts with %d events, the first %s", len(evs), evs[0].data)
+	}
+}
+
+// TestServe_AnswerLinks: a notification's answer button, tapped as ntfy's
+// app does it (a POST from another origin, no cookie, no token), answers
+// its question once; the same link again, the other option's link after
+// it, a forged link and an expired one are refused, and none answers.
+func TestServe_AnswerLinks(t *testing.T) {
+	dir, _ := waitingProject(t)
+	links := &notify.AnswerLinks{Key: []byte("0123456789abcdef0123456789abcdef")}
+	srv := newServer(t, dir, func(c *serve.Config) { c.Links, c.Token, c.Loopback = links, "a-token-the-phone-does-not-have", false })
+	links.Base = srv.URL
+	v, _ := runtime.OpenView(dir, nil)
+	qs, _ := v.Questions()
+	v.Close()
+	var nq []notify.Question
+	for _, q := range qs {
+		nq = append(nq, notify.Question{ID: q.ID, Options: q.Options, Expires: q.ExpiresAt})
+	}
+	acts := links.Actions(nq, time.Now())
+	if len(acts) != 3 || acts[0].Label != "yes" || acts[1].Label != "no" || acts[2].Action != "view" {
+		t.Fatalf("actions %+v", acts)
+	}
+	tap := func(link string) (int, string, string) {
+		req, _ := http.NewRequest(http.MethodPost, link, nil)
+		req.Header.Set("Origin", "https://ntfy.sh")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header.Get("Access-Control-Allow-Origin")
+	}
+	answered := func() string {
+		v, _ := runtime.OpenView(dir, nil)
+		defer v.Close()
+		qs, _ := v.Questions()
+		for _, q := range qs {
+			if len(q.Options) > 0 {
+				return q.Status + " " + q.Answer
+			}
+		}
+		return ""
+	}
+	// Forged: yes's signature on no; expired: a link that ended.
+	u, _ := url.Parse(acts[0].URL)
+	forged := u.Query()
+	forged.Set("v", base64.RawURLEncoding.EncodeToString([]byte("no")))
+	u.RawQuery = forged.Encode()
+	if code, body, _ := tap(u.String()); code != http.StatusForbidden {
+		t.Errorf("a forged link: %d %s", code, body)
+	}
+	if code, body, _ := tap(links.Link(nq[0].ID, "yes", time.Now().Add(-time.Second))); code != http.StatusForbidden || !strings.Contains(body, "expired") {
+		t.Errorf("an expired link: %d %s", code, body)
+	}
+	if got := answered(); got != "pending " {
+		t.Fatalf("after refused links the question is %q", got)
+	}
+	code, body, cors := tap(acts[0].URL)
+	if code != http.StatusOK || cors != "*" {
+		t.Fatalf("the yes button: %d %s (Access-Control-Allow-Origin %q)", code, body, cors)
+	}
+	if got := answered(); got != "answered yes" {
+		t.Fatalf("after the tap the question is %q", got)
+	}
+	if code, body, _ := tap(acts[0].URL); code != http.StatusConflict {
+		t.Errorf("the same link again: %d %s", code, body)
+	}
+	if code, body, _ := tap(acts[1].URL); code != http.StatusConflict {
+		t.Errorf("the no button after yes: %d %s", code, body)
+	}
+	if got := answered(); got != "answered yes" {
+		t.Errorf("at the end the question is %q", got)
+	}
+	// The rest of the dashboard still wants the token.
+	if resp, _ := get(t, nil, srv.URL+"/inputs"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the questions page without the token: %s", resp.Status)
 	}
 }

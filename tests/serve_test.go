@@ -6,6 +6,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,9 +42,9 @@ func screenshotDir(t *testing.T) string {
 
 // startServe starts `12fa serve` on a free loopback port of dir's project
 // and returns its URL.
-func startServe(t *testing.T, dir string) string {
+func startServe(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(bin, "-C", dir, "--cache-dir", cacheDir, "serve", "--addr", "127.0.0.1:0")
+	cmd := exec.Command(bin, append([]string{"-C", dir, "--cache-dir", cacheDir, "serve"}, args...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -116,7 +122,7 @@ idempotent = true
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	url := startServe(t, dir)
+	url := startServe(t, dir, "--addr", "127.0.0.1:0")
 
 	alloc, cancel := chromedp.NewExecAllocator(context.Background(),
 		append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(shell), chromedp.WindowSize(1280, 900))...)
@@ -198,4 +204,90 @@ idempotent = true
 	}
 	step("the questions page", chromedp.Navigate(url+"inputs"), chromedp.WaitVisible(chromedp.CSS("table.answered")))
 	shot("4-questions-answered")
+}
+
+// TestNotify_AnswerFromThePhone: with `12fa serve --public-url`, a run's
+// input-required notification reaches ntfy with answer buttons; the
+// phone's tap on one (a cross-origin POST of its signed link, as ntfy's
+// app makes it) answers the question through serve, once; the other
+// question is answered from the CLI and the run completes.
+func TestNotify_AnswerFromThePhone(t *testing.T) {
+	rec := &ntfyRecorder{}
+	ntfy := httptest.NewServer(rec)
+	defer ntfy.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	manifest := filepath.Join(dir, "ask.toml")
+	if err := os.WriteFile(manifest, []byte(fmt.Sprintf("[workflow]\nname = \"release\"\n[notify]\nntfy_url = %q\ntopic = \"12fa-test\"\n[checkpoint]\ngit = false\n"+
+		"[[step]]\nid = \"ask\"\nplugin = %q\nidempotent = true\n", ntfy.URL, filepath.Join(examples(t), "ask", "ask.wasm"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startServe(t, dir, "--addr", addr, "--public-url", "http://"+addr)
+	cli := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"-C", dir, "--cache-dir", cacheDir}, args...)...)
+		out, _ := cmd.CombinedOutput()
+		return string(out)
+	}
+	cli("run", manifest)
+	var actions []map[string]any
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end) && actions == nil; time.Sleep(20 * time.Millisecond) {
+		rec.mu.Lock()
+		for _, m := range rec.msgs {
+			if strings.HasPrefix(fmt.Sprint(m["title"]), "Input required") {
+				for _, a := range m["actions"].([]any) {
+					actions = append(actions, a.(map[string]any))
+				}
+			}
+		}
+		rec.mu.Unlock()
+	}
+	if len(actions) != 3 || actions[0]["label"] != "yes" || actions[0]["action"] != "http" || actions[0]["method"] != "POST" || actions[2]["action"] != "view" {
+		t.Fatalf("the notification's actions: %v (published: %s)", actions, rec.titles())
+	}
+	tap := func(a map[string]any) (int, string) {
+		req, _ := http.NewRequest(fmt.Sprint(a["method"]), fmt.Sprint(a["url"]), nil)
+		req.Header.Set("Origin", "https://ntfy.sh")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := tap(actions[0]); code != http.StatusOK {
+		t.Fatalf("the phone's tap on yes: %d %s", code, body)
+	}
+	if code, _ := tap(actions[0]); code != http.StatusConflict {
+		t.Errorf("the same tap again: %d, want 409", code)
+	}
+	if code, _ := tap(actions[1]); code != http.StatusConflict {
+		t.Errorf("no after yes: %d, want 409", code)
+	}
+	out := cli("inputs", "--json")
+	var doc struct {
+		Questions []struct{ ID, Key, Status, Answer string } `json:"questions"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("inputs --json: %v\n%s", err, out)
+	}
+	for _, q := range doc.Questions {
+		if q.Key == "deploy" {
+			t.Fatalf("the deploy question is still pending after the tap: %+v", q)
+		}
+		cli("respond", q.ID, "r1")
+	}
+	if out := cli("resume"); !strings.Contains(out, "completed") {
+		t.Fatalf("resume after the answers:\n%s", out)
+	}
+	if out := cli("status", "--json"); !strings.Contains(out, `"deploy": true`) {
+		t.Errorf("the step's output does not have the phone's answer:\n%s", out)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/12fa/12fa/internal/termsafe"
+	"github.com/12fa/12fa/notify"
 	"github.com/12fa/12fa/runtime"
 	"github.com/12fa/12fa/serve"
 )
@@ -24,7 +26,7 @@ import (
 const minToken = 16
 
 func newServeCommand(g *globalOptions) *cobra.Command {
-	var addr, tokenEnv string
+	var addr, tokenEnv, publicURL string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "A live dashboard of the runs, where people answer questions from a browser",
@@ -38,7 +40,13 @@ steps asked, each with a form (answers go through the same checks as
 It reads the store without its lock, so it watches runs other processes
 drive. It listens on loopback by default. Any other address needs a token:
 --token-env NAME reads it from $NAME (at least 16 characters), and the
-printed link carries it once (a cookie keeps it).`,
+printed link carries it once (a cookie keeps it).
+
+With --public-url (the address phones reach this server at, directly or
+through a reverse proxy), the project's input-required notifications
+carry ntfy buttons: signed links that answer from the phone, each once,
+until the question expires or a day has passed. The key is
+.12fa/serve.key; the runs find the URL in .12fa/serve.json.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := g.projectDir()
@@ -50,6 +58,16 @@ printed link carries it once (a cookie keeps it).`,
 				cfg.Token = os.Getenv(tokenEnv)
 				if len(cfg.Token) < minToken {
 					return exitFor(fmt.Errorf("serve: $%s holds no token of at least %d characters", tokenEnv, minToken))
+				}
+			}
+			if publicURL != "" {
+				links, err := notify.SaveAnswerLinks(runtime.StoreDir(dir), publicURL)
+				if err != nil {
+					return exitFor(err)
+				}
+				cfg.Links = &links
+				if u, err := url.Parse(publicURL); err == nil {
+					cfg.PublicHost = u.Host
 				}
 			}
 			if !cfg.Loopback && cfg.Token == "" {
@@ -109,6 +127,7 @@ printed link carries it once (a cookie keeps it).`,
 	}
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8812", "address to listen on (host:port); not loopback needs --token-env")
 	cmd.Flags().StringVar(&tokenEnv, "token-env", "", "require the token in this environment variable")
+	cmd.Flags().StringVar(&publicURL, "public-url", "", "the URL phones reach this server at: notifications get answer buttons")
 	return cmd
 }
 

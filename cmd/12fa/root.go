@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/12fa/12fa/manifest"
+	"github.com/12fa/12fa/notify"
 	"github.com/12fa/12fa/pgstore"
 	"github.com/12fa/12fa/runtime"
 	"github.com/12fa/12fa/state"
@@ -172,8 +173,13 @@ func (o *globalOptions) engineConfig(onEvent func(runtime.Event)) (runtime.Confi
 	if err != nil {
 		return runtime.Config{}, err
 	}
-	return runtime.Config{ProjectDir: dir, CacheDir: o.cacheDir, NoCache: o.noCache, Logger: o.logger(), OnEvent: onEvent,
-		MemoryBudget: int64(o.budget)}, nil
+	cfg := runtime.Config{ProjectDir: dir, CacheDir: o.cacheDir, NoCache: o.noCache, Logger: o.logger(), OnEvent: onEvent,
+		MemoryBudget: int64(o.budget)}
+	// `12fa serve --public-url` asked for answer buttons.
+	if links, ok := notify.LoadAnswerLinks(runtime.StoreDir(dir)); ok {
+		cfg.AnswerLinks = &links
+	}
+	return cfg, nil
 }
 
 func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {

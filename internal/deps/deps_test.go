@@ -16,8 +16,8 @@ var allowed = map[string][]string{
 	"abi":      {},
 	"runtime":  {"abi", "host", "state", "manifest", "checkpoint", "inputs", "notify", "progress", "features", "egress", "command"},
 	"manifest": {"abi", "egress", "command"},
-	"cmd/12fa": {"runtime", "manifest", "state", "inputs", "progress", "features", "abi", "pdk", "internal/bench", "pgstore", "worker", "serve"},
-	"serve":    {"runtime", "state", "inputs", "progress", "features"},
+	"cmd/12fa": {"runtime", "manifest", "state", "inputs", "progress", "features", "abi", "pdk", "internal/bench", "pgstore", "worker", "serve", "notify"},
+	"serve":    {"runtime", "state", "inputs", "progress", "features", "notify"},
 	// The benchmarks drive the engine as a user would.
 	"internal/bench": {"runtime", "manifest", "state", "pgstore", "worker", "serve"},
 	// The store conformance suite, for tests of stores.
