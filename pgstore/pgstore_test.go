@@ -96,17 +96,7 @@ func TestRuntime_OnPostgres(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.URL(t)
 	project := t.TempDir()
-	open := func() *runtime.Runtime {
-		st, err := pgstore.Open(ctx, pgstore.Config{URL: url}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rt, err := runtime.New(ctx, runtime.Config{ProjectDir: project, Store: st, NoCache: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rt
-	}
+	open := func() *runtime.Runtime { return openRuntime(t, url, project) }
 	m, err := manifest.New(testutil.ExamplePath(t, ""), manifest.Workflow{Name: "pg"}, manifest.Defaults{},
 		manifest.Step{ID: "a", Plugin: "effect/effect.wasm", Idempotent: true},
 		manifest.Step{ID: "b", Plugin: "effect/effect.wasm", Idempotent: true, Input: map[string]any{"fail_until_attempt": 2},
@@ -212,17 +202,7 @@ func TestMigrate_3KeepsListAndPrune(t *testing.T) {
 func TestRuntime_CheckpointsOnPostgres(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.URL(t)
-	open := func(project string) *runtime.Runtime {
-		st, err := pgstore.Open(ctx, pgstore.Config{URL: url}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rt, err := runtime.New(ctx, runtime.Config{ProjectDir: project, Store: st, NoCache: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rt
-	}
+	open := func(project string) *runtime.Runtime { return openRuntime(t, url, project) }
 	a, b := t.TempDir(), t.TempDir()
 	for _, dir := range []string{a, b} {
 		if _, err := git.PlainInit(dir, false); err != nil {
@@ -288,6 +268,21 @@ func TestRuntime_CheckpointsOnPostgres(t *testing.T) {
 	if left, err := runtime.NewView(b, mustOpen(t, url)).Checkpoints("", 0); err != nil || len(left) != 0 {
 		t.Fatalf("checkpoints after the prune: %+v, %v", left, err)
 	}
+}
+
+// openRuntime is the engine of project on its own store of the database
+// at url (Close closes both).
+func openRuntime(t *testing.T, url, project string) *runtime.Runtime {
+	t.Helper()
+	st, err := pgstore.Open(context.Background(), pgstore.Config{URL: url}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := runtime.New(context.Background(), runtime.Config{ProjectDir: project, Store: st, NoCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
 }
 
 func mustOpen(t *testing.T, url string) *pgstore.Store {
