@@ -227,7 +227,7 @@ func TestNotify_AnswerFromThePhone(t *testing.T) {
 		"[[step]]\nid = \"ask\"\nplugin = %q\nidempotent = true\n", ntfy.URL, filepath.Join(examples(t), "ask", "ask.wasm"))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	startServe(t, dir, "--addr", addr, "--public-url", "http://"+addr)
+	serveURL := startServe(t, dir, "--addr", addr, "--public-url", "http://"+addr)
 	cli := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(bin, append([]string{"-C", dir, "--cache-dir", cacheDir}, args...)...)
@@ -273,21 +273,39 @@ func TestNotify_AnswerFromThePhone(t *testing.T) {
 	}
 	out := cli("inputs", "--json")
 	var doc struct {
-		Questions []struct{ ID, Key, Status, Answer string } `json:"questions"`
+		Questions []struct{ ID, Key, Status, Answer, Run string } `json:"questions"`
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("inputs --json: %v\n%s", err, out)
 	}
+	run := ""
 	for _, q := range doc.Questions {
 		if q.Key == "deploy" {
 			t.Fatalf("the deploy question is still pending after the tap: %+v", q)
 		}
 		cli("respond", q.ID, "r1")
+		run = q.Run
 	}
-	if out := cli("resume"); !strings.Contains(out, "completed") {
-		t.Fatalf("resume after the answers:\n%s", out)
+	// The run page's Resume button: serve starts `12fa resume` in a
+	// process of its own.
+	req, _ := http.NewRequest(http.MethodPost, serveURL+"runs/"+run+"/resume", nil)
+	req.Header.Set("Origin", strings.TrimSuffix(serveURL, "/"))
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if out := cli("status", "--json"); !strings.Contains(out, `"deploy": true`) {
-		t.Errorf("the step's output does not have the phone's answer:\n%s", out)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the resume button: %s", resp.Status)
+	}
+	var out2 string
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if out2 = cli("status", "--json", run); strings.Contains(out2, `"status": "completed"`) {
+			break
+		}
+	}
+	if !strings.Contains(out2, `"status": "completed"`) || !strings.Contains(out2, `"deploy": true`) {
+		t.Errorf("after the resume button, the run is not completed with the phone's answer:\n%s", out2)
 	}
 }
