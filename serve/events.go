@@ -11,6 +11,7 @@ import (
 
 	"github.com/12fa/12fa/internal/termsafe"
 	"github.com/12fa/12fa/progress"
+	"github.com/12fa/12fa/runtime"
 	"github.com/12fa/12fa/state"
 )
 
@@ -83,7 +84,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	poll := time.NewTicker(s.cfg.Poll)
 	defer poll.Stop()
-	var sig uint64
+	// The page says what it showed: a change since is sent at once.
+	sig, _ := strconv.ParseUint(r.URL.Query().Get("v"), 16, 64)
 	lastChange, lastWrite := time.Time{}, time.Now()
 	for {
 		wrote := false
@@ -158,24 +160,38 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// noStore is the signature of a project with no store yet: its first run
+// changes it.
+const noStore = 2
+
 // signature sums up what a page shows, to tell when it changed: a run's
 // last record and status, or the first page of runs, and the questions'
 // states. 0 when the store cannot be read now.
 func (s *Server) signature(run string) uint64 {
 	v, release, err := s.cfg.Open()
 	if errors.Is(err, state.ErrNotInitialized) {
-		return 2 // no store yet: its first run changes it
+		return noStore
 	}
 	if err != nil {
 		return 0
 	}
 	defer release()
+	return signatureOf(v, run, nil)
+}
+
+// signatureOf is signature on an open view; loaded is run, when read
+// already.
+func signatureOf(v *runtime.View, run string, loaded *state.Run) uint64 {
 	h := fnv.New64a()
 	if run != "" {
-		r, err := v.Run(run)
-		if err != nil {
-			return 0
+		if loaded == nil {
+			r, err := v.Run(run)
+			if err != nil {
+				return 0
+			}
+			loaded = &r
 		}
+		r := loaded
 		fmt.Fprintf(h, "%s %s %d\n", r.Status, r.UpdatedAt, len(r.Steps))
 		for _, st := range r.Steps {
 			fmt.Fprintf(h, "%s %d\n", st.Status, st.Attempt)

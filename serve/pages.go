@@ -165,7 +165,7 @@ func (s *Server) runs(w http.ResponseWriter, r *http.Request) {
 	d.Page, _ = strconv.Atoi(q.Get("page"))
 	d.Page = max(d.Page, 1)
 	v, release, ok := s.view(w, r, func() {
-		s.render(w, r, "runs", http.StatusOK, page{Title: "Runs", Nav: "runs", Live: "/events", Data: d})
+		s.render(w, r, "runs", http.StatusOK, page{Title: "Runs", Nav: "runs", Live: live("/events", noStore), Data: d})
 	})
 	if !ok {
 		return
@@ -221,7 +221,7 @@ func (s *Server) runs(w http.ResponseWriter, r *http.Request) {
 	if more {
 		d.Next = pageURL(d.Page + 1)
 	}
-	s.render(w, r, "runs", http.StatusOK, page{Title: "Runs", Nav: "runs", Live: "/events", Pending: pending, Data: d})
+	s.render(w, r, "runs", http.StatusOK, page{Title: "Runs", Nav: "runs", Live: live("/events", signatureOf(v, "", nil)), Pending: pending, Data: d})
 }
 
 // runData is a run's page.
@@ -372,8 +372,17 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		d.Resumable = len(d.Questions) == 0
 	}
 	d.Resumable = d.Resumable && s.cfg.Resume != nil
-	s.render(w, r, "run", http.StatusOK, page{Title: "Run " + run.ID, Nav: "runs", Live: "/events?run=" + url.QueryEscape(run.ID),
+	s.render(w, r, "run", http.StatusOK, page{Title: "Run " + run.ID, Nav: "runs", Live: live("/events?run="+url.QueryEscape(run.ID), signatureOf(v, run.ID, &run)),
 		Pending: pending, Flash: r.URL.Query().Get("done"), Data: d})
+}
+
+// live is the events URL of a page that showed what sig sums up.
+func live(events string, sig uint64) string {
+	sep := "?"
+	if strings.Contains(events, "?") {
+		sep = "&"
+	}
+	return events + sep + "v=" + strconv.FormatUint(sig, 16)
 }
 
 func clip(s string, n int) string {
@@ -430,7 +439,7 @@ type inputsData struct {
 
 func (s *Server) inputs(w http.ResponseWriter, r *http.Request) {
 	v, release, ok := s.view(w, r, func() {
-		s.render(w, r, "inputs", http.StatusOK, page{Title: "Questions", Nav: "inputs", Live: "/events", Data: inputsData{}})
+		s.render(w, r, "inputs", http.StatusOK, page{Title: "Questions", Nav: "inputs", Live: live("/events", noStore), Data: inputsData{}})
 	})
 	if !ok {
 		return
@@ -450,7 +459,7 @@ func (s *Server) inputs(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	slices.SortFunc(d.Answered, func(a, b inputs.Question) int { return b.AnsweredAt.Compare(a.AnsweredAt) })
-	s.render(w, r, "inputs", http.StatusOK, page{Title: "Questions", Nav: "inputs", Live: "/events", Pending: len(d.Pending),
+	s.render(w, r, "inputs", http.StatusOK, page{Title: "Questions", Nav: "inputs", Live: live("/events", signatureOf(v, "", nil)), Pending: len(d.Pending),
 		Flash: r.URL.Query().Get("done"), Data: d})
 }
 

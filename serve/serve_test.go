@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -505,5 +506,52 @@ func TestServe_AnswerLinks(t *testing.T) {
 	// The rest of the dashboard still wants the token.
 	if resp, _ := get(t, nil, srv.URL+"/inputs"); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("the questions page without the token: %s", resp.Status)
+	}
+}
+
+// TestServe_ChangeSincePage: a page's live events start from what the
+// page showed, so that a change between the page and its stream (the run
+// going on right after an answer) is sent at once, not missed.
+func TestServe_ChangeSincePage(t *testing.T) {
+	dir, run := waitingProject(t)
+	srv := newServer(t, dir, nil)
+	_, body := get(t, nil, srv.URL+"/runs/"+run)
+	i := strings.Index(body, `data-live="`)
+	if i < 0 {
+		t.Fatal("the run page follows no events")
+	}
+	live := html.UnescapeString(body[i+len(`data-live="`):][:strings.Index(body[i+len(`data-live="`):], `"`)])
+	if !strings.Contains(live, "&v=") {
+		t.Fatalf("the page's events URL %q does not say what it showed", live)
+	}
+	v, _ := runtime.OpenView(dir, nil)
+	qs, _ := v.Questions()
+	answer := "r1"
+	if len(qs[0].Options) > 0 {
+		answer = qs[0].Options[0]
+	}
+	if _, err := v.Respond(qs[0].ID, answer); err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+	evs := readEvents(t, srv.URL+live, "", func(evs []event) bool { return evs[len(evs)-1].name == "change" })
+	if evs[len(evs)-1].name != "change" {
+		t.Fatal("no change event")
+	}
+	// Unchanged since the page: no change at first.
+	_, body = get(t, nil, srv.URL+"/runs/"+run)
+	i = strings.Index(body, `data-live="`)
+	live = html.UnescapeString(body[i+len(`data-live="`):][:strings.Index(body[i+len(`data-live="`):], `"`)])
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+live, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(b), "event: change") {
+		t.Errorf("a change event for a page that is up to date:\n%s", b)
 	}
 }
