@@ -104,7 +104,18 @@ until the question expires or a day has passed. The key is
 			ctx := cmd.Context()
 			srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
 				BaseContext: func(net.Listener) context.Context { return ctx }}
-			link := "http://" + ln.Addr().String() + "/"
+			// The link to open: the public URL, else this machine's name
+			// when listening on every address.
+			host, port, _ := net.SplitHostPort(ln.Addr().String())
+			if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+				if h, err := os.Hostname(); err == nil {
+					host = h
+				}
+			}
+			link := "http://" + net.JoinHostPort(host, port) + "/"
+			if publicURL != "" {
+				link = strings.TrimSuffix(publicURL, "/") + "/"
+			}
 			if cfg.Token != "" {
 				link += "?token=" + cfg.Token
 			}
