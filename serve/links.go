@@ -1,11 +1,8 @@
 package serve
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
-
-	"github.com/12fa/12fa/inputs"
 )
 
 // answerLink answers a question from a notification's button. The phone
@@ -41,11 +38,7 @@ func (s *Server) answerLink(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	q, err := v.Respond(id, answer)
 	if err != nil {
-		status := http.StatusConflict
-		if errors.Is(err, inputs.ErrNotFound) {
-			status = http.StatusNotFound
-		}
-		http.Error(w, "serve: answer not taken: "+err.Error(), status)
+		http.Error(w, "serve: answer not taken: "+err.Error(), respondStatus(err))
 		return
 	}
 	s.cfg.Log.Info("answered from a notification", "question", q.ID, "run", q.Run)

@@ -213,7 +213,10 @@ func (s *Server) runs(w http.ResponseWriter, r *http.Request) {
 		if n == 1 {
 			u.Del("page")
 		}
-		return here(r, "/", u)
+		if len(u) == 0 {
+			return "/"
+		}
+		return "/?" + u.Encode()
 	}
 	if d.Page > 1 {
 		d.Prev = pageURL(d.Page - 1)
@@ -482,11 +485,7 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	q, err := v.Respond(r.PathValue("id"), answer)
 	if err != nil {
-		status := http.StatusConflict
-		if errors.Is(err, inputs.ErrNotFound) {
-			status = http.StatusNotFound
-		}
-		s.fail(w, r, status, fmt.Errorf("answer not taken: %w", err))
+		s.fail(w, r, respondStatus(err), fmt.Errorf("answer not taken: %w", err))
 		return
 	}
 	back := "/inputs"
@@ -494,6 +493,15 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request) {
 		back = "/runs/" + url.PathEscape(q.Run)
 	}
 	http.Redirect(w, r, back+"?done="+url.QueryEscape("answered "+q.ID), http.StatusSeeOther)
+}
+
+// respondStatus is the HTTP status of an answer Respond refused: no such
+// question, or one it does not take (answered, not an option).
+func respondStatus(err error) int {
+	if errors.Is(err, inputs.ErrNotFound) {
+		return http.StatusNotFound
+	}
+	return http.StatusConflict
 }
 
 func (s *Server) resume(w http.ResponseWriter, r *http.Request) {

@@ -30,7 +30,6 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -210,21 +209,6 @@ func loopbackHost(host string) bool {
 
 // IsLoopback reports whether addr (host:port) listens on loopback only.
 func IsLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// here is the URL of the page r asked for, for redirects back to it.
-func here(r *http.Request, path string, q url.Values) string {
-	if len(q) == 0 {
-		return path
-	}
-	return path + "?" + q.Encode()
+	_, _, err := net.SplitHostPort(addr)
+	return err == nil && loopbackHost(addr)
 }
