@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -376,7 +377,19 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Resumable = d.Resumable && s.cfg.Resume != nil
 	s.render(w, r, "run", http.StatusOK, page{Title: "Run " + run.ID, Nav: "runs", Live: live("/events?run="+url.QueryEscape(run.ID), signatureOf(v, run.ID, &run)),
-		Pending: pending, Flash: r.URL.Query().Get("done"), Data: d})
+		Pending: pending, Flash: flash(r), Data: d})
+}
+
+// flashes are the messages a redirect may ask a page to show: only these,
+// so that a crafted link cannot put words of its own on the page.
+var flashes = regexp.MustCompile(`^(answered q-[0-9a-f]{1,32}|resume started)$`)
+
+// flash is the message the redirect to r asks for, or "".
+func flash(r *http.Request) string {
+	if m := r.URL.Query().Get("done"); flashes.MatchString(m) {
+		return m
+	}
+	return ""
 }
 
 // live is the events URL of a page that showed what sig sums up.
@@ -463,7 +476,7 @@ func (s *Server) inputs(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.SortFunc(d.Answered, func(a, b inputs.Question) int { return b.AnsweredAt.Compare(a.AnsweredAt) })
 	s.render(w, r, "inputs", http.StatusOK, page{Title: "Questions", Nav: "inputs", Live: live("/events", signatureOf(v, "", nil)), Pending: len(d.Pending),
-		Flash: r.URL.Query().Get("done"), Data: d})
+		Flash: flash(r), Data: d})
 }
 
 // answer answers a question from its form, with the checks of `12fa

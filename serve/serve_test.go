@@ -555,3 +555,18 @@ func TestServe_ChangeSincePage(t *testing.T) {
 		t.Errorf("a change event for a page that is up to date:\n%s", b)
 	}
 }
+
+// TestServe_FlashIsOurs: the message a redirect shows comes from a fixed
+// list; a link carrying words of its own shows none of them.
+func TestServe_FlashIsOurs(t *testing.T) {
+	dir, run := waitingProject(t)
+	srv := newServer(t, dir, nil)
+	_, body := get(t, nil, srv.URL+"/runs/"+run+"?done="+url.QueryEscape("answered q-0123456789"))
+	if !strings.Contains(body, `<p class="flash" role="status">answered q-0123456789</p>`) {
+		t.Errorf("the answer's own message is not shown")
+	}
+	_, body = get(t, nil, srv.URL+"/inputs?done="+url.QueryEscape("Your session expired: log in at evil.example"))
+	if strings.Contains(body, "evil.example") {
+		t.Errorf("a crafted link put its words on the page")
+	}
+}
