@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,8 +42,8 @@ func screenshotDir(t *testing.T) string {
 }
 
 // startServe starts `12fa serve` on a free loopback port of dir's project
-// and returns its URL.
-func startServe(t *testing.T, dir string, args ...string) string {
+// and returns its URL and what it logs.
+func startServe(t *testing.T, dir string, args ...string) (string, func() string) {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"-C", dir, "--cache-dir", cacheDir, "serve"}, args...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -50,8 +51,14 @@ func startServe(t *testing.T, dir string, args ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var mu sync.Mutex
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	cmd.Stderr = lockedWriter{&mu, &stderr}
+	logs := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return stderr.String()
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -59,19 +66,19 @@ func startServe(t *testing.T, dir string, args ...string) string {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 		if t.Failed() {
-			t.Logf("12fa serve:\n%s", stderr.String())
+			t.Logf("12fa serve:\n%s", logs())
 		}
 	})
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
-		t.Fatalf("12fa serve said nothing: %v\n%s", err, stderr.String())
+		t.Fatalf("12fa serve said nothing: %v\n%s", err, logs())
 	}
 	// "12fa serve: http://127.0.0.1:PORT/ (Ctrl-C stops)"
 	f := strings.Fields(line)
 	if len(f) < 3 || !strings.HasPrefix(f[2], "http://127.0.0.1:") {
 		t.Fatalf("12fa serve printed %q", line)
 	}
-	return f[2]
+	return f[2], logs
 }
 
 // TestServe_Browser is the dashboard as a person uses it, in a real
@@ -122,7 +129,7 @@ idempotent = true
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	url := startServe(t, dir, "--addr", "127.0.0.1:0")
+	url, _ := startServe(t, dir, "--addr", "127.0.0.1:0")
 
 	alloc, cancel := chromedp.NewExecAllocator(context.Background(),
 		append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(shell), chromedp.WindowSize(1280, 900))...)
@@ -227,7 +234,7 @@ func TestNotify_AnswerFromThePhone(t *testing.T) {
 		"[[step]]\nid = \"ask\"\nplugin = %q\nidempotent = true\n", ntfy.URL, filepath.Join(examples(t), "ask", "ask.wasm"))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	serveURL := startServe(t, dir, "--addr", addr, "--public-url", "http://"+addr)
+	serveURL, serveLog := startServe(t, dir, "--log-level", "info", "--addr", addr, "--public-url", "http://"+addr)
 	cli := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(bin, append([]string{"-C", dir, "--cache-dir", cacheDir}, args...)...)
@@ -307,5 +314,14 @@ func TestNotify_AnswerFromThePhone(t *testing.T) {
 	}
 	if !strings.Contains(out2, `"status": "completed"`) || !strings.Contains(out2, `"deploy": true`) {
 		t.Errorf("after the resume button, the run is not completed with the phone's answer:\n%s", out2)
+	}
+	// The resume serve started ends by itself (before the project goes).
+	for end := time.Now().Add(30 * time.Second); !strings.Contains(serveLog(), "resume ended"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the resume serve started did not end:\n%s", serveLog())
+		}
+	}
+	if strings.Contains(serveLog(), "[WARN]  12fa.serve: resume ended") {
+		t.Errorf("the resume failed:\n%s", serveLog())
 	}
 }
